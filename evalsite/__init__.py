@@ -1,0 +1,1 @@
+"""evalsite: segmentation of spiral arms and bars, and their blinded expert evaluation."""

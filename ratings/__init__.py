@@ -1,0 +1,1 @@
+"""Ratings app: blinded expert evaluation of masks (studies, raters, answers, statistics)."""

@@ -1,0 +1,210 @@
+"""Writes of the segmentation app. Importers, generators and jobs call these; views never write directly.
+
+All functions are keyword-only. Each keeps the model invariants (immutable masks, one current mask per
+slot, idempotent re-imports) so callers cannot get them wrong.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image as PILImage
+
+from segmentation import maskcodec
+from segmentation.models import Galaxy, Image, ImportBatch, Mask, Producer, VolunteerClassification
+
+IDENTIFIER_FIELDS = ("manga_id", "name", "iau_name", "nsa_id", "sdss_objid")
+
+
+# --- import batches ---------------------------------------------------------------------------------
+def batch_start(*, kind: str, source: str, arguments: dict | None = None) -> ImportBatch:
+    return ImportBatch.objects.create(kind=kind, source=source, arguments=arguments or {})
+
+
+def batch_finish(*, batch: ImportBatch, summary: dict) -> ImportBatch:
+    batch.summary = summary
+    batch.finished_at = timezone.now()
+    batch.save(update_fields=["summary", "finished_at"])
+    return batch
+
+
+# --- galaxies ---------------------------------------------------------------------------------------
+def galaxy_upsert(*, name: str, defaults: dict | None = None, match: dict | None = None,
+                  batch: ImportBatch | None = None) -> tuple[Galaxy, bool]:
+    """Find a galaxy by the identifiers in ``match`` (first hit wins, in IDENTIFIER_FIELDS order) or by
+    ``name``; create it if absent. Fields in ``defaults`` that are not None overwrite stored values.
+
+    Returns (galaxy, created).
+    """
+    match = {k: v for k, v in (match or {}).items() if v not in (None, "")}
+    galaxy = None
+    for field in IDENTIFIER_FIELDS:
+        if field in match:
+            galaxy = Galaxy.objects.filter(**{field: match[field]}).first()
+            if galaxy:
+                break
+    if galaxy is None:
+        galaxy = Galaxy.objects.filter(name=name).first()
+    values = {k: v for k, v in {**match, **(defaults or {})}.items() if v is not None}
+    if galaxy is None:
+        galaxy = Galaxy.objects.create(name=name, import_batch=batch, **values)
+        return galaxy, True
+    changed = [k for k, v in values.items() if getattr(galaxy, k) != v]
+    for k in changed:
+        setattr(galaxy, k, values[k])
+    if changed:
+        galaxy.save(update_fields=[*changed, "updated_at"])
+    return galaxy, False
+
+
+# --- images -----------------------------------------------------------------------------------------
+def rgb_png_bytes(rgb: np.ndarray) -> bytes:
+    arr = np.asarray(rgb)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
+        raise ValueError(f"an image is uint8 (H, W) or (H, W, 3), got {arr.dtype} {arr.shape}")
+    buf = io.BytesIO()
+    PILImage.fromarray(arr).save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def pixels_hash(rgb: np.ndarray) -> str:
+    arr = np.ascontiguousarray(rgb)
+    return hashlib.sha256(f"{arr.dtype}:{arr.shape}:".encode() + arr.tobytes()).hexdigest()
+
+
+def image_store(*, galaxy: Galaxy, kind: str, rgb: np.ndarray, wcs_header: str = "",
+                pixel_scale: float | None = None, bands: str = "", raw_fits: bytes | None = None,
+                batch: ImportBatch | None = None) -> tuple[Image, str]:
+    """Store (or update) the galaxy's image of this kind. Returns (image, "created"|"updated"|"unchanged").
+
+    Updating an image's pixels is refused when masks already live on it (their grid would change).
+    """
+    digest = pixels_hash(rgb)
+    height, width = rgb.shape[:2]
+    image = Image.objects.filter(galaxy=galaxy, kind=kind).first()
+    meta = {"wcs_header": wcs_header or "", "pixel_scale": pixel_scale, "bands": bands}
+    if image is not None and image.content_hash == digest:
+        changed = [k for k, v in meta.items() if getattr(image, k) != v]
+        for k in changed:
+            setattr(image, k, meta[k])
+        if changed:
+            image.save(update_fields=changed)
+        return image, ("updated" if changed else "unchanged")
+    if image is not None and (image.width, image.height) != (width, height) and image.masks.exists():
+        raise ValueError(
+            f"{galaxy.name}: new {kind} image is {width}x{height}, but masks exist on the stored "
+            f"{image.width}x{image.height} image"
+        )
+    status = "updated" if image is not None else "created"
+    image = image or Image(galaxy=galaxy, kind=kind)
+    image.width, image.height, image.content_hash, image.import_batch = width, height, digest, batch
+    for k, v in meta.items():
+        setattr(image, k, v)
+    image.file.save(f"{digest[:2]}/{digest}.png", ContentFile(rgb_png_bytes(rgb)), save=False)
+    if raw_fits is not None:
+        image.raw.save(f"{digest[:2]}/{digest}.fits", ContentFile(raw_fits), save=False)
+    image.save()
+    return image, status
+
+
+# --- producers --------------------------------------------------------------------------------------
+def parameters_hash(parameters: dict) -> str:
+    return hashlib.sha256(json.dumps(parameters, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def producer_get_or_create(*, kind: str, name: str, version: str, parameters: dict | None = None,
+                           code_version: str = "", description: str = "") -> Producer:
+    parameters = parameters or {}
+    producer, _ = Producer.objects.get_or_create(
+        kind=kind, name=name, version=version, parameters_hash=parameters_hash(parameters),
+        defaults={"parameters": parameters, "code_version": code_version, "description": description},
+    )
+    return producer
+
+
+# --- masks ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MaskResult:
+    mask: Mask
+    status: str  # "created" | "replaced" | "unchanged"
+
+
+NOT_ASKED_HASH = "not-asked"
+
+
+def mask_store(*, galaxy: Galaxy, image: Image, structure: str, producer: Producer, state: str,
+               numerators: np.ndarray | None = None, denominator: int = 1, n_volunteers: int | None = None,
+               details: dict | None = None, batch: ImportBatch | None = None) -> MaskResult:
+    """Store a mask; idempotent. Same content as the current mask -> "unchanged"; different content ->
+    a new Mask becomes current and the old one is kept ("replaced"). Masks are never edited in place.
+
+    ``state`` NOT_ASKED takes no numerators. EMPTY and MARKED take numerators on the image's grid;
+    EMPTY requires them to be all zero, MARKED requires some pixel above zero.
+    """
+    if state == Mask.State.NOT_ASKED:
+        if numerators is not None:
+            raise ValueError("a not-asked mask has no pixels")
+        encoded = None
+        digest, height, width = NOT_ASKED_HASH, image.height, image.width
+    else:
+        if numerators is None:
+            raise ValueError(f"a mask in state {state!r} needs numerators")
+        if numerators.shape != (image.height, image.width):
+            raise ValueError(
+                f"mask shape {numerators.shape} does not match image {image.height}x{image.width}"
+            )
+        encoded = maskcodec.encode(numerators, denominator)
+        has_pixels = bool(np.any(numerators))
+        if state == Mask.State.EMPTY and has_pixels:
+            raise ValueError("an EMPTY mask must have no marked pixel")
+        if state == Mask.State.MARKED and not has_pixels:
+            state = Mask.State.EMPTY
+        digest, height, width = encoded.content_hash, encoded.height, encoded.width
+
+    with transaction.atomic():
+        current = (
+            Mask.objects.select_for_update()
+            .filter(galaxy=galaxy, image=image, structure=structure, producer=producer, is_current=True)
+            .first()
+        )
+        if current is not None and current.content_hash == digest and current.state == state:
+            return MaskResult(current, "unchanged")
+        if current is not None:
+            Mask.objects.filter(pk=current.pk).update(is_current=False)
+        mask = Mask(
+            galaxy=galaxy, image=image, structure=structure, producer=producer, state=state,
+            denominator=encoded.denominator if encoded else 1, n_volunteers=n_volunteers,
+            width=width, height=height, content_hash=digest, details=details or {},
+            supersedes=current, import_batch=batch,
+        )
+        if encoded is not None:
+            mask.data.save(f"{digest[:2]}/{digest[2:4]}/{digest}.png", ContentFile(encoded.png), save=False)
+        mask.save()
+    return MaskResult(mask, "replaced" if current is not None else "created")
+
+
+def classifications_replace(*, galaxy: Galaxy, image: Image, structure: str, rows: list[dict],
+                            batch: ImportBatch | None = None) -> int:
+    """Keep every volunteer's raw polygons for one task. ``rows``: dicts with classification_id,
+    time_stamp, polygons, dropped_polygons. Re-import updates rows by classification id."""
+    keep = []
+    for row in rows:
+        obj, _ = VolunteerClassification.objects.update_or_create(
+            galaxy=galaxy, structure=structure, classification_id=row["classification_id"],
+            defaults={
+                "image": image,
+                "time_stamp": row.get("time_stamp", ""),
+                "polygons": row["polygons"],
+                "dropped_polygons": row.get("dropped_polygons", 0),
+                "import_batch": batch,
+            },
+        )
+        keep.append(obj.pk)
+    VolunteerClassification.objects.filter(galaxy=galaxy, structure=structure).exclude(pk__in=keep).delete()
+    return len(keep)

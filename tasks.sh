@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# evalsite's two commands (see README):
+#   ./tasks.sh run    set up, then run the site, a worker and the demo on embedded defaults
+#   ./tasks.sh test   set up, then run the whole test suite (SQLite, or PostgreSQL via DATABASE_URL)
+# Everything it installs or starts is its own: .venv/, var/, and a redis-server it started itself.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+PYTHON=${PYTHON:-python3}
+VENV=$ROOT/.venv
+OWN_REDIS_PORT=${EVALSITE_REDIS_PORT:-6390}
+STARTED_PIDS=()
+
+say() { printf '\033[1m[evalsite]\033[0m %s\n' "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+cleanup() {
+  # Stop only what this script started, children first.
+  for pid in "${STARTED_PIDS[@]:-}"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${STARTED_PIDS[@]:-}"; do
+    [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+can_apt() { command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; }
+APT_UPDATED=0
+apt_install() {
+  can_apt || return 1
+  if [ $APT_UPDATED = 0 ]; then apt-get update -qq >/dev/null && APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+setup_venv() {
+  command -v "$PYTHON" >/dev/null || die "$PYTHON not found: install Python 3.11 (Debian: apt-get install python3 python3-venv)"
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating .venv"
+    "$PYTHON" -m venv "$VENV" || die "could not create .venv (Debian: apt-get install python3-venv)"
+  fi
+  local want have
+  want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  have=$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)
+  if [ "$want" != "$have" ]; then
+    say "installing requirements into .venv (first time: a few minutes)"
+    "$VENV/bin/pip" install -q --upgrade pip
+    "$VENV/bin/pip" install -q -r requirements.txt
+    echo "$want" > "$VENV/.requirements.sha256"
+  fi
+  export PATH="$VENV/bin:$PATH" HF_HUB_OFFLINE=1
+}
+
+redis_answers() { "$VENV/bin/python" -c "import redis,sys; redis.Redis.from_url(sys.argv[1], socket_connect_timeout=1).ping()" "$1" >/dev/null 2>&1; }
+
+ensure_redis() {
+  local url=${REDIS_URL:-redis://127.0.0.1:6379/0}
+  if redis_answers "$url"; then export REDIS_URL=$url; say "Redis: $url"; return; fi
+  say "no Redis answers at $url; starting a private redis-server on port $OWN_REDIS_PORT (files in var/redis)"
+  if ! command -v redis-server >/dev/null 2>&1; then
+    apt_install redis-server || die "redis-server is missing and apt-get is not usable here: install Redis, or set REDIS_URL to a running one"
+  fi
+  mkdir -p var/redis
+  redis-server --port "$OWN_REDIS_PORT" --bind 127.0.0.1 --dir "$ROOT/var/redis" --save "" --appendonly no \
+    --logfile "$ROOT/var/redis/redis.log" &
+  STARTED_PIDS+=($!)
+  export REDIS_URL=redis://127.0.0.1:$OWN_REDIS_PORT/0
+  for _ in $(seq 50); do redis_answers "$REDIS_URL" && { say "Redis: $REDIS_URL (started here)"; return; }; sleep 0.1; done
+  die "the private redis-server did not answer; see var/redis/redis.log"
+}
+
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return
+  say "installing Debian's chromium for the browser tests"
+  apt_install chromium || say "WARNING: chromium is missing and apt-get is not usable: browser tests will be skipped"
+}
+
+cmd_test() {
+  setup_venv
+  ensure_redis
+  ensure_chromium
+  export DJANGO_ALLOW_ASYNC_UNSAFE=true
+  say "database: ${DATABASE_URL:-SQLite (default)}"
+  python manage.py check
+  python manage.py makemigrations --check --dry-run >/dev/null || die "models and migrations differ: run makemigrations"
+  ruff check .
+  python -m pytest "$@"
+}
+
+cmd_run() {
+  setup_venv
+  ensure_redis
+  mkdir -p var
+  python manage.py migrate --noinput
+  python manage.py demo_setup
+  local host=${EVALSITE_HOST:-127.0.0.1} port=${EVALSITE_PORT:-8000}
+  say "starting an RQ worker (queues: training, generation, default)"
+  python manage.py rqworker --worker-class rq.worker.SimpleWorker training generation default &
+  STARTED_PIDS+=($!)
+  say "starting the web server on http://$host:$port/"
+  python manage.py runserver --noreload "$host:$port" &
+  STARTED_PIDS+=($!)
+  sleep 2
+  python manage.py demo_setup --print-logins --url "http://$host:$port"
+  say "Ctrl-C stops the server, the worker and anything else this command started."
+  wait -n "${STARTED_PIDS[@]}" || true
+}
+
+case "${1:-}" in
+  run) shift; cmd_run "$@" ;;
+  test) shift; cmd_test "$@" ;;
+  *) echo "usage: ./tasks.sh run | test [pytest arguments]" >&2; exit 2 ;;
+esac
