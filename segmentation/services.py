@@ -208,3 +208,25 @@ def classifications_replace(*, galaxy: Galaxy, image: Image, structure: str, row
         keep.append(obj.pk)
     VolunteerClassification.objects.filter(galaxy=galaxy, structure=structure).exclude(pk__in=keep).delete()
     return len(keep)
+
+
+TRUTH_PRODUCER = {"kind": "truth", "name": "synthetic truth", "version": "1"}
+
+
+def truth_store(*, galaxy: Galaxy, image: Image, truth, batch: ImportBatch | None = None) -> list[MaskResult]:
+    """Store a synthetic galaxy's true masks on ``image`` and its true parameters on the galaxy."""
+    producer = producer_get_or_create(**TRUTH_PRODUCER, description="Known ground truth of synthetic galaxies.")
+    results = []
+    for structure, plane in (("spiral", truth.spiral), ("bar", truth.bar)):
+        results.append(mask_store(galaxy=galaxy, image=image, structure=structure, producer=producer,
+                                  state="marked", numerators=plane.astype(np.int64), denominator=1, batch=batch))
+    changed = []
+    if galaxy.truth != truth.params:
+        galaxy.truth = truth.params
+        changed.append("truth")
+    if not galaxy.synthetic:
+        galaxy.synthetic = True
+        changed.append("synthetic")
+    if changed:
+        galaxy.save(update_fields=[*changed, "updated_at"])
+    return results

@@ -1,0 +1,1 @@
+"""Importers: files -> readers -> services. One module per source; each imports one galaxy per transaction."""
