@@ -233,3 +233,135 @@ class VolunteerClassification(models.Model):
 
     def __str__(self):
         return f"{self.galaxy.name} {self.structure} classification {self.classification_id}"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class BackgroundRun(models.Model):
+    """Durable status of background work. RQ results expire; these rows do not.
+
+    A worker refreshes ``heartbeat_at`` while it works, so a run whose worker died (SIGKILL, lost machine)
+    shows as stalled and can be resumed from the admin.
+    """
+
+    STALL_AFTER_SECONDS = 180
+
+    status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    log = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    requested_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_stalled(self) -> bool:
+        from django.utils import timezone
+
+        if self.status != RunStatus.RUNNING or self.heartbeat_at is None:
+            return False
+        return (timezone.now() - self.heartbeat_at).total_seconds() > self.STALL_AFTER_SECONDS
+
+
+class TrainingRun(BackgroundRun):
+    """One training of the U-Net: its configuration, progress per epoch, and the checkpoint to resume from."""
+
+    config = models.JSONField(help_text="Encoder, image size, epochs, batch size, learning rate, loss, selection.")
+    current_epoch = models.PositiveIntegerField(default=0)
+    total_epochs = models.PositiveIntegerField(default=0)
+    history = models.JSONField(default=list, blank=True, help_text="Per-epoch metrics.")
+    timings = models.JSONField(default=dict, blank=True)
+    checkpoint = models.FileField(upload_to="checkpoints/", blank=True)
+    job_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Training run #{self.pk} ({self.get_status_display()}, epoch {self.current_epoch}/{self.total_epochs})"
+
+
+class ModelVersion(models.Model):
+    """Trained weights and everything needed to reproduce and apply them."""
+
+    name = models.CharField(max_length=100, unique=True)
+    training_run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL)
+    producer = models.OneToOneField(Producer, on_delete=models.PROTECT, related_name="model_version")
+    config = models.JSONField(help_text="Network and preprocessing configuration.")
+    weights = models.FileField(upload_to="models/")
+    weights_sha256 = models.CharField(max_length=64)
+    manifest = models.FileField(upload_to="models/manifests/", blank=True,
+                                help_text="JSON: training galaxies and the content hashes of their masks.")
+    metrics = models.JSONField(default=dict, blank=True, help_text="Validation and test metrics.")
+    code_version = models.CharField(max_length=64, blank=True)
+    package_versions = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_model"),
+        ]
+
+    def __str__(self):
+        return f"{self.name}{' (active)' if self.is_active else ''}"
+
+
+class GenerationRun(BackgroundRun):
+    """Mask generation for a galaxy selection by one producer, split into chunks shared by many workers."""
+
+    class Source(models.TextChoices):
+        MODEL = "model", "Model"
+        SPARCFIRE = "sparcfire", "Arc finder"
+
+    source = models.CharField(max_length=12, choices=Source.choices)
+    producer = models.ForeignKey(Producer, on_delete=models.PROTECT, related_name="generation_runs")
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT)
+    image_kind = models.CharField(max_length=20, choices=Image.Kind.choices, default=Image.Kind.SURVEY_CUTOUT)
+    selection = models.JSONField(default=dict, blank=True, help_text="How the galaxies were chosen.")
+    chunk_size = models.PositiveIntegerField(default=64)
+    total = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Generation run #{self.pk} ({self.source}, {self.get_status_display()})"
+
+
+class GenerationChunk(models.Model):
+    """One RQ job's share of a GenerationRun. Galaxies already done are skipped, so a chunk can be rerun."""
+
+    run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    galaxy_ids = models.JSONField()
+    status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    job_id = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    failures = models.JSONField(default=list, blank=True, help_text="[{galaxy, reason}]")
+    timings = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="unique_chunk_index")]
+
+    def __str__(self):
+        return f"chunk {self.index} of run {self.run_id} ({self.status})"
