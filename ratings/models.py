@@ -141,7 +141,7 @@ class Rater(models.Model):
     experience = models.CharField(max_length=10, choices=Experience.choices, blank=True)
     helped_build = models.BooleanField(null=True, help_text="Helped build any compared source.")
     practice_done_at = models.DateTimeField(null=True, blank=True)
-    latin_row = models.PositiveIntegerField(default=0)
+    slot = models.PositiveIntegerField(null=True, blank=True, help_text="The design slot this rater claimed.")
     joined_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -149,6 +149,7 @@ class Rater(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["study", "user"], name="one_membership_per_study"),
             models.UniqueConstraint(fields=["study", "pseudonym"], name="unique_pseudonym"),
+            models.UniqueConstraint(fields=["study", "slot"], name="one_rater_per_slot"),
         ]
 
     def __str__(self):
@@ -199,11 +200,17 @@ class Candidate(models.Model):
 
 
 class Assignment(models.Model):
-    """One rater's task on one item: their position in their own seeded order and the panel order."""
+    """One design slot's task on one item: its place in the slot's seeded sequence and the panel order.
 
-    rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="assignments")
+    The design is made when the study opens, for ``planned_raters`` slots; a rater claims a free slot when
+    they join, so the design never depends on who arrives first.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="assignments")
+    slot = models.PositiveIntegerField(help_text="Design row; claimed by one rater.")
+    rater = models.ForeignKey(Rater, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments")
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
-    position = models.PositiveIntegerField(help_text="Order of this item in the rater's sequence.")
+    position = models.PositiveIntegerField(help_text="Order of this item in the slot's sequence.")
     panel_order = models.JSONField(help_text="Candidate ids, left to right.")
     token = models.CharField(max_length=40, unique=True, default=new_token)
     first_shown_at = models.DateTimeField(null=True, blank=True)
@@ -213,14 +220,14 @@ class Assignment(models.Model):
     flagged_bad_image = models.BooleanField(default=False)
 
     class Meta:
-        ordering = ["rater", "position"]
+        ordering = ["study", "slot", "position"]
         constraints = [
-            models.UniqueConstraint(fields=["rater", "item"], name="one_assignment_per_rater_item"),
-            models.UniqueConstraint(fields=["rater", "position"], name="one_position_per_rater"),
+            models.UniqueConstraint(fields=["slot", "item"], name="one_assignment_per_slot_item"),
+            models.UniqueConstraint(fields=["study", "slot", "position"], name="one_position_per_slot"),
         ]
 
     def __str__(self):
-        return f"{self.rater} item {self.item_id} #{self.position}"
+        return f"slot {self.slot} item {self.item_id} #{self.position}"
 
 
 class Answer(models.Model):

@@ -36,7 +36,8 @@ class Migration(migrations.Migration):
             name='Assignment',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField(help_text="Order of this item in the rater's sequence.")),
+                ('slot', models.PositiveIntegerField(help_text='Design row; claimed by one rater.')),
+                ('position', models.PositiveIntegerField(help_text="Order of this item in the slot's sequence.")),
                 ('panel_order', models.JSONField(help_text='Candidate ids, left to right.')),
                 ('token', models.CharField(default=ratings.models.new_token, max_length=40, unique=True)),
                 ('first_shown_at', models.DateTimeField(blank=True, null=True)),
@@ -46,7 +47,7 @@ class Migration(migrations.Migration):
                 ('flagged_bad_image', models.BooleanField(default=False)),
             ],
             options={
-                'ordering': ['rater', 'position'],
+                'ordering': ['study', 'slot', 'position'],
             },
         ),
         migrations.CreateModel(
@@ -126,7 +127,7 @@ class Migration(migrations.Migration):
                 ('experience', models.CharField(blank=True, choices=[('none', 'None'), ('some', 'Some (read papers, looked at images)'), ('expert', 'Expert (published on galaxy morphology)')], max_length=10)),
                 ('helped_build', models.BooleanField(help_text='Helped build any compared source.', null=True)),
                 ('practice_done_at', models.DateTimeField(blank=True, null=True)),
-                ('latin_row', models.PositiveIntegerField(default=0)),
+                ('slot', models.PositiveIntegerField(blank=True, help_text='The design slot this rater claimed.', null=True)),
                 ('joined_at', models.DateTimeField(auto_now_add=True)),
                 ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rater_memberships', to=settings.AUTH_USER_MODEL)),
             ],
@@ -148,7 +149,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='assignment',
             name='rater',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to='ratings.rater'),
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='assignments', to='ratings.rater'),
         ),
         migrations.CreateModel(
             name='Study',
@@ -209,6 +210,11 @@ class Migration(migrations.Migration):
                 ('study', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='invitations', to='ratings.study')),
             ],
         ),
+        migrations.AddField(
+            model_name='assignment',
+            name='study',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to='ratings.study'),
+        ),
         migrations.CreateModel(
             name='StudyLog',
             fields=[
@@ -245,19 +251,23 @@ class Migration(migrations.Migration):
             constraint=models.UniqueConstraint(fields=('rater', 'candidate'), name='one_guess_per_panel'),
         ),
         migrations.AddConstraint(
-            model_name='assignment',
-            constraint=models.UniqueConstraint(fields=('rater', 'item'), name='one_assignment_per_rater_item'),
-        ),
-        migrations.AddConstraint(
-            model_name='assignment',
-            constraint=models.UniqueConstraint(fields=('rater', 'position'), name='one_position_per_rater'),
-        ),
-        migrations.AddConstraint(
             model_name='rater',
             constraint=models.UniqueConstraint(fields=('study', 'user'), name='one_membership_per_study'),
         ),
         migrations.AddConstraint(
             model_name='rater',
             constraint=models.UniqueConstraint(fields=('study', 'pseudonym'), name='unique_pseudonym'),
+        ),
+        migrations.AddConstraint(
+            model_name='rater',
+            constraint=models.UniqueConstraint(fields=('study', 'slot'), name='one_rater_per_slot'),
+        ),
+        migrations.AddConstraint(
+            model_name='assignment',
+            constraint=models.UniqueConstraint(fields=('slot', 'item'), name='one_assignment_per_slot_item'),
+        ),
+        migrations.AddConstraint(
+            model_name='assignment',
+            constraint=models.UniqueConstraint(fields=('study', 'slot', 'position'), name='one_position_per_slot'),
         ),
     ]
