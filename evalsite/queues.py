@@ -10,6 +10,8 @@ so torch is imported once per worker, not once per job (see README, "Workers").
 django-rq enqueues on transaction commit: inside ``atomic()`` the job is sent when the transaction
 commits, so a job never sees rows that were rolled back.
 """
+import uuid
+
 import django_rq
 
 DEFAULT = "default"
@@ -24,6 +26,12 @@ def get_queue(name: str):
     return django_rq.get_queue(name)
 
 
-def enqueue(name: str, func, *args, **kwargs):
-    """Enqueue ``func(*args, **kwargs)`` on queue ``name``; returns the RQ job (None until commit)."""
-    return get_queue(name).enqueue(func, *args, **kwargs)
+def enqueue(name: str, func, *args, job_prefix: str = "job", **kwargs) -> str:
+    """Enqueue ``func(*args, **kwargs)`` on queue ``name`` and return the job id.
+
+    The id is chosen here, so it is known even inside a transaction, where django-rq only sends the job
+    when the transaction commits (and returns no job object).
+    """
+    job_id = f"{job_prefix}-{uuid.uuid4().hex[:12]}"
+    get_queue(name).enqueue(func, *args, job_id=job_id, **kwargs)
+    return job_id

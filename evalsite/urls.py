@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/rq/", include("django_rq.urls")),
+    path("segmentation/", include("segmentation.urls")),
     path("admin/", admin.site.urls),
 ]
 

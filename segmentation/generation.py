@@ -82,11 +82,9 @@ def generation_start(*, source: str, galaxies: Iterable[Galaxy] | Iterable[int],
 def chunk_enqueue(*, chunk: GenerationChunk) -> None:
     from segmentation import jobs
 
-    def _send():
-        job = queues.enqueue(queues.GENERATION, jobs.generate_chunk, chunk.pk, job_timeout=6 * 3600)
-        GenerationChunk.objects.filter(pk=chunk.pk).update(job_id=job.id)
-
-    transaction.on_commit(_send)
+    job_id = queues.enqueue(queues.GENERATION, jobs.generate_chunk, chunk.pk, job_timeout=6 * 3600,
+                            job_prefix=f"generation-chunk-{chunk.pk}")
+    GenerationChunk.objects.filter(pk=chunk.pk).update(job_id=job_id)
 
 
 def chunk_process(*, chunk_id: int, source_impl=None) -> GenerationChunk:

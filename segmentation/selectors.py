@@ -19,3 +19,16 @@ def image_rgb(image: Image) -> np.ndarray:
         raise ValueError(f"image {image.pk}: stored pixels are {arr.shape[1]}x{arr.shape[0]}, "
                          f"expected {image.width}x{image.height}")
     return arr
+
+
+def image_bands(image: Image) -> np.ndarray | None:
+    """The imported band data (e.g. a (3, H, W) g,r,z cube or an (H, W) plane), or None when there is none."""
+    if not image.raw:
+        return None
+    from astropy.io import fits
+
+    with image.raw.open("rb") as fh, fits.open(io.BytesIO(fh.read())) as hdul:
+        for hdu in hdul:
+            if hdu.data is not None and hdu.data.ndim in (2, 3):
+                return np.asarray(hdu.data, dtype=np.float32)
+    return None

@@ -2,7 +2,7 @@
 
 A source knows its Producer (what provenance its masks carry) and, once loaded for a run, turns a batch
 of Images into masks. Loading happens once per chunk (weights, parameters), generation per batch.
-Adding a source = adding a class here and registering it in ``SOURCES``.
+Adding a source = a module with a ``Source`` class, named in ``_SOURCES``.
 """
 from __future__ import annotations
 
@@ -21,22 +21,13 @@ class MaskOutput:
     details: dict = field(default_factory=dict)
 
 
-_SOURCES: dict[str, type] = {}
-
-
-def register(name: str):
-    def wrap(cls):
-        _SOURCES[name] = cls
-        return cls
-
-    return wrap
+# name -> module defining ``Source``; imported only when used (the model source imports torch).
+_SOURCES = {"model": "segmentation.source_model", "sparcfire": "segmentation.source_arcfinder"}
 
 
 def get_source(name: str):
-    # The classes live next to the science they wrap; importing them registers them.
-    from segmentation import source_arcfinder, source_model  # noqa: F401
+    import importlib
 
-    try:
-        return _SOURCES[name]
-    except KeyError:
-        raise ValueError(f"unknown mask source {name!r}; known: {', '.join(sorted(_SOURCES))}") from None
+    if name not in _SOURCES:
+        raise ValueError(f"unknown mask source {name!r}; known: {', '.join(sorted(_SOURCES))}")
+    return importlib.import_module(_SOURCES[name]).Source

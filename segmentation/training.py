@@ -131,11 +131,9 @@ def training_start(*, config: dict, selection: dict | None = None, requested_by:
 def run_enqueue(*, run: TrainingRun) -> None:
     from segmentation import jobs
 
-    def _send():
-        job = queues.enqueue(queues.TRAINING, jobs.train, run.pk, job_timeout=7 * 24 * 3600)
-        TrainingRun.objects.filter(pk=run.pk).update(job_id=job.id)
-
-    transaction.on_commit(_send)
+    job_id = queues.enqueue(queues.TRAINING, jobs.train, run.pk, job_timeout=7 * 24 * 3600,
+                            job_prefix=f"training-run-{run.pk}")
+    TrainingRun.objects.filter(pk=run.pk).update(job_id=job_id)
 
 
 def run_resume(*, run: TrainingRun) -> TrainingRun:
@@ -168,8 +166,11 @@ def _append_log(run_id: int, line: str) -> None:
     run.save(update_fields=["log"])
 
 
-def run_train(*, run_id: int, threads: int | None = None) -> TrainingRun:
-    """Train (or resume) the run; on success create its ModelVersion. Failures are recorded on the run."""
+def run_train(*, run_id: int, threads: int | None = None, on_epoch=None) -> TrainingRun:
+    """Train (or resume) the run; on success create its ModelVersion. Failures are recorded on the run.
+
+    ``on_epoch(report)`` is called after each epoch's progress is saved (the command line's progress bar).
+    """
     from segmentation.unet.model import UNetConfig
     from segmentation.unet.train import train
 
@@ -204,6 +205,8 @@ def run_train(*, run_id: int, threads: int | None = None) -> TrainingRun:
             r.timings = {"elapsed_s": report.elapsed_s, "eta_s": report.eta_s, "images_per_s": report.images_per_s}
             r.heartbeat_at = timezone.now()
             r.save(update_fields=["current_epoch", "history", "timings", "heartbeat_at"])
+            if on_epoch:
+                on_epoch(report)
 
         result = train(
             config, [_sample_loader(i) for i in train_items], [_sample_loader(i) for i in val_items],

@@ -1,0 +1,67 @@
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from segmentation import generation
+from segmentation.models import Galaxy, GenerationRun, ModelVersion
+
+
+class Command(BaseCommand):
+    help = ("Generate masks for a galaxy selection with the model or the arc finder. Runs here chunk by chunk "
+            "with a progress bar, or with --enqueue as jobs on the 'generation' queue shared by all workers. "
+            "Galaxies that already have these masks are skipped.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--source", choices=["model", "sparcfire"], required=True)
+        parser.add_argument("--model-version", help="name of the model version (default: the active one)")
+        parser.add_argument("--names", nargs="+", help="only these galaxies")
+        parser.add_argument("--synthetic", choices=["only", "exclude", "any"], default="any")
+        parser.add_argument("--image-kind", default="survey_cutout", choices=["survey_cutout", "gz3d_subject", "other"])
+        parser.add_argument("--chunk-size", type=int, default=generation.DEFAULT_CHUNK_SIZE)
+        parser.add_argument("--enqueue", action="store_true", help="enqueue the chunks instead of running here")
+        parser.add_argument("--resume", type=int, metavar="RUN_ID", help="re-enqueue a run's unfinished chunks")
+
+    def handle(self, *args, **o):
+        if o["resume"]:
+            run = GenerationRun.objects.filter(pk=o["resume"]).first()
+            if run is None:
+                raise CommandError(f"no generation run {o['resume']}")
+            self.stdout.write(f"{generation.run_resume(run=run)} chunks of run {run.pk} queued again")
+            return
+        version = None
+        if o["source"] == "model":
+            qs = ModelVersion.objects.all()
+            version = (qs.filter(name=o["model_version"]) if o["model_version"] else qs.filter(is_active=True)).first()
+            if version is None:
+                raise CommandError(f"no model version {o['model_version']!r}" if o["model_version"]
+                                   else "no active model version: train one first (python manage.py train)")
+        galaxies = Galaxy.objects.all()
+        if o["names"]:
+            galaxies = galaxies.filter(name__in=o["names"])
+            missing = set(o["names"]) - set(galaxies.values_list("name", flat=True))
+            if missing:
+                raise CommandError(f"unknown galaxies: {', '.join(sorted(missing))}")
+        if o["synthetic"] != "any":
+            galaxies = galaxies.filter(synthetic=o["synthetic"] == "only")
+        try:
+            run = generation.generation_start(
+                source=o["source"], galaxies=list(galaxies.values_list("pk", flat=True)), model_version=version,
+                image_kind=o["image_kind"], chunk_size=o["chunk_size"], enqueue=o["enqueue"],
+                selection={"names": o["names"], "synthetic": o["synthetic"]}, requested_by="command line",
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"generation run {run.pk}: {run.total} galaxies to do "
+                          f"({run.selection.get('already_done', 0)} already done), {run.chunks.count()} chunks")
+        if o["enqueue"] or not run.total:
+            return
+        with tqdm(total=run.total, desc=f"{o['source']} masks", unit="galaxy") as bar:
+            for chunk in run.chunks.order_by("index"):
+                chunk = generation.chunk_process(chunk_id=chunk.pk)
+                bar.update(chunk.done + chunk.failed + chunk.skipped)
+        run.refresh_from_db()
+        progress = generation.run_progress(run=run)
+        self.stdout.write(f"run {run.pk} {run.status}: {progress['done']} done, {progress['skipped']} skipped, "
+                          f"{progress['failed']} failed")
+        for chunk in run.chunks.exclude(failures=[]):
+            for f in chunk.failures:
+                self.stdout.write(f"  FAILED {f['galaxy']}: {f['reason']}")

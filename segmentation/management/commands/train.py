@@ -1,0 +1,70 @@
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from segmentation import training
+from segmentation.models import TrainingRun
+
+
+class Command(BaseCommand):
+    help = ("Train the U-Net on the volunteer masks (train/val splits; test held out) and create a model version. "
+            "Runs here with a progress bar, or with --enqueue as a job on the 'training' queue.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--encoder", default="resnet18")
+        parser.add_argument("--image-size", type=int, default=128, help="network input size, px (multiple of 32)")
+        parser.add_argument("--epochs", type=int, default=30)
+        parser.add_argument("--batch-size", type=int, default=16)
+        parser.add_argument("--learning-rate", type=float, default=1e-3)
+        parser.add_argument("--loss", choices=["l1", "mse", "bce"], default="l1")
+        parser.add_argument("--patience", type=int, default=10)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--empty-bar-teaches-no-bar", action="store_true")
+        parser.add_argument("--synthetic", choices=["only", "exclude", "any"], default="any")
+        parser.add_argument("--limit", type=int, help="at most this many galaxies (for quick trials)")
+        parser.add_argument("--image-kind", default="survey_cutout", choices=["survey_cutout", "gz3d_subject", "other"])
+        parser.add_argument("--threads", type=int, help="torch threads for this process")
+        parser.add_argument("--enqueue", action="store_true", help="run as a background job instead")
+        parser.add_argument("--resume", type=int, metavar="RUN_ID", help="continue this run from its checkpoint")
+
+    def handle(self, *args, **o):
+        if o["resume"]:
+            run = TrainingRun.objects.filter(pk=o["resume"]).first()
+            if run is None:
+                raise CommandError(f"no training run {o['resume']}")
+            if o["enqueue"]:
+                training.run_resume(run=run)
+                self.stdout.write(f"run {run.pk} queued to resume")
+                return
+        else:
+            config = {"encoder": o["encoder"], "image_size": o["image_size"], "epochs": o["epochs"],
+                      "batch_size": o["batch_size"], "learning_rate": o["learning_rate"], "loss": o["loss"],
+                      "patience": o["patience"], "seed": o["seed"],
+                      "empty_bar_teaches_no_bar": o["empty_bar_teaches_no_bar"]}
+            selection = {"image_kind": o["image_kind"],
+                         "synthetic": {"only": True, "exclude": False}.get(o["synthetic"])}
+            if o["limit"]:
+                selection["limit"] = o["limit"]
+            try:
+                run = training.training_start(config=config, selection=selection, requested_by="command line",
+                                              enqueue=o["enqueue"])
+            except (TypeError, ValueError) as exc:
+                raise CommandError(str(exc)) from exc
+            if o["enqueue"]:
+                self.stdout.write(f"training run {run.pk} queued on 'training'; watch it in the admin")
+                return
+        bar = tqdm(total=run.total_epochs, desc=f"training run {run.pk}", unit="epoch", initial=run.current_epoch)
+
+        def on_epoch(report):
+            bar.update(report.epoch - bar.n)
+            bar.set_postfix(train=f"{report.train_loss:.4f}", val=f"{report.val_loss:.4f}")
+
+        try:
+            run = training.run_train(run_id=run.pk, threads=o["threads"], on_epoch=on_epoch)
+        except Exception as exc:
+            raise CommandError(f"training run {run.pk} failed: {exc}") from exc
+        finally:
+            bar.close()
+        self.stdout.write(f"training run {run.pk}: {run.status}")
+        version = run.modelversion_set.first()
+        if version:
+            self.stdout.write(f"model version {version.name} (active: {version.is_active})")
