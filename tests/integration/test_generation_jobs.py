@@ -34,8 +34,8 @@ def galaxies(db):
 
 
 def work(redis_conn):
-    worker = SimpleWorker([queues.get_queue(queues.GENERATION)], connection=queues.get_queue(queues.GENERATION).connection)
-    worker.work(burst=True)
+    queue = queues.get_queue(queues.GENERATION)
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
 
 
 def test_chunks_run_on_a_worker_and_a_bad_image_fails_only_its_galaxy(galaxies, redis_conn,

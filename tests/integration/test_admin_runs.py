@@ -1,0 +1,73 @@
+"""Starting, watching, cancelling and resuming background runs from the admin."""
+import numpy as np
+import pytest
+from django.urls import reverse
+
+from evalsite import queues
+from segmentation import services
+from segmentation.models import GenerationRun, RunStatus, TrainingRun
+
+
+@pytest.fixture
+def staff(client, django_user_model):
+    user = django_user_model.objects.create_user("staffer", password="pw", is_staff=True, is_superuser=True)
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def galaxies(db):
+    for i in range(5):
+        g, _ = services.galaxy_upsert(name=f"adm{i}", defaults={"ra": 20.0 + i, "dec": -3.0})
+        services.image_store(galaxy=g, kind="survey_cutout", rgb=np.full((40, 40, 3), 30 * i, np.uint8))
+
+
+def test_staff_start_generation_from_the_admin_and_watch_it(staff, galaxies, redis_conn,
+                                                            django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(reverse("admin:segmentation_generationrun_add"),
+                              {"source": "sparcfire", "galaxies": "any", "names": "", "image_kind": "survey_cutout",
+                               "chunk_size": 2})
+    run = GenerationRun.objects.get()
+    assert response.status_code == 302 and response["Location"].endswith(f"/{run.pk}/change/")
+    assert run.chunks.count() == 3 and run.total == 5
+    assert queues.get_queue(queues.GENERATION).count == 3
+    page = staff.get(reverse("admin:segmentation_generationrun_change", args=[run.pk]))
+    assert b"0</b> of 5 galaxies" in page.content
+    status = staff.get(reverse("admin:segmentation_generationrun_status", args=[run.pk]))
+    assert status.status_code == 200 and b'data-status="queued"' in status.content
+    staff.post(reverse("admin:segmentation_generationrun_cancel", args=[run.pk]))
+    run.refresh_from_db()
+    assert run.cancel_requested and run.status == RunStatus.CANCELLED
+
+
+def test_model_generation_without_a_model_is_refused_with_a_reason(staff, galaxies):
+    response = staff.post(reverse("admin:segmentation_generationrun_add"),
+                          {"source": "model", "galaxies": "any", "image_kind": "survey_cutout", "chunk_size": 2})
+    assert response.status_code == 200 and b"no model version" in response.content
+    assert not GenerationRun.objects.exists()
+
+
+def test_start_training_form_validates_and_enqueues(staff, redis_conn, django_capture_on_commit_callbacks):
+    bad = staff.post(reverse("admin:segmentation_trainingrun_add"), {"encoder": "resnet18", "image_size": 128,
+                                                                     "epochs": 0, "batch_size": 4})
+    assert bad.status_code == 200 and not TrainingRun.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        ok = staff.post(reverse("admin:segmentation_trainingrun_add"),
+                        {"encoder": "resnet18", "image_size": 64, "epochs": 2, "batch_size": 4,
+                         "learning_rate": 0.001, "loss": "l1", "galaxies": "any", "image_kind": "survey_cutout"})
+    run = TrainingRun.objects.get()
+    assert ok.status_code == 302
+    assert run.config["unet"]["image_size"] == 64 and run.total_epochs == 2
+    job_ids = queues.get_queue(queues.TRAINING).job_ids
+    assert job_ids == [run.job_id]
+
+
+@pytest.mark.parametrize("name", ["trainingrun", "generationrun"])
+def test_run_pages_are_staff_only(client, django_user_model, name, db):
+    user = django_user_model.objects.create_user("rater", password="pw")
+    for url in (reverse(f"admin:segmentation_{name}_changelist"), reverse(f"admin:segmentation_{name}_add")):
+        assert client.get(url).status_code == 302  # anonymous -> login
+        client.force_login(user)
+        assert client.get(url).status_code == 302  # not staff -> login
+        client.logout()
