@@ -114,6 +114,10 @@ def study_check(*, study: Study) -> StudyCheck:
         check.problems.append("the study has no items")
     for item in items:
         have = {c.producer_id: c for c in item.candidates.all()}
+        grids = {c.mask.image_id for c in have.values()}
+        if len(grids) > 1:
+            check.problems.append(f"{item.galaxy.name} {item.structure}: candidates lie on different images, "
+                                  "so their panels would differ in more than the mask")
         for producer in sources:
             where = {"galaxy": item.galaxy.name, "structure": item.structure, "source": str(producer)}
             cand = have.get(producer.pk)
@@ -278,15 +282,16 @@ class PanelAnswer:
     quality: int  # 0..3
 
 
-def ranks_from_order(order: list[list[int]]) -> dict[int, tuple[int, bool]]:
-    """Best-to-worst groups of panel positions (a group = "can't decide, so similar") -> {panel: (rank, tied)}.
-    Tied candidates share the best rank of their group (competition ranking: 1, 1, 3)."""
-    out, rank = {}, 1
-    for group in order:
-        for p in group:
-            out[p] = (rank, len(group) > 1)
-        rank += len(group)
-    return out
+def normalise_ranks(answers: list[PanelAnswer]) -> list[PanelAnswer]:
+    """Competition ranking: tied panels share the best rank of their group and the next rank skips
+    (1, 1, 3), whatever numbers the rater used for the same order (1, 1, 2 -> 1, 1, 3)."""
+    ordered = sorted(answers, key=lambda a: a.rank)
+    out, previous, rank = {}, None, 0
+    for i, a in enumerate(ordered):
+        if a.rank != previous:
+            rank, previous = i + 1, a.rank
+        out[a.panel_position] = PanelAnswer(a.panel_position, rank, a.quality)
+    return [out[a.panel_position] for a in answers]
 
 
 def answer_submit(*, assignment: Assignment, answers: list[PanelAnswer], seconds: float = 0.0,
@@ -304,11 +309,12 @@ def answer_submit(*, assignment: Assignment, answers: list[PanelAnswer], seconds
             raise StudyError(f"quality must be one of {Quality.values}, got {a.quality!r}")
         if not 1 <= a.rank <= n:
             raise StudyError(f"rank must be within 1..{n}, got {a.rank!r}")
+    if min(a.rank for a in answers) != 1:
+        raise StudyError("one panel must be ranked best (rank 1)")
+    answers = normalise_ranks(answers)
     rank_counts: dict[int, int] = {}
     for a in answers:
         rank_counts[a.rank] = rank_counts.get(a.rank, 0) + 1
-    if 1 not in rank_counts:
-        raise StudyError("one panel must be ranked best (rank 1)")
     stored = []
     with transaction.atomic():
         locked = Assignment.objects.select_for_update().get(pk=assignment.pk)

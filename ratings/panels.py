@@ -1,0 +1,117 @@
+"""The pictures a rater sees, made identically for every source so that nothing but the mask differs.
+
+Every panel of a study is rendered at the same size (``PANEL_SIZE`` px square), with the same colormap
+and display rule, as a plain PNG with no metadata chunks, rendered once and kept in storage
+(PanelImage); the site serves the bytes itself, so no storage URL, file name or date reaches a rater.
+
+Variants:
+- ``mask``: the mask alone on black (soft: colormap of the fraction; binary: one colour above threshold);
+- ``layer``: the same colours on a transparent background, laid over the galaxy picture in the browser
+  (the overlay toggle and opacity slider act on it);
+- galaxy pictures: ``colour`` (the RGB as imported) or a grey ``linear``/``asinh``/``log`` stretch.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from PIL import Image as PILImage
+
+from ratings.models import Candidate, PanelImage, Study
+from segmentation import rendering
+from segmentation.models import Image, Mask
+from segmentation.selectors import image_rgb
+
+PANEL_SIZE = 320
+COLORMAP = "viridis"
+BINARY_COLOUR = (253, 231, 37)  # the top of viridis, so binary and soft masks share a palette
+MASK_VARIANTS = ("mask", "layer")
+IMAGE_VARIANTS = ("colour", "linear", "asinh", "log")
+
+
+def plain_png(pixels: np.ndarray) -> bytes:
+    """PNG with no text, time or other metadata chunks."""
+    buf = io.BytesIO()
+    PILImage.fromarray(pixels).save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def _resize(arr: np.ndarray, smooth: bool) -> np.ndarray:
+    method = PILImage.Resampling.BILINEAR if smooth else PILImage.Resampling.NEAREST
+    return np.asarray(PILImage.fromarray(arr).resize((PANEL_SIZE, PANEL_SIZE), method))
+
+
+def display_style(study: Study, producer_id: int) -> tuple[str, float]:
+    style = study.display_overrides.get(str(producer_id), study.display)
+    return style, study.threshold
+
+
+def mask_pixels(mask: Mask, style: str, threshold: float, variant: str) -> np.ndarray:
+    if mask.state == Mask.State.NOT_ASKED:
+        fractions = np.zeros((mask.height, mask.width), np.float32)
+    else:
+        fractions = mask.fractions()
+    if style == Study.Display.BINARY:
+        on = fractions >= threshold
+        fractions = on.astype(np.float32)
+    resized = _resize((fractions * 255).astype(np.uint8), smooth=style != Study.Display.BINARY) / 255.0
+    if style == Study.Display.BINARY:
+        rgb = np.zeros(resized.shape + (3,), np.uint8)
+        rgb[resized >= 0.5] = BINARY_COLOUR
+        alpha = np.where(resized >= 0.5, 255, 0).astype(np.uint8)
+    else:
+        rgba = rendering.overlay_rgba(resized, cmap=COLORMAP)
+        rgb, alpha = rgba[..., :3], rgba[..., 3]
+    if variant == "mask":
+        return np.where(alpha[..., None] > 0, rgb, 0).astype(np.uint8)
+    return np.dstack([rgb, alpha]).astype(np.uint8)
+
+
+def image_pixels(image: Image, variant: str) -> np.ndarray:
+    rgb = image_rgb(image)
+    if variant == "colour":
+        out = rgb
+    else:
+        out = rendering.render_image(rgb=rgb, kind=variant)
+        out = np.repeat(out[..., None], 3, axis=2)
+    return _resize(np.ascontiguousarray(out), smooth=True)
+
+
+def _cached(candidate: Candidate, variant: str, make) -> bytes:
+    found = PanelImage.objects.filter(candidate=candidate, variant=variant).first()
+    if found is not None:
+        with found.file.open("rb") as fh:
+            return fh.read()
+    data = make()
+    try:
+        with transaction.atomic():
+            render = PanelImage(candidate=candidate, variant=variant)
+            render.file.save(f"{candidate.pk}-{variant}.png", ContentFile(data), save=False)
+            render.save()
+    except IntegrityError:  # another request rendered it at the same time; both are identical
+        pass
+    return data
+
+
+def candidate_png(candidate: Candidate, variant: str) -> bytes:
+    """The panel picture of one candidate (``mask`` or ``layer``), or its galaxy picture."""
+    study = candidate.item.study
+    if variant in MASK_VARIANTS:
+        style, threshold = display_style(study, candidate.producer_id)
+        return _cached(candidate, variant,
+                       lambda: plain_png(mask_pixels(candidate.mask, style, threshold, variant)))
+    if variant in IMAGE_VARIANTS:
+        return _cached(candidate, variant, lambda: plain_png(image_pixels(candidate.mask.image, variant)))
+    raise ValueError(f"unknown panel variant {variant!r}")
+
+
+def render_study(study: Study) -> int:
+    """Render every panel of a study ahead of time (done when it opens); returns how many were made."""
+    n = 0
+    for candidate in Candidate.objects.filter(item__study=study).select_related("mask", "mask__image", "item__study"):
+        for variant in (*MASK_VARIANTS, "colour"):
+            candidate_png(candidate, variant)
+            n += 1
+    return n

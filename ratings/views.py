@@ -1,0 +1,290 @@
+"""Pages raters use. Thin: they read through selectors, write through services, render templates.
+
+Blinding: nothing here sends a source, producer, file name or storage URL to a rater. Panels are
+addressed by the rater's opaque assignment token and the panel's position; images are bytes served by
+the site with neutral headers.
+"""
+from __future__ import annotations
+
+import random
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import UserCreationForm
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from ratings import panels, selectors, services
+from ratings.models import BlindingGuess, Candidate, Invitation, Item, Quality, Rater, Study
+
+GUESS_CHOICES = [("volunteers", "Citizen-science volunteers"), ("model", "A deep-learning model"),
+                 ("sparcfire", "An arc-finding algorithm"), ("unknown", "I can't tell")]
+BLINDING_PANELS = 3
+SHORTCUTS = [("← / →", "previous / next panel"), ("1 2 3", "rank the focused panel (same number = can't decide)"),
+             ("P W O F", "quality: Perfectly / Mostly well / Mostly poorly / Totally failed"),
+             ("V", "overlay on / off"), ("[ ]", "overlay opacity"), ("+ −", "zoom"), ("S", "image stretch"),
+             ("X", "flag a bad or ambiguous image"), ("C", "comment"), ("Enter", "save and go on"),
+             ("B", "back to the previous item")]
+
+
+def _study_and_rater(request, study_id: int) -> tuple[Study, Rater]:
+    study = get_object_or_404(Study, pk=study_id)
+    rater = selectors.rater_for(request.user, study)
+    if rater is None:
+        raise Http404("you are not a rater of this study")
+    return study, rater
+
+
+def neutral_png(data: bytes) -> HttpResponse:
+    """Image bytes with headers that say nothing about which mask it is or when it was made."""
+    response = HttpResponse(data, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@login_required
+def home(request):
+    raters = Rater.objects.filter(user=request.user).select_related("study")
+    rows = [{"rater": r, "study": r.study, "progress": selectors.progress(r)} for r in raters]
+    return render(request, "ratings/home.html", {"rows": rows})
+
+
+@require_http_methods(["GET", "POST"])
+def join(request, token: str):
+    invitation = get_object_or_404(Invitation, token=token)
+    study = invitation.study
+    if not request.user.is_authenticated:
+        form = UserCreationForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            user = form.save()
+            login(request, user)
+        else:
+            return render(request, "ratings/join.html", {"study": study, "form": form})
+    try:
+        services.rater_join(study=study, user=request.user, invitation=invitation)
+    except services.StudyError as exc:
+        return render(request, "ratings/message.html", {"title": study.name, "message": str(exc)}, status=400)
+    return redirect("ratings:study", study_id=study.pk)
+
+
+@login_required
+def study_entry(request, study_id: int):
+    """Send the rater to the next step: consent, profile, guide, practice, items, blinding check, done."""
+    study, rater = _study_and_rater(request, study_id)
+    if rater.consented_at is None:
+        return redirect("ratings:consent", study_id=study.pk)
+    if not rater.profile_complete:
+        return redirect("ratings:profile", study_id=study.pk)
+    if rater.practice_done_at is None:
+        return redirect("ratings:guide", study_id=study.pk)
+    nxt = selectors.next_assignment(rater)
+    if nxt is not None and study.state == Study.State.OPEN:
+        return redirect("ratings:item", token=nxt.token)
+    if nxt is None and study.state == Study.State.OPEN and _guess_candidates(rater):
+        return redirect("ratings:blinding", study_id=study.pk)
+    return render(request, "ratings/done.html", {"study": study, "progress": selectors.progress(rater)})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def consent(request, study_id: int):
+    study, rater = _study_and_rater(request, study_id)
+    if request.method == "POST":
+        if request.POST.get("agree") != "yes":
+            messages.error(request, "Please tick the box to agree, or close this page to leave the study.")
+        else:
+            services.rater_consent(rater=rater)
+            return redirect("ratings:study", study_id=study.pk)
+    return render(request, "ratings/consent.html", {"study": study})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile(request, study_id: int):
+    study, rater = _study_and_rater(request, study_id)
+    if request.method == "POST":
+        helped = request.POST.get("helped_build")
+        try:
+            if helped not in ("yes", "no"):
+                raise services.StudyError("please say whether you helped build any of the compared methods")
+            services.rater_profile(rater=rater, career_stage=request.POST.get("career_stage", ""),
+                                   experience=request.POST.get("experience", ""), helped_build=helped == "yes")
+            return redirect("ratings:study", study_id=study.pk)
+        except services.StudyError as exc:
+            messages.error(request, str(exc))
+    return render(request, "ratings/profile.html", {"study": study, "rater": rater, "careers": Rater.Career.choices,
+                                                    "experiences": Rater.Experience.choices})
+
+
+@login_required
+def guide(request, study_id: int):
+    study, rater = _study_and_rater(request, study_id)
+    return render(request, "ratings/guide.html", {"study": study, "qualities": list(reversed(Quality.choices))})
+
+
+def _practice_items(study: Study) -> list[Item]:
+    return list(study.items.filter(kind=Item.Kind.REAL).order_by("id")[: study.practice_items])
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def practice(request, study_id: int, n: int):
+    """Practice items look like real ones; answers are checked for completeness but never stored."""
+    study, rater = _study_and_rater(request, study_id)
+    items = _practice_items(study)
+
+    def finished():
+        if rater.practice_done_at is None:
+            rater.practice_done_at = timezone.now()
+            rater.save(update_fields=["practice_done_at"])
+        return redirect("ratings:study", study_id=study.pk)
+
+    if not items or n >= len(items):
+        return finished()
+    item = items[n]
+    cands = sorted(item.candidates.all(), key=lambda c: c.pk)
+    random.Random(f"{rater.pk}-{item.pk}").shuffle(cands)
+    if request.method == "POST":
+        try:
+            _answers_from_post(request.POST, len(cands))
+            return finished() if n + 1 >= len(items) else redirect("ratings:practice", study_id=study.pk, n=n + 1)
+        except services.StudyError as exc:
+            messages.error(request, str(exc))
+    context = _item_context(study, item, len(cands), practice=True)
+    context.update({"practice_n": n + 1, "practice_total": len(items),
+                    "panels": [{"index": i, "letter": chr(65 + i),
+                                "mask_url": f"/rate/s/{study.pk}/practice/{n}/p{i}-mask.png",
+                                "layer_url": f"/rate/s/{study.pk}/practice/{n}/p{i}-layer.png"}
+                               for i in range(len(cands))],
+                    "image_url": f"/rate/s/{study.pk}/practice/{n}/image-"})
+    return render(request, "ratings/item.html", context)
+
+
+@login_required
+def practice_png(request, study_id: int, n: int, name: str):
+    study, rater = _study_and_rater(request, study_id)
+    items = _practice_items(study)
+    if n >= len(items):
+        raise Http404("no such picture")
+    cands = sorted(items[n].candidates.all(), key=lambda c: c.pk)
+    random.Random(f"{rater.pk}-{items[n].pk}").shuffle(cands)
+    return _serve_panel(cands, name)
+
+
+def _serve_panel(cands: list[Candidate], name: str) -> HttpResponse:
+    """``p<i>-<variant>`` for a panel, ``image-<variant>`` for the galaxy picture."""
+    try:
+        if name.startswith("image-"):
+            return neutral_png(panels.candidate_png(cands[0], name.removeprefix("image-")))
+        index, variant = name[1:].split("-", 1)
+        if not name.startswith("p") or variant not in panels.MASK_VARIANTS:
+            raise ValueError
+        return neutral_png(panels.candidate_png(cands[int(index)], variant))
+    except (ValueError, IndexError):
+        raise Http404("no such picture") from None
+
+
+def _answers_from_post(post, n: int) -> list[services.PanelAnswer]:
+    answers = []
+    for i in range(n):
+        rank, quality = post.get(f"rank_{i}", ""), post.get(f"quality_{i}", "")
+        if not rank.isdigit() or not quality.isdigit():
+            raise services.StudyError(f"panel {chr(65 + i)} needs a rank and a quality")
+        answers.append(services.PanelAnswer(i, int(rank), int(quality)))
+    if min(a.rank for a in answers) != 1:
+        raise services.StudyError("one panel must be ranked best (rank 1)")
+    for a in answers:
+        if a.quality not in Quality.values or not 1 <= a.rank <= n:
+            raise services.StudyError("ranks and qualities must come from the lists")
+    return answers
+
+
+def _item_context(study: Study, item: Item, n_panels: int, practice: bool = False) -> dict:
+    return {"study": study, "structure": item.get_structure_display(), "structure_key": item.structure,
+            "n_panels": n_panels, "ranks": range(1, n_panels + 1), "qualities": list(reversed(Quality.choices)),
+            "shortcuts": SHORTCUTS, "practice": practice,
+            "stretches": [("colour", "colour"), ("asinh", "asinh"), ("linear", "linear"), ("log", "log")]}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def item(request, token: str):
+    assignment = selectors.assignment_for(request.user, token)
+    study, rater = assignment.study, assignment.rater
+    if study.state != Study.State.OPEN:
+        return render(request, "ratings/message.html", {"title": study.name, "message": "This study is closed."})
+    n = len(assignment.panel_order)
+    if request.method == "POST":
+        try:
+            answers = _answers_from_post(request.POST, n)
+            seconds = min(max(float(request.POST.get("seconds", 0) or 0), 0.0), 3600.0)
+            services.answer_submit(assignment=assignment, answers=answers, seconds=seconds,
+                                   comment=request.POST.get("comment", ""),
+                                   flagged_bad_image=request.POST.get("flag") == "on")
+            return redirect("ratings:study", study_id=study.pk)
+        except (services.StudyError, ValueError) as exc:
+            messages.error(request, str(exc))
+    if assignment.first_shown_at is None:
+        type(assignment).objects.filter(pk=assignment.pk).update(first_shown_at=timezone.now())
+    previous = {a.panel_position: a for a in assignment.answers.all()}
+    seq = list(selectors.sequence(rater).values_list("token", "position"))
+    index = [t for t, _ in seq].index(token)
+    context = _item_context(study, assignment.item, n)
+    context.update({
+        "assignment": assignment, "progress": selectors.progress(rater), "position": index + 1,
+        "previous_token": seq[index - 1][0] if index > 0 else None,
+        "panels": [{"index": i, "letter": chr(65 + i), "mask_url": f"/rate/a/{token}/p{i}-mask.png",
+                    "layer_url": f"/rate/a/{token}/p{i}-layer.png",
+                    "rank": previous[i].rank if i in previous else None,
+                    "quality": previous[i].quality if i in previous else None} for i in range(n)],
+        "image_url": f"/rate/a/{token}/image-",
+    })
+    return render(request, "ratings/item.html", context)
+
+
+@login_required
+def item_png(request, token: str, name: str):
+    assignment = selectors.assignment_for(request.user, token)
+    by_id = {c.pk: c for c in Candidate.objects.filter(pk__in=assignment.panel_order)
+             .select_related("mask", "mask__image", "item__study")}
+    return _serve_panel([by_id[c] for c in assignment.panel_order], name)
+
+
+def _guess_candidates(rater: Rater) -> list[BlindingGuess]:
+    """A few panels the rater saw, drawn once per rater; returns the unanswered ones."""
+    if not BlindingGuess.objects.filter(rater=rater).exists():
+        seen = [cid for a in selectors.sequence(rater).filter(item__kind=Item.Kind.REAL) for cid in a.panel_order]
+        chosen = random.Random(f"blinding-{rater.pk}").sample(seen, min(BLINDING_PANELS, len(seen)))
+        BlindingGuess.objects.bulk_create([BlindingGuess(rater=rater, candidate_id=c) for c in chosen],
+                                          ignore_conflicts=True)
+    return list(BlindingGuess.objects.filter(rater=rater, answered_at__isnull=True).order_by("pk"))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def blinding(request, study_id: int):
+    study, rater = _study_and_rater(request, study_id)
+    pending = _guess_candidates(rater)
+    if request.method == "POST" and pending:
+        valid = {k for k, _ in GUESS_CHOICES}
+        if request.POST.get("skip") == "1":
+            BlindingGuess.objects.filter(pk__in=[g.pk for g in pending]).update(answered_at=timezone.now(),
+                                                                               guessed_kind="skipped")
+        else:
+            for g in pending:
+                choice = request.POST.get(f"guess_{g.token}")
+                if choice in valid:
+                    BlindingGuess.objects.filter(pk=g.pk).update(guessed_kind=choice, answered_at=timezone.now())
+        return redirect("ratings:study", study_id=study.pk)
+    return render(request, "ratings/blinding.html", {"study": study, "guesses": pending, "choices": GUESS_CHOICES})
+
+
+@login_required
+def blinding_png(request, study_id: int, token: str):
+    study, rater = _study_and_rater(request, study_id)
+    guess = get_object_or_404(BlindingGuess, rater=rater, token=token)
+    return neutral_png(panels.candidate_png(guess.candidate, "mask"))
