@@ -95,8 +95,10 @@ cmd_run() {
   python manage.py migrate --noinput
   python manage.py demo_setup
   local host=${EVALSITE_HOST:-127.0.0.1} port=${EVALSITE_PORT:-8000}
-  say "starting an RQ worker (queues: training, generation, default)"
-  python manage.py rqworker --worker-class rq.worker.SimpleWorker training generation default &
+  say "starting two RQ workers: one for training, one for generation and short jobs"
+  OMP_NUM_THREADS=${EVALSITE_TRAIN_THREADS:-2} python manage.py rqworker --worker-class rq.worker.SimpleWorker training &
+  STARTED_PIDS+=($!)
+  OMP_NUM_THREADS=1 python manage.py rqworker --worker-class rq.worker.SimpleWorker generation default &
   STARTED_PIDS+=($!)
   say "starting the web server on http://$host:$port/"
   python manage.py runserver --noreload "$host:$port" &

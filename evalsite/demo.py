@@ -1,65 +1,158 @@
-"""First-start set-up for ``./tasks.sh run``: accounts, demo data and demo jobs on an empty site.
+"""First-start set-up for ``./tasks.sh run``: accounts, the demo survey, and the demo pipeline.
 
-Each step checks what is already there, so running it on every start is safe.
+Every step checks what is already there, so running it on each start is safe. The heavy part runs as a
+background job (``demo_pipeline`` on the ``training`` queue) so the site is usable at once and the admin
+shows its progress: train the demo model, generate model masks, wait for the arc-finder masks (their
+chunks run on the ``generation`` queue meanwhile), then open a demo study and add the demo rater to it.
 """
 from __future__ import annotations
 
 import json
 import secrets
+import time
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management import call_command, get_commands
+from django.core.management import call_command
+from django.db import transaction
+
+from evalsite import queues
 
 LOGINS_FILE = "demo-logins.json"
+DEMO_GALAXIES = 200
+DEMO_SEED = 1
+DEMO_SIZE = 256
+DEMO_STUDY = "Demo study (synthetic galaxies)"
+# Small and fast: trains in a few minutes on 2 CPU cores (docs/unet.md has the measurements).
+DEMO_TRAINING = {"encoder": "resnet18", "image_size": 128, "epochs": 12, "batch_size": 16, "patience": 4}
+DEMO_SELECTION = {"synthetic": True, "image_kind": "survey_cutout"}
 
 
 def _logins_path() -> Path:
     return Path(settings.VAR_DIR) / LOGINS_FILE
 
 
+def _ensure_user(logins: dict, username: str, staff: bool) -> bool:
+    User = get_user_model()
+    if username in logins and User.objects.filter(username=username).exists():
+        return False
+    password = secrets.token_urlsafe(12)
+    user, _ = User.objects.get_or_create(username=username, defaults={"email": f"{username}@localhost"})
+    user.is_staff = user.is_superuser = staff
+    user.set_password(password)
+    user.save()
+    logins[username] = password
+    return True
+
+
 def ensure_accounts() -> dict[str, str]:
-    """Create the demo admin once, with a random password kept in var/ (shown at each start)."""
+    """The demo admin and the demo rater, created once with random passwords kept in var/ (0600)."""
     path = _logins_path()
     logins = json.loads(path.read_text()) if path.exists() else {}
-    User = get_user_model()
-    if "admin" not in logins or not User.objects.filter(username="admin").exists():
-        password = secrets.token_urlsafe(12)
-        user, _ = User.objects.get_or_create(username="admin", defaults={"email": "admin@localhost"})
-        user.is_staff = user.is_superuser = True
-        user.set_password(password)
-        user.save()
-        logins["admin"] = password
+    changed = _ensure_user(logins, "admin", staff=True)
+    changed = _ensure_user(logins, "rater", staff=False) or changed
+    if changed:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(logins, indent=2))
         path.chmod(0o600)
     return logins
 
 
-def ensure_demo_data(stdout) -> None:
+def ensure_demo_data(stdout) -> bool:
+    """Make and import the demo survey when the database has no galaxies. Returns True if it did."""
     from segmentation.models import Galaxy
 
     if Galaxy.objects.exists():
+        return False
+    stdout.write(f"Creating the demo survey: {DEMO_GALAXIES} synthetic galaxies...")
+    out = Path(settings.VAR_DIR) / "demo-survey"
+    call_command("make_synthetic", n=DEMO_GALAXIES, seed=DEMO_SEED, size=DEMO_SIZE, out=str(out), import_=True)
+    return True
+
+
+def ensure_demo_jobs(stdout) -> None:
+    """Queue the demo pipeline once (and the arc finder's masks, which need no model)."""
+    from segmentation import generation, training
+    from segmentation.models import Galaxy, GenerationRun, TrainingRun
+
+    if not Galaxy.objects.filter(synthetic=True).exists() or TrainingRun.objects.exists():
         return
-    if "make_synthetic" in get_commands():
-        stdout.write("Creating the demo survey (synthetic galaxies)...")
-        out = Path(settings.VAR_DIR) / "demo-survey"
-        call_command("make_synthetic", n=200, seed=1, size=256, out=str(out), import_=True)
-    else:
-        stdout.write(
-            "The database has no galaxies. Import some with:\n"
-            "  .venv/bin/python manage.py import_gz3d PATH/TO/gz3d_*.fits.gz\n"
-            "  .venv/bin/python manage.py import_images DIR --catalogue FILE.csv"
-        )
+    with transaction.atomic():
+        run = training.training_start(config=DEMO_TRAINING, selection=DEMO_SELECTION, requested_by="demo",
+                                      enqueue=False)
+        if not GenerationRun.objects.filter(source="sparcfire").exists():
+            generation.generation_start(source="sparcfire", galaxies=Galaxy.objects.filter(synthetic=True),
+                                        requested_by="demo")
+        queues.enqueue(queues.TRAINING, "evalsite.demo.demo_pipeline", run.pk, job_timeout=6 * 3600,
+                       job_prefix="demo-pipeline")
+    stdout.write(f"Queued the demo pipeline: training run {run.pk}, then model masks, then the demo study.")
+
+
+def demo_pipeline(training_run_id: int, wait_seconds: int = 3600) -> str:
+    """The RQ job: train, generate model masks, wait for arc-finder masks, open the demo study."""
+    from segmentation import generation, training
+    from segmentation.models import Galaxy, GenerationRun, RunStatus
+
+    run = training.run_train(run_id=training_run_id)
+    if run.status != RunStatus.SUCCEEDED:
+        return f"training ended {run.status}"
+    version = run.modelversion_set.get()
+    galaxies = Galaxy.objects.filter(synthetic=True)
+    gen = generation.generation_start(source="model", galaxies=galaxies, model_version=version,
+                                      requested_by="demo", enqueue=False)
+    for chunk in gen.chunks.order_by("index"):
+        generation.chunk_process(chunk_id=chunk.pk)
+    deadline = time.monotonic() + wait_seconds
+    while GenerationRun.objects.filter(source="sparcfire", status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
+        if time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    study = ensure_demo_study(version)
+    return f"demo study {study.pk} {study.state}"
+
+
+def ensure_demo_study(version):
+    """A study over the demo test-split galaxies comparing all three sources, opened, with the demo rater."""
+    from segmentation.splits import split_for
+
+    from ratings import services as rating
+    from ratings.models import Study
+    from segmentation.models import Galaxy, Producer
+
+    study = Study.objects.filter(name=DEMO_STUDY).first()
+    if study is not None:
+        return study
+    volunteers = Producer.objects.filter(kind=Producer.Kind.VOLUNTEERS, masks__galaxy__synthetic=True).first()
+    arcs = Producer.objects.filter(kind=Producer.Kind.SPARCFIRE).first()
+    sources = [p for p in (volunteers, version.producer, arcs) if p is not None]
+    galaxies = [g for g in Galaxy.objects.filter(synthetic=True).order_by("pk")
+                if split_for(g.ra, g.dec, g.name) == "test"][:12]
+    study = Study.objects.create(
+        name=DEMO_STUDY, structures=["spiral"], test_split_of=version, planned_items=len(galaxies),
+        planned_raters=4, raters_per_item=2, practice_items=2, seed=DEMO_SEED,
+        instructions="A demonstration over synthetic galaxies. Rank the candidate spiral-arm masks, then rate each.",
+        primary_question=("Do astronomers rate the model's spiral masks higher than the volunteers' and the "
+                          "arc finder's?"),
+        stopping_rule="Close when every planned rater has finished (demo).",
+    )
+    study.sources.set(sources)
+    rating.study_set_items(study=study, galaxies=galaxies)
+    rating.study_open(study=study)
+    rater = get_user_model().objects.filter(username="rater").first()
+    if rater is not None:
+        rating.rater_join(study=study, user=rater)
+    return study
 
 
 def print_logins(stdout, url: str) -> None:
     logins = json.loads(_logins_path().read_text()) if _logins_path().exists() else {}
     stdout.write("")
-    stdout.write(f"  Site:   {url}/")
-    stdout.write(f"  Admin:  {url}/admin/")
-    stdout.write(f"  Jobs:   {url}/admin/rq/")
+    stdout.write(f"  Rating site:  {url}/rate/")
+    stdout.write(f"  Admin:        {url}/admin/")
+    stdout.write(f"  Job queues:   {url}/admin/rq/")
     for user, password in logins.items():
-        stdout.write(f"  Login:  {user} / {password}")
+        role = "admin (staff)" if user == "admin" else "demo rater"
+        stdout.write(f"  {role:14} {user} / {password}")
     stdout.write(f"  (logins are kept in {_logins_path()})")
+    stdout.write("  The demo model trains in the background; watch it under Segmentation > Training runs.")
