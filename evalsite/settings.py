@@ -35,6 +35,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -83,8 +84,29 @@ STATIC_ROOT = env_str("STATIC_ROOT", str(VAR_DIR / "static"))
 STATICFILES_DIRS = [BASE_DIR / "evalsite" / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Compressed, cache-busting static files served by whitenoise (no separate static server needed).
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage" if not DEBUG
+                    else "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Media on S3-compatible storage (AWS, MinIO, Ceph...) instead of the filesystem: EVALSITE_MEDIA_STORAGE=s3.
+# Raters never see storage URLs: the site reads the bytes and serves them itself.
+EVALSITE_MEDIA_STORAGE = env_str("EVALSITE_MEDIA_STORAGE", "filesystem")
+if EVALSITE_MEDIA_STORAGE == "s3":
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("EVALSITE_S3_BUCKET"),
+            "endpoint_url": env_str("EVALSITE_S3_ENDPOINT_URL") or None,
+            "access_key": env_str("EVALSITE_S3_ACCESS_KEY") or None,
+            "secret_key": env_str("EVALSITE_S3_SECRET_KEY") or None,
+            "region_name": env_str("EVALSITE_S3_REGION") or None,
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+elif EVALSITE_MEDIA_STORAGE != "filesystem":
+    raise ValueError(f"EVALSITE_MEDIA_STORAGE={EVALSITE_MEDIA_STORAGE!r}: expected 'filesystem' or 's3'")
 # Imports refuse files and images larger than these (decompression bombs, runaway uploads).
 EVALSITE_MAX_FILE_BYTES = env_int("EVALSITE_MAX_FILE_BYTES", 200 * 1024 * 1024)
 EVALSITE_MAX_IMAGE_PIXELS = env_int("EVALSITE_MAX_IMAGE_PIXELS", 4096 * 4096)
@@ -121,6 +143,22 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# --- Production hardening (HTTPS) --------------------------------------------------------------
+# Behind a TLS-terminating proxy set EVALSITE_HTTPS=true: secure cookies, HSTS and the HTTPS redirect.
+EVALSITE_HTTPS = env_bool("EVALSITE_HTTPS", False)
+if EVALSITE_HTTPS:
+    SECURE_SSL_REDIRECT = env_bool("EVALSITE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("EVALSITE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("EVALSITE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("EVALSITE_HSTS_PRELOAD", True)
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 
 LOGGING = {
     "version": 1,
