@@ -365,3 +365,60 @@ class GenerationChunk(models.Model):
 
     def __str__(self):
         return f"chunk {self.index} of run {self.run_id} ({self.status})"
+
+
+class MaskMeasurement(models.Model):
+    """A measurement made on one mask (bar length, spiral pitch...), with the code version that made it."""
+
+    class Kind(models.TextChoices):
+        BAR = "bar", "Bar"
+        SPIRAL = "spiral", "Spiral"
+
+    mask = models.ForeignKey(Mask, on_delete=models.CASCADE, related_name="measurements")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    code_version = models.CharField(max_length=32)
+    measured = models.BooleanField(help_text="False when no measurement was possible (reason in result).")
+    result = models.JSONField(help_text="The measurement's to_dict(): values, uncertainties, inputs, reasons.")
+    # Indexed copies of the headline numbers, for catalogues and comparisons.
+    length_kpc = models.FloatField(null=True, blank=True)
+    deprojected_length_kpc = models.FloatField(null=True, blank=True)
+    pitch_abs = models.FloatField(null=True, blank=True, help_text="|pitch angle|, deg")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["mask", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["mask", "kind", "code_version"], name="one_measurement_per_version"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} measurement of mask {self.mask_id}"
+
+
+class ExternalCatalogue(models.Model):
+    """A published catalogue to compare measurements with (e.g. Hoyle et al. 2011 bar lengths)."""
+
+    name = models.CharField(max_length=200, unique=True)
+    citation = models.TextField(blank=True)
+    column_mapping = models.JSONField(default=dict, blank=True)
+    units = models.JSONField(default=dict, blank=True, help_text="Unit of each mapped quantity, e.g. kpc.")
+    source_file = models.CharField(max_length=500, blank=True)
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name
+
+
+class CatalogueEntry(models.Model):
+    catalogue = models.ForeignKey(ExternalCatalogue, on_delete=models.CASCADE, related_name="entries")
+    key = models.CharField(max_length=100, help_text="The catalogue's own identifier of the row.")
+    ra = models.FloatField(null=True, blank=True)
+    dec = models.FloatField(null=True, blank=True)
+    values = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["catalogue", "key"], name="unique_catalogue_key")]
+        indexes = [models.Index(fields=["ra", "dec"])]
+
+    def __str__(self):
+        return f"{self.catalogue.name}: {self.key}"
