@@ -114,11 +114,10 @@ def demo_pipeline(training_run_id: int, wait_seconds: int = 3600) -> str:
 
 def ensure_demo_study(version):
     """A study over the demo test-split galaxies comparing all three sources, opened, with the demo rater."""
-    from segmentation.splits import split_for
-
     from ratings import services as rating
     from ratings.models import Study
     from segmentation.models import Galaxy, Producer
+    from segmentation.splits import split_for
 
     study = Study.objects.filter(name=DEMO_STUDY).first()
     if study is not None:
@@ -127,7 +126,7 @@ def ensure_demo_study(version):
     arcs = Producer.objects.filter(kind=Producer.Kind.SPARCFIRE).first()
     sources = [p for p in (volunteers, version.producer, arcs) if p is not None]
     galaxies = [g for g in Galaxy.objects.filter(synthetic=True).order_by("pk")
-                if split_for(g.ra, g.dec, g.name) == "test"][:12]
+                if split_for(g.ra, g.dec, name=g.name) == "test"][:12]
     study = Study.objects.create(
         name=DEMO_STUDY, structures=["spiral"], test_split_of=version, planned_items=len(galaxies),
         planned_raters=4, raters_per_item=2, practice_items=2, seed=DEMO_SEED,

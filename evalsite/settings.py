@@ -125,6 +125,9 @@ RQ_QUEUES = {
 # --- Science defaults ----------------------------------------------------------------------------
 # Flat LambdaCDM used for pixel -> kpc conversions (Walmsley & Spindler 2023 used these values).
 EVALSITE_COSMOLOGY = {"H0": float(env_str("EVALSITE_H0", "67.8")), "Om0": float(env_str("EVALSITE_OM0", "0.308"))}
+# Download sources for users with internet (fetch_gz3d, fetch_cutouts); empty = the documented defaults.
+EVALSITE_GZ3D_BASE_URL = env_str("EVALSITE_GZ3D_BASE_URL", "")
+EVALSITE_CUTOUT_URL = env_str("EVALSITE_CUTOUT_URL", "")
 # Optional local file of pretrained encoder weights (no downloads happen from this site).
 EVALSITE_ENCODER_WEIGHTS = env_str("EVALSITE_ENCODER_WEIGHTS", "")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

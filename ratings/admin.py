@@ -34,7 +34,9 @@ class SelectionForm(forms.Form):
                                          help_text="Only galaxies of the held-out test split.")
 
 
-def selected_galaxies(data: dict) -> tuple[list[Galaxy], dict]:
+def selected_galaxies(data: dict, study: Study) -> tuple[list[Galaxy], dict]:
+    """The galaxies the form asks for. "Test split only" uses the compared model version's manifest when the
+    study names one (the split that model really used), else the sky-cell split."""
     qs = Galaxy.objects.order_by("pk")
     if data["synthetic"] != "any":
         qs = qs.filter(synthetic=data["synthetic"] == "only")
@@ -46,10 +48,15 @@ def selected_galaxies(data: dict) -> tuple[list[Galaxy], dict]:
         if missing:
             raise ValueError(f"unknown galaxies: {', '.join(missing[:20])}")
         galaxies = [by_name[n] for n in wanted]
-    if data["test_split_only"]:
+    if data["test_split_only"] and study.test_split_of_id:
+        from segmentation.training import model_version_splits
+
+        used = {gid for gid, split in model_version_splits(study.test_split_of).items() if split != "test"}
+        galaxies = [g for g in galaxies if g.pk not in used]
+    elif data["test_split_only"]:
         from segmentation.splits import split_for
 
-        galaxies = [g for g in galaxies if split_for(g.ra, g.dec, g.name) == "test"]
+        galaxies = [g for g in galaxies if split_for(g.ra, g.dec, name=g.name) == "test"]
     if data["mode"] == "sample":
         n = data.get("n") or 0
         if n < 1:
@@ -140,7 +147,7 @@ class StudyAdmin(admin.ModelAdmin):
         form = SelectionForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                galaxies, record = selected_galaxies(form.cleaned_data)
+                galaxies, record = selected_galaxies(form.cleaned_data, study)
                 n = services.study_set_items(study=study, galaxies=galaxies, user=request.user)
                 services.study_update(study=study, user=request.user, selection=record)
                 messages.success(request, f"{n} items from {len(galaxies)} galaxies.")

@@ -128,12 +128,12 @@ def study_check(*, study: Study) -> StudyCheck:
             elif cand.mask.state == Mask.State.NOT_ASKED:
                 check.not_asked.append(where)
     if study.test_split_of_id:
-        from segmentation.splits import split_for
+        from segmentation.training import model_version_splits
 
+        used = {gid for gid, split in model_version_splits(study.test_split_of).items() if split != "test"}
         for item in items:
-            g = item.galaxy
-            if split_for(g.ra, g.dec, g.name) != "test":
-                check.training_galaxies.append(g.name)
+            if item.galaxy_id in used:
+                check.training_galaxies.append(item.galaxy.name)
         check.training_galaxies = sorted(set(check.training_galaxies))
         if check.training_galaxies and not study.training_override:
             check.problems.append(

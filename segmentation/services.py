@@ -51,9 +51,9 @@ def galaxy_upsert(*, name: str, defaults: dict | None = None, match: dict | None
                 break
     if galaxy is None:
         galaxy = Galaxy.objects.filter(name=name).first()
-    values = {k: v for k, v in {**match, **(defaults or {})}.items() if v is not None}
+    values = {k: v for k, v in {**match, **(defaults or {})}.items() if v is not None and k != "name"}
     if galaxy is None:
-        galaxy = Galaxy.objects.create(name=name, import_batch=batch, **values)
+        galaxy = Galaxy.objects.create(name=match.get("name", name), import_batch=batch, **values)
         return galaxy, True
     changed = [k for k, v in values.items() if getattr(galaxy, k) != v]
     for k in changed:

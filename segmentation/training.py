@@ -85,7 +85,7 @@ def labelled_galaxies(*, selection: dict) -> list[LabelledGalaxy]:
                   else None) for s in ("spiral", "bar")}
         if all(v is None for v in ms.values()):
             continue
-        out.append(LabelledGalaxy(gid, g.name, entry["image"].id, split_for(g.ra, g.dec, g.name), ms))
+        out.append(LabelledGalaxy(gid, g.name, entry["image"].id, split_for(g.ra, g.dec, name=g.name), ms))
     return out
 
 
@@ -266,3 +266,12 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
         ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
     version.refresh_from_db()
     return version
+
+
+def model_version_splits(version: ModelVersion) -> dict[int, str]:
+    """galaxy id -> "train" | "val" | "test" as recorded in the version's manifest (the split it really used)."""
+    if not version.manifest:
+        return {}
+    with version.manifest.open("rb") as fh:
+        data = json.loads(fh.read())
+    return {g["galaxy_id"]: g["split"] for g in data.get("galaxies", [])}

@@ -1,0 +1,57 @@
+"""A trained U-Net (a ModelVersion) as a generation source.
+
+Preprocessing is the model's own (``segmentation.unet.data.preprocess``, the same function training
+used), and masks come back on the full frame of the image they are stored on. Fractions are stored as
+k/255 (``maskcodec``); a map whose largest fraction rounds to 0 is stored as EMPTY.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from segmentation import maskcodec
+from segmentation.models import ModelVersion, Producer
+from segmentation.selectors import image_rgb
+from segmentation.sources import STRUCTURES, MaskOutput
+
+
+class Source:
+    def __init__(self, version: ModelVersion, predictor):
+        self.version = version
+        self.predictor = predictor
+        self.batch_size = predictor.batch_size
+
+    @staticmethod
+    def producer(*, model_version: ModelVersion | None, parameters: dict) -> Producer:
+        if model_version is None:
+            raise ValueError("the model source needs a model version")
+        return model_version.producer
+
+    @classmethod
+    def loaded(cls, run) -> Source:
+        from segmentation.unet.infer import Predictor
+
+        with run.model_version.weights.open("rb") as fh:
+            weights = fh.read()
+        threads = int(os.environ.get("EVALSITE_TORCH_THREADS", "0")) or None
+        return cls(run.model_version, Predictor(weights, threads=threads, batch_size=8))
+
+    def generate(self, images) -> list:
+        pixels, out = [], [None] * len(images)
+        for i, image in enumerate(images):
+            try:
+                pixels.append((i, image_rgb(image)))
+            except (OSError, ValueError) as exc:
+                out[i] = exc
+        if pixels:
+            predictions = self.predictor.predict([p for _, p in pixels])
+            details = {"model_version": self.version.name, "runtime": self.predictor.describe()}
+            for (i, _), fractions in zip(pixels, predictions):
+                masks = {}
+                for c, structure in enumerate(STRUCTURES):
+                    numerators = np.rint(np.clip(fractions[c], 0, 1) * maskcodec.MODEL_DENOMINATOR).astype(np.int64)
+                    state = "marked" if numerators.any() else "empty"
+                    masks[structure] = MaskOutput(state, numerators, maskcodec.MODEL_DENOMINATOR, details)
+                out[i] = masks
+        return out
