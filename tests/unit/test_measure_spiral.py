@@ -1,0 +1,146 @@
+"""Spiral arms: pitch angle, arm count and chirality from drawn log spirals (Django-free)."""
+import json
+
+import numpy as np
+import pytest
+
+from segmentation.measure import MEASUREMENT_CODE_VERSION
+from segmentation.measure.spiral import SpiralMeasurement, measure_spiral
+
+N = 128
+CENTRE = (N - 1) / 2
+
+
+def drawn_spiral(pitch_deg, n_arms=2, q=1.0, disk_pa=0.0, r_in=8.0, r_out=55.0, half_width=0.25):
+    """Arms of r = r0 exp(-b theta), b = tan(pitch), drawn in the disk plane and seen on a disk of axis
+    ratio q whose major axis points disk_pa deg east of north; theta runs anticlockwise on the displayed
+    image (north up, east left). Each pixel is mapped back to the disk plane."""
+    rows, cols = np.indices((N, N)).astype(float)
+    x, y = cols - CENTRE, CENTRE - rows  # displayed: x to the right (west), y up (north)
+    pa = np.radians(disk_pa)
+    # The major axis points at display angle 90 + pa deg (north = up, east = left = anticlockwise).
+    major = np.array([np.cos(np.pi / 2 + pa), np.sin(np.pi / 2 + pa)])
+    minor = np.array([-major[1], major[0]])  # 90 deg further anticlockwise
+    a = x * major[0] + y * major[1]
+    b_ = (x * minor[0] + y * minor[1]) / q
+    r, theta = np.hypot(a, b_), np.arctan2(b_, a)
+    b = np.tan(np.radians(pitch_deg))
+    phase = theta + np.log(np.maximum(r, 1e-9)) / b  # constant along an arm
+    on_arm = np.cos(n_arms * phase) > np.cos(n_arms * half_width)
+    return (on_arm & (r >= r_in) & (r <= r_out)).astype(float)
+
+
+@pytest.mark.parametrize("pitch", [20.0, -20.0])
+def test_log_spiral_on_an_inclined_disk_is_recovered_with_its_chirality(pitch):
+    q, disk_pa = 0.55, 30.0
+    res = measure_spiral(drawn_spiral(pitch, q=q, disk_pa=disk_pa), disk_axis_ratio=q,
+                         disk_position_angle=disk_pa, n_boot=50)
+    assert res.measured and res.n_arms == 2
+    assert res.chirality == ("S" if pitch > 0 else "Z") and res.chirality_agreement == 1.0
+    assert res.pitch == pytest.approx(pitch, abs=1.0)
+    assert res.pitch_abs == pytest.approx(abs(pitch), abs=1.0)
+    for arm in res.arms:
+        assert arm.pitch == pytest.approx(pitch, abs=1.0)
+        assert 0 <= arm.pitch_err < 2.0
+        assert arm.theta_span > 200  # the arms wind most of a turn and cross the +-180 deg cut
+        assert arm.r_start == pytest.approx(8.0, abs=1.5) and arm.r_end == pytest.approx(55.0, abs=1.5)
+
+
+def test_three_arms_and_other_pitches():
+    for pitch, arms in ((12.0, 2), (30.0, 3)):
+        res = measure_spiral(drawn_spiral(pitch, n_arms=arms, q=0.7, disk_pa=120.0, half_width=0.15),
+                             disk_axis_ratio=0.7, disk_position_angle=120.0, n_boot=30)
+        assert res.n_arms == arms
+        assert res.pitch == pytest.approx(pitch, abs=1.0)
+
+
+def test_skipping_the_deprojection_biases_the_pitch():
+    image = drawn_spiral(20.0, q=0.5, disk_pa=0.0)
+    right = measure_spiral(image, disk_axis_ratio=0.5, disk_position_angle=0.0, n_boot=20)
+    face_on = measure_spiral(image, n_boot=20)
+    assert any("face-on" in n for n in face_on.notes)
+    assert abs(right.pitch - 20.0) < 1.0 < abs(face_on.pitch - 20.0) - 1.0
+
+
+def test_chirality_follows_the_displayed_winding():
+    # One arm drawn directly in display terms: going outwards it turns clockwise on the screen.
+    image = np.zeros((N, N))
+    for t in np.linspace(0, 4.5, 2000):
+        r, angle = 8 * np.exp(0.4 * t), -t  # clockwise on screen as r grows
+        row, col = CENTRE - r * np.sin(angle), CENTRE + r * np.cos(angle)
+        if 0 <= row < N and 0 <= col < N:
+            image[int(round(row)) - 1:int(round(row)) + 2, int(round(col)) - 1:int(round(col)) + 2] = 1.0
+    s_wise = measure_spiral(image, n_boot=20)
+    assert s_wise.n_arms == 1 and s_wise.chirality == "S"
+    assert s_wise.pitch == pytest.approx(np.degrees(np.arctan(0.4)), abs=1.5)
+    mirrored = measure_spiral(image[:, ::-1], n_boot=20)  # a mirror image winds the other way
+    assert mirrored.chirality == "Z" and mirrored.pitch == pytest.approx(-s_wise.pitch, abs=0.5)
+
+
+def test_uncertainty_grows_with_ragged_arms():
+    clean = drawn_spiral(20.0, half_width=0.2)
+    rng = np.random.default_rng(3)
+    ragged = clean * (rng.random(clean.shape) < 0.6)  # volunteers miss pixels at random
+    ragged = np.maximum(ragged, drawn_spiral(20.0, half_width=0.08))  # keeping each arm connected
+    ragged = ragged * rng.uniform(0.4, 1.0, clean.shape)
+    r_clean = measure_spiral(clean, n_boot=100)
+    r_ragged = measure_spiral(ragged, relative_threshold=0.01, n_boot=100)
+    assert r_ragged.n_arms == 2
+    assert r_ragged.pitch_err > r_clean.pitch_err
+    assert abs(r_ragged.pitch - 20.0) < 1.0 + 3 * r_ragged.pitch_err
+
+
+def test_rings_specks_and_empty_masks_are_explained():
+    rows, cols = np.indices((N, N)).astype(float)
+    r = np.hypot(rows - CENTRE, cols - CENTRE)
+    ring = ((r > 30) & (r < 36)).astype(float)
+    res = measure_spiral(ring, n_boot=10)
+    assert not res.measured and "no arm" in res.reason
+    assert res.rejected_regions[0]["reason"].startswith("goes round the centre")
+    specks = np.zeros((N, N))
+    specks[10:13, 10:13] = 1.0
+    res = measure_spiral(specks)
+    assert not res.measured and "smaller than 20 px" in res.rejected_regions[0]["reason"]
+    empty = measure_spiral(np.zeros((N, N)))
+    assert not empty.measured and "empty" in empty.reason
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError, match="axis ratio"):
+        measure_spiral(drawn_spiral(20.0), disk_axis_ratio=0.0, disk_position_angle=0.0)
+    with pytest.raises(ValueError, match="centre"):
+        measure_spiral(drawn_spiral(20.0), centre=(np.nan, 3.0))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        measure_spiral(drawn_spiral(20.0) * 5)
+
+
+def test_result_serialises_to_plain_json_and_back():
+    res = measure_spiral(drawn_spiral(-25.0, q=0.8, disk_pa=45.0), disk_axis_ratio=0.8,
+                         disk_position_angle=45.0, n_boot=20)
+    data = json.loads(json.dumps(res.to_dict()))
+    assert data["code_version"] == MEASUREMENT_CODE_VERSION and len(data["arms"]) == 2
+    assert SpiralMeasurement.from_dict(data) == res
+
+
+def test_an_arm_broken_by_a_gap_is_still_one_arm():
+    image = drawn_spiral(15.0, q=0.6, disk_pa=70.0, half_width=0.2)
+    rows, cols = np.indices((N, N)).astype(float)
+    image[np.abs(np.hypot(rows - CENTRE, cols - CENTRE) - 30) < 2.5] = 0.0  # a gap across both arms
+    res = measure_spiral(image, disk_axis_ratio=0.6, disk_position_angle=70.0, n_boot=20)
+    assert res.n_arms == 2 and all(a.n_pieces >= 2 for a in res.arms)  # the sky circle may cut twice
+    assert res.pitch == pytest.approx(15.0, abs=1.0)
+    four = measure_spiral(drawn_spiral(15.0, n_arms=4, half_width=0.1), n_boot=10)
+    assert four.n_arms == 4 and all(a.n_pieces == 1 for a in four.arms)  # neighbouring arms stay apart
+
+
+def test_arms_joined_by_an_inner_ring_are_separated_by_dropping_the_ring():
+    image = drawn_spiral(20.0, q=0.7, disk_pa=10.0, r_in=12.0)
+    rows, cols = np.indices((N, N)).astype(float)
+    north, east = CENTRE - rows, CENTRE - cols
+    pa = np.radians(10.0)
+    a = north * np.cos(pa) + east * np.sin(pa)
+    b = (-north * np.sin(pa) + east * np.cos(pa)) / 0.7
+    image[(np.hypot(a, b) >= 9.0) & (np.hypot(a, b) <= 13.0)] = 1.0  # an inner ring touching both arms
+    res = measure_spiral(image, disk_axis_ratio=0.7, disk_position_angle=10.0, n_boot=20)
+    assert res.n_arms == 2 and res.pitch == pytest.approx(20.0, abs=1.5)
+    assert any("went round the centre" in n for n in res.notes)
