@@ -1,0 +1,83 @@
+"""U-Net inference speed: optimised CPU path vs plain fp32 eager, in one process, on trained weights.
+
+    .venv/bin/python bench/unet_infer.py [--size 128] [--encoder resnet18] [--repeats 5] [--threads 2]
+
+Trains a model briefly on toy galaxies (segmentation.unet.toy) so the precision check runs on trained
+weights, then times, in alternating repeats: plain fp32 eager (contiguous), the default optimised path
+(channels_last; reduced precision only where the hardware has it) and forced bf16 autocast. Prints the
+medians, the ratios against fp32 and the p50/p99/max absolute fraction difference against fp32.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from segmentation.unet.data import preprocess  # noqa: E402
+from segmentation.unet.device import cpu_bf16_native  # noqa: E402
+from segmentation.unet.infer import Predictor, fraction_difference  # noqa: E402
+from segmentation.unet.model import UNetConfig  # noqa: E402
+from segmentation.unet.toy import toy_samples  # noqa: E402
+from segmentation.unet.train import train  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--encoder", default="resnet18")
+    ap.add_argument("--size", type=int, default=128, help="network input, px")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--images", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--train-epochs", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    cfg = UNetConfig(encoder=args.encoder, image_size=args.size, epochs=args.train_epochs, batch_size=8)
+    print(f"training {args.encoder} @ {args.size}px briefly on toy galaxies ...", flush=True)
+    result = train(cfg, toy_samples(48, 160, seed=1), toy_samples(8, 160, seed=2), threads=args.threads)
+    print(f"  val L1 {result.best_val_loss:.4f} after {result.epochs_run} epochs, "
+          f"{result.images_per_s:.1f} img/s training, peak RSS {result.peak_memory_mb:.0f} MB")
+
+    images = [s.image for s in toy_samples(args.images, 160, seed=3)]
+    batch = torch.stack([preprocess(img, cfg) for img in images[: args.batch]])
+    modes = {"fp32 eager": False, "optimised (default)": None, "bf16 forced": True}
+    predictors = {name: Predictor(result.model, cfg, device="cpu", optimized=opt, batch_size=args.batch)
+                  for name, opt in modes.items()}
+    print(f"CPU native bf16: {cpu_bf16_native()}; optimised path = {predictors['optimised (default)'].describe()}")
+    for p in predictors.values():  # warm-up (oneDNN primitive creation)
+        p.forward(batch)
+
+    forward = {n: [] for n in modes}
+    end_to_end = {n: [] for n in modes}
+    for r in range(args.repeats):
+        for name, p in predictors.items():  # alternating, so load changes hit every path alike
+            t = time.perf_counter()
+            p.forward(batch)
+            forward[name].append(batch.shape[0] / (time.perf_counter() - t))
+            t = time.perf_counter()
+            p.predict(images)
+            end_to_end[name].append(len(images) / (time.perf_counter() - t))
+        print(f"  repeat {r + 1}/{args.repeats}: " + ", ".join(f"{n} {forward[n][-1]:.1f}" for n in modes), flush=True)
+
+    base_f = statistics.median(forward["fp32 eager"])
+    base_e = statistics.median(end_to_end["fp32 eager"])
+    print(f"\n{'path':22s} {'forward img/s':>14s} {'ratio':>6s} {'predict img/s':>14s} {'ratio':>6s}  "
+          "|diff| vs fp32 p50 / p99 / max")
+    for name, p in predictors.items():
+        f, e = statistics.median(forward[name]), statistics.median(end_to_end[name])
+        d = fraction_difference(p, predictors["fp32 eager"], images)
+        print(f"{name:22s} {f:14.1f} {f / base_f:6.2f} {e:14.1f} {e / base_e:6.2f}  "
+              f"{d['p50']:.5f} / {d['p99']:.5f} / {d['max']:.5f}")
+    print(f"(median of {args.repeats} alternating repeats, batch {args.batch}, {args.threads} threads, "
+          f"{args.size}px; target: optimised >= 2.5x fp32 with p99 |diff| <= 0.02)")
+
+
+if __name__ == "__main__":
+    main()

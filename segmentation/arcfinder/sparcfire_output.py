@@ -1,0 +1,224 @@
+"""Reading the output folders of a real SpArcFiRe run (no Django).
+
+Per galaxy ``<name>``: ``<name>-K_clusMask-reprojected.png`` (clusters in the input image's frame) or
+``<name>-H_clusMask-merged.png`` (on the 256x256 standardised grid) with ``<name>-elps-fit-params.txt``
+(centre, axis ratio, crop radius, rotation), ``<name>_arcs.csv`` or the run's ``galaxy_arcs.csv`` (one row
+per arc), ``<name>.csv`` or ``galaxy.csv`` (galaxy-level values) and ``<name>-S_settings.txt``.
+Frames: SpArcFiRe's input frame is the FITS array as read (row 0 = first FITS row), not north-up.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+K_SUFFIX = "-K_clusMask-reprojected.png"
+H_SUFFIX = "-H_clusMask-merged.png"
+ELPS_SUFFIX = "-elps-fit-params.txt"
+SETTINGS_SUFFIX = "-S_settings.txt"
+GALAXY_FIELDS = ("fit_state", "warnings", "chirality_maj", "chirality_alenWtd", "chirality_longestArc",
+                 "pa_longest", "pa_avg", "pa_alenWtd_avg", "pa_alenWtd_avg_domChiralityOnly", "totalNumArcs",
+                 "diskAxisRatio", "diskMajAxsLen", "diskMajAxsAngleRadians", "inputCenterR", "inputCenterC",
+                 "iptSz", "bar_candidate_available", "bar_used", "bar_angle_input_img",
+                 "bar_half_length_input_img")
+
+
+NAME_COLUMNS = ("name", "gxyName")  # kept as text: SDSS objids do not survive a float
+
+
+class SparcfireOutputError(ValueError):
+    """A SpArcFiRe output that cannot be read; the message names the file and the reason."""
+
+
+@dataclass
+class GalaxyOutput:
+    name: str
+    folder: Path
+    mask: np.ndarray | None = None       # (H, W) bool in SpArcFiRe's input frame
+    mask_source: str = ""                # "K" (reprojected by SpArcFiRe) or "H+elps" (reprojected here)
+    arcs: list[dict] = field(default_factory=list)
+    galaxy: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+
+def _value(text: str):
+    text = text.strip().strip("'")
+    if text.startswith("[") and text.endswith("]"):
+        parts = [p for p in re.split(r"[\s;]+", text[1:-1].strip()) if p]
+        values = [_value(p) for p in parts]
+        return values
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(number):
+        return None
+    return int(number) if number.is_integer() and re.fullmatch(r"[+-]?\d+", text) else number
+
+
+def read_settings(path: Path) -> dict:
+    """``key: value`` lines of ``-S_settings.txt`` -> dict (the file may repeat its block; last wins)."""
+    out = {}
+    for line in path.read_text(errors="replace").splitlines():
+        if ":" in line:
+            key, _, value = line.partition(":")
+            if key.strip():
+                out[key.strip()] = _value(value)
+    return out
+
+
+def read_elps(path: Path) -> dict:
+    """``name=value#name=value...`` of ``-elps-fit-params.txt`` -> dict (matrices as nested lists)."""
+    out = {}
+    for part in path.read_text(errors="replace").strip().split("#"):
+        if "=" in part:
+            key, _, value = part.partition("=")
+            value = value.strip()
+            if ";" in value:
+                out[key.strip()] = [_value(f"[{row}]") for row in value.strip("[]").split(";")]
+            else:
+                out[key.strip()] = _value(value)
+    return out
+
+
+def read_csv_rows(path: Path) -> list[dict]:
+    """A SpArcFiRe CSV (spaces after commas, a trailing comma) -> list of {column: value}."""
+    with path.open(newline="", errors="replace") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return []
+    header = [h.strip() for h in rows[0]]
+    out = []
+    for row in rows[1:]:
+        if not any(c.strip() for c in row):
+            continue
+        out.append({h: (v.strip() if h in NAME_COLUMNS else _value(v)) for h, v in zip(header, row) if h})
+    return out
+
+
+def arc_row(row: dict) -> dict:
+    """One ``_arcs.csv`` row with the colour parsed to an [r, g, b] list in 0..1."""
+    out = dict(row)
+    colour = row.get("clusOutputColor")
+    if isinstance(colour, str):
+        colour = _value(colour)
+    out["clusOutputColor"] = colour
+    out["gxyName"] = str(row.get("gxyName", ""))
+    return out
+
+
+def binary_mask(path: Path) -> np.ndarray:
+    """Any non-black pixel of a cluster-mask PNG = arm."""
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))
+    except OSError as exc:
+        raise SparcfireOutputError(f"{path.name}: not a readable PNG ({exc})") from None
+    return arr.sum(axis=2) > 0
+
+
+def reproject_h(mask_h: np.ndarray, elps: dict, shape: tuple[int, int]) -> np.ndarray:
+    """The standardised-grid mask -> SpArcFiRe's input frame of ``shape`` (H, W) px, by nearest sampling.
+
+    Each input pixel (row, col) is carried forward as SpArcFiRe standardises: about the fitted centre,
+    rotated by ``rotAngle`` (counter-clockwise as displayed), the minor axis stretched by 1/``diskAxisRatio``,
+    the square of half-side ``cropRad`` px resized to the grid. The centre is (H + 1 - muFit[1], muFit[0] + 1)
+    (0-based row, col): with it this map reproduces 43 of the 62 arm pixels of SpArcFiRe's own
+    ``-K_clusMask-reprojected.png`` on the fixture run (theirs interpolates colours when it reprojects).
+    """
+    try:
+        mu_x, mu_y = (float(v) for v in elps["muFit"][:2])
+        rot = float(elps["rotAngle"])
+        crop = float(elps["cropRad"])
+        q = float(elps.get("diskAxisRatio", 1.0)) if elps.get("useDeProjectStretch", 1) else 1.0
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SparcfireOutputError(f"elps-fit-params lack a usable value ({exc})") from None
+    h, w = shape
+    n_rows, n_cols = mask_h.shape
+    cy, cx = h + 1 - mu_y, mu_x + 1
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    x, y = cols - cx, cy - rows
+    xr = x * math.cos(rot) - y * math.sin(rot)
+    yr = x * math.sin(rot) + y * math.cos(rot)
+    gr = np.floor((n_rows - 1) / 2 - yr * n_rows / (2 * crop) + 0.5).astype(int)
+    gc = np.floor((n_cols - 1) / 2 + xr / max(q, 1e-3) * n_cols / (2 * crop) + 0.5).astype(int)
+    inside = (gr >= 0) & (gr < n_rows) & (gc >= 0) & (gc < n_cols)
+    out = np.zeros(shape, bool)
+    out[inside] = mask_h[gr[inside], gc[inside]]
+    return out
+
+
+def _input_shape(out: GalaxyOutput, fallback: tuple[int, int] | None) -> tuple[int, int] | None:
+    size = out.galaxy.get("iptSz")
+    if isinstance(size, list) and len(size) == 2 and all(isinstance(v, (int, float)) for v in size):
+        return int(size[0]), int(size[1])
+    return fallback
+
+
+def find_galaxies(directory: Path) -> list[tuple[str, Path]]:
+    """(name, folder) of every galaxy with a cluster mask under ``directory`` (any depth), sorted."""
+    found = {}
+    for suffix in (K_SUFFIX, H_SUFFIX):
+        for path in directory.rglob(f"*{suffix}"):
+            name = path.name[: -len(suffix)]
+            found.setdefault((name, path.parent), None)
+    return sorted(found)
+
+
+def _run_tables(directory: Path, folder: Path, filename: str) -> list[Path]:
+    """The run-level table (``galaxy_arcs.csv`` / ``galaxy.csv``) nearest above ``folder``."""
+    out = []
+    for parent in [folder, *folder.parents]:
+        if (parent / filename).is_file():
+            out.append(parent / filename)
+            break
+        if parent == directory:
+            break
+    return out
+
+
+def read_galaxy(directory: Path, name: str, folder: Path, input_shape: tuple[int, int] | None = None
+                ) -> GalaxyOutput:
+    """Everything SpArcFiRe wrote about one galaxy. ``input_shape`` (H, W) of the input image is needed to
+    reproject ``-H_clusMask-merged.png`` when the run has no ``-K_`` mask and its CSV lacks ``iptSz``."""
+    out = GalaxyOutput(name=name, folder=folder)
+    settings = folder / f"{name}{SETTINGS_SUFFIX}"
+    if settings.is_file():
+        out.settings = read_settings(settings)
+    own = folder / f"{name}.csv"
+    rows = read_csv_rows(own) if own.is_file() else []
+    if not rows:
+        for table in _run_tables(directory, folder, "galaxy.csv"):
+            rows = [r for r in read_csv_rows(table) if str(r.get("name", "")).strip() == name]
+    if rows:
+        out.galaxy = {k: rows[0][k] for k in GALAXY_FIELDS if k in rows[0]}
+    arcs_file = folder / f"{name}_arcs.csv"
+    arcs = read_csv_rows(arcs_file) if arcs_file.is_file() else []
+    if not arcs_file.is_file():
+        for table in _run_tables(directory, folder, "galaxy_arcs.csv"):
+            arcs = [r for r in read_csv_rows(table) if str(r.get("gxyName", "")).strip() == name]
+    out.arcs = [arc_row(r) for r in arcs]
+    k_path, h_path = folder / f"{name}{K_SUFFIX}", folder / f"{name}{H_SUFFIX}"
+    if k_path.is_file():
+        out.mask, out.mask_source = binary_mask(k_path), "K"
+    elif h_path.is_file():
+        elps_path = folder / f"{name}{ELPS_SUFFIX}"
+        if not elps_path.is_file():
+            raise SparcfireOutputError(f"{h_path.name} needs {elps_path.name} to be reprojected, and it is missing")
+        shape = _input_shape(out, input_shape)
+        if shape is None:
+            raise SparcfireOutputError(f"{h_path.name}: the input image size is unknown (no iptSz in {name}.csv "
+                                       "and no input image given)")
+        elps = read_elps(elps_path)
+        elps.setdefault("useDeProjectStretch", out.settings.get("useDeProjectStretch", 1))
+        out.mask, out.mask_source = reproject_h(binary_mask(h_path), elps, shape), "H+elps"
+    else:
+        raise SparcfireOutputError(f"{name}: no {K_SUFFIX} or {H_SUFFIX} in {folder}")
+    return out

@@ -1,0 +1,82 @@
+import csv
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from segmentation import measurements
+from segmentation.models import Producer
+
+
+class Command(BaseCommand):
+    help = ("Agreement of stored measurements with a reference catalogue (--catalogue NAME --quantity Q) or with "
+            "the truth of synthetic galaxies (--truth), per mask source: bias, scatter, MAE, Pearson r, robust "
+            "slope, N; written to --out as CSV files and a scatter plot with the 1:1 line, plus the galaxies left "
+            "out with their reasons. Run measure_masks first.")
+
+    def add_arguments(self, parser):
+        ref = parser.add_mutually_exclusive_group(required=True)
+        ref.add_argument("--catalogue", help="Name given to import_reference_catalogue.")
+        ref.add_argument("--truth", action="store_true", help="Synthetic galaxies against their truth.")
+        parser.add_argument("--quantity", help="The catalogue quantity (e.g. bar_length); with --catalogue.")
+        parser.add_argument("--measured", help="Measured attribute to compare (default from the quantity's unit: "
+                                               "kpc -> length_kpc, arcsec -> length_arcsec, pitch -> pitch_abs); "
+                                               "e.g. deprojected_length_kpc.")
+        parser.add_argument("--radius", type=float, default=10.0, help="Match radius, arcsec (default 10).")
+        parser.add_argument("--source", action="append", choices=Producer.Kind.values,
+                            help="Mask sources to report (repeatable; default model, volunteers, sparcfire).")
+        parser.add_argument("--synthetic", choices=measurements.SYNTHETIC_CHOICES, default="any",
+                            help="With --catalogue: synthetic galaxies only, excluded, or any.")
+        parser.add_argument("--min-arm-contrast", type=float, default=None,
+                            help="With --truth: pitch only for galaxies whose true arm contrast is at least this.")
+        parser.add_argument("--out", required=True, help="Directory for the report files.")
+
+    def handle(self, *args, catalogue, truth, quantity, measured, radius, source, synthetic, min_arm_contrast,
+               out, **options):
+        sources = source or list(measurements.DEFAULT_SOURCES)
+        if radius <= 0:
+            raise CommandError(f"--radius must be a positive number of arcsec, got {radius}")
+        try:
+            if truth:
+                self._truth(sources, min_arm_contrast, Path(out))
+            else:
+                if not quantity:
+                    raise CommandError("--catalogue needs --quantity (a quantity mapped at import)")
+                reports = measurements.compare_with_catalogue(
+                    catalogue=catalogue, quantity=quantity, measured=measured, radius_arcsec=radius,
+                    sources=sources, synthetic=synthetic)
+                stem = f"{catalogue}_{quantity}".replace("/", "_").replace(" ", "_")
+                self._write(reports, Path(out), stem, f"{quantity}: {catalogue}")
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+
+    def _truth(self, sources, min_arm_contrast, out: Path):
+        for quantity in ("bar_length_kpc", "bar_length_deprojected_kpc", "pitch_abs"):
+            reports = measurements.compare_with_truth(
+                quantity=quantity, sources=sources,
+                min_arm_contrast=min_arm_contrast if quantity == "pitch_abs" else None)
+            self._write(reports, out, f"truth_{quantity}", f"{quantity} against the synthetic truth")
+        chir = measurements.chirality_with_truth(sources=sources)
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "truth_chirality.csv").open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["source", "n", "n_agree", "fraction", "n_excluded"])
+            for label, rep in chir.items():
+                w.writerow([label, rep.n, rep.n_agree, "" if rep.fraction is None else rep.fraction,
+                            len(rep.excluded)])
+                self.stdout.write(f"chirality {label}: {rep.n_agree} of {rep.n} agree with the truth")
+        with (out / "truth_chirality_excluded.csv").open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["source", "key", "reason"])
+            for label, rep in chir.items():
+                for e in rep.excluded:
+                    w.writerow([label, e["key"], e["reason"]])
+
+    def _write(self, reports, out: Path, stem: str, title: str):
+        paths = measurements.write_agreement(reports=reports, out_dir=out, stem=stem, title=title)
+        for label, rep in reports.items():
+            stats = (f"bias {rep.bias:.3g}, scatter {rep.scatter:.3g}, MAE {rep.mean_abs_error:.3g}, "
+                     f"r {rep.pearson_r:.3f}, slope {rep.robust_slope:.3f}"
+                     if None not in (rep.bias, rep.scatter, rep.mean_abs_error, rep.pearson_r, rep.robust_slope)
+                     else "; ".join(rep.notes))
+            self.stdout.write(f"{stem} {label}: N {rep.n} ({len(rep.excluded)} left out) {stats} [{rep.unit}]")
+        self.stdout.write("wrote " + ", ".join(str(p) for p in paths))

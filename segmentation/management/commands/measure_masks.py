@@ -1,0 +1,35 @@
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from segmentation import measurements
+from segmentation.measure import MEASUREMENT_CODE_VERSION
+from segmentation.models import MaskMeasurement, Producer
+
+
+class Command(BaseCommand):
+    help = ("Measure bars (length in px, arcsec, kpc; projected and deprojected) and spiral arms (number, pitch "
+            "angle, chirality) on the current masks and store the results per mask with the code version. "
+            "Idempotent: masks already measured with the same inputs are left alone.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--source", choices=Producer.Kind.values, help="Only masks of this producer kind.")
+        parser.add_argument("--structure", choices=MaskMeasurement.Kind.values, help="Only bar or spiral masks.")
+        parser.add_argument("--synthetic", choices=measurements.SYNTHETIC_CHOICES, default="any",
+                            help="Synthetic galaxies only, excluded, or any (default).")
+        parser.add_argument("--names", nargs="+", metavar="NAME", help="Only these galaxies (by name).")
+        parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+
+    def handle(self, *args, source, structure, synthetic, names, no_progress, **options):
+        try:
+            masks = measurements.masks_selection(source=source, structure=structure, synthetic=synthetic,
+                                                 names=names)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        cosmology = measurements.settings_cosmology()
+        total = masks.count()
+        self.stdout.write(f"measuring {total} current masks with {MEASUREMENT_CODE_VERSION} "
+                          f"(H0 {cosmology.H0:g}, Om0 {cosmology.Om0:g})")
+        with tqdm(total=total, desc="masks", unit="mask", disable=no_progress) as bar:
+            summary = measurements.measure_selection(masks=masks, cosmology=cosmology, progress=bar.update)
+        for line in summary.lines():
+            self.stdout.write(line)

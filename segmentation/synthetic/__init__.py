@@ -1,0 +1,1 @@
+"""A synthetic galaxy survey with known ground truth: population, renderer, simulated volunteers, files (no Django)."""

@@ -1,0 +1,365 @@
+"""Write a synthetic survey: per galaxy a GZ3D-layout file and a g,r,z survey cutout, both with truth.
+
+Layout of the output folder (docs/synthetic.md):
+
+    gz3d/gz3d_<MANGAID>_<IFUDESIGNSIZE>_<subject>.fits.gz   11 HDUs as the release + TRUTH_MASKS, TRUTH_PARAMS
+    cutouts/<MANGAID>.fits                                  (3, H, W) float32 nmgy, TAN WCS, + truth HDUs
+    cutouts.csv                                             name, ra, dec, redshift, pixel_scale, manga_id, file
+    survey.json                                             settings, versions and the crowd statistics
+
+Every galaxy depends only on (seed, index, versions), never on the order of work, so the files are the
+same whether written by one process or several. No Django here.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import math
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from segmentation import gz3d, imaging, truthfile
+from segmentation.synthetic import crowdstats, renderer, volunteers
+from segmentation.synthetic.population import GZ3D_FIELD_ARCSEC, IFU_DIAMETERS, GalaxyParams, _scale_table, draw_galaxy
+
+RENDERER_VERSION = "1"
+MIN_SIZE = 64  # px: below this a galaxy's arms are a few pixels wide
+MAX_SIZE = 2048
+CATALOGUE_NAME = "cutouts.csv"
+SUMMARY_NAME = "survey.json"
+CATALOGUE_COLUMNS = ("name", "ra", "dec", "redshift", "pixel_scale", "manga_id", "file")
+GZIP_LEVEL = 1  # fast; level 6 saves only ~7% on these files
+BENCHMARK = {"n": 2000, "seed": 20231204, "size": 256}  # the fixed benchmark survey (docs/synthetic.md)
+SPLITS = ("test", "test", "val", "train", "train", "train", "train", "train", "train", "train")  # by index % 10
+
+
+def split_of(index: int) -> str:
+    """'train' (70%), 'val' (10%) or 'test' (20%), as the reference study split; fixed by the index alone,
+    so a galaxy keeps its split whatever the survey's size."""
+    return SPLITS[index % 10]
+
+
+class SurveyError(ValueError):
+    """Settings that cannot make a survey; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class SurveySettings:
+    n: int
+    seed: int
+    size: int  # px, both images are size x size
+    out: Path
+    crowd: str = "default"
+    volunteers: int = volunteers.DEFAULT_VOLUNTEERS
+
+    @property
+    def gz3d_pixel_scale(self) -> float:
+        """arcsec / px: the release's 52" field at the requested size."""
+        return GZ3D_FIELD_ARCSEC / self.size
+
+    @property
+    def field_arcsec(self) -> float:
+        """The smaller field of the two grids: every galaxy fits in both."""
+        return min(GZ3D_FIELD_ARCSEC, self.size * imaging.LEGACY_SURVEY_PIXEL_SCALE)
+
+    def as_dict(self) -> dict:
+        return {"n": self.n, "seed": self.seed, "size": self.size, "crowd": self.crowd,
+                "volunteers": self.volunteers, "renderer_version": RENDERER_VERSION,
+                "volunteer_model_version": volunteers.VOLUNTEER_MODEL_VERSION}
+
+
+def check_settings(settings: SurveySettings) -> None:
+    """Raise SurveyError for settings that cannot work, before anything is written."""
+    if not isinstance(settings.n, int) or settings.n <= 0:
+        raise SurveyError(f"--n must be a positive number of galaxies, got {settings.n}")
+    if settings.size < MIN_SIZE or settings.size > MAX_SIZE:
+        raise SurveyError(f"--size must be {MIN_SIZE}..{MAX_SIZE} px (smaller images cannot show spiral arms), "
+                          f"got {settings.size}")
+    if settings.seed < 0:
+        raise SurveyError(f"--seed must be >= 0, got {settings.seed}")
+    volunteers.get_crowd(settings.crowd)
+    if not 1 <= settings.volunteers <= volunteers.MAX_VOLUNTEERS:
+        raise SurveyError(f"--volunteers must be 1..{volunteers.MAX_VOLUNTEERS}, got {settings.volunteers}")
+    out = Path(settings.out)
+    if out.exists() and not out.is_dir():
+        raise SurveyError(f"--out {out} exists and is not a folder")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SurveyError(f"--out {out}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SurveyError(f"--out {out}: cannot write in {probe} (permission denied)")
+
+
+# --- names --------------------------------------------------------------------------------------------
+def manga_id(seed: int, index: int) -> str:
+    """Synthetic MaNGA-style id, unique per (seed, index): 'S<seed>-<index + 1, 6 digits>'."""
+    return f"S{seed}-{index + 1:06d}"
+
+
+def iau_name(ra: float, dec: float) -> str:
+    """'SYN Jhhmmss.ss+ddmmss.s' from (ra, dec) [deg]: unmistakably synthetic."""
+    h = ra / 15.0
+    hh, mm = int(h), int((h * 60) % 60)
+    ss = (h * 3600) % 60
+    sign = "+" if dec >= 0 else "-"
+    d = abs(dec)
+    dd, dm = int(d), int((d * 60) % 60)
+    ds = (d * 3600) % 60
+    ra_text = f"{hh:02d}{mm:02d}{math.floor(ss * 100) / 100:05.2f}"
+    return f"SYN J{ra_text}{sign}{dd:02d}{dm:02d}{math.floor(ds * 10) / 10:04.1f}"
+
+
+def subject_id(seed: int, index: int) -> int:
+    return 900_000_000 + (seed % 1000) * 100_000 + index % 100_000
+
+
+# --- grids --------------------------------------------------------------------------------------------
+def cutout_wcs(ra: float, dec: float, size: int) -> WCS:
+    """TAN WCS of a survey cutout as the Legacy Survey writes them: FITS row 1 = south, east left."""
+    w = WCS(naxis=2)
+    w.wcs.crpix = [size / 2 + 0.5, size / 2 + 0.5]
+    w.wcs.crval = [float(ra), float(dec)]
+    s = imaging.LEGACY_SURVEY_PIXEL_SCALE / 3600
+    w.wcs.cd = np.array([[-s, 0.0], [0.0, s]])
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.cunit = ["deg", "deg"]
+    return w
+
+
+def truth_params(p: GalaxyParams, tasks: volunteers.Tasks, settings: SurveySettings, images: dict) -> dict:
+    """The galaxy's true parameters, the same in both of its files. ``images``: image kind -> (grid,
+    rendering); pixel quantities are given per image under ``images`` (lengths in px of that grid)."""
+    scale = p.kpc_per_arcsec
+    params = {
+        "synthetic": True, "seed": settings.seed, "index": p.index, "split": split_of(p.index),
+        "renderer_version": RENDERER_VERSION, "volunteer_model_version": volunteers.VOLUNTEER_MODEL_VERSION,
+        "crowd": settings.crowd, "morphology": p.morphology,
+        "redshift": round(p.redshift, 6), "kpc_per_arcsec": round(scale, 6),
+        "axis_ratio": round(p.axis_ratio, 4), "position_angle_deg": round(p.pa, 3),
+        "inclination_deg": round(p.inclination, 3),
+        "disk_scale_arcsec": round(p.disk_scale, 4), "disk_scale_kpc": round(p.disk_scale * scale, 4),
+        "bulge_effective_radius_arcsec": round(p.bulge_re, 4), "bulge_sersic_n": round(p.bulge_n, 3),
+        "barred": p.bar is not None, "arm_count": p.arms.m,
+        "asked_spiral": tasks.spiral, "asked_bar": tasks.bar,
+        "truth_rule": "component dominates the local light (docs/synthetic.md)",
+        "images": {kind: {"pixel_scale_arcsec": round(grid.pixel_scale, 6), "psf_fwhm_arcsec": round(r.psf_fwhm, 4)}
+                   for kind, (grid, r) in images.items()},
+    }
+    if p.arms.m:
+        visible = sum(volunteers.visible_arm_extent(p, k) is not None for k in range(p.arms.m))
+        params.update({
+            "visible_arm_count": visible, "pitch_angle_deg": round(p.arms.pitch, 3),
+            "winding": "counterclockwise" if p.arms.winding > 0 else "clockwise",
+            "chirality": "Z" if p.arms.winding > 0 else "S",
+            "arm_contrast": round(float(np.mean(p.arms.amplitudes)), 4),
+            "arm_contrasts": [round(a, 4) for a in p.arms.amplitudes],
+            "arm_width_arcsec": round(p.arms.width, 4),
+        })
+    if p.bar is not None:
+        length_arcsec = None
+        for kind, (grid, _) in images.items():
+            length_px = 2 * volunteers.bar_box(p, grid)["half_length"]
+            params["images"][kind]["bar_length_px"] = round(length_px, 3)
+            length_arcsec = length_px * grid.pixel_scale
+        ang = math.radians(p.bar.angle)
+        east, north = renderer.disk_to_sky(p, math.cos(ang), math.sin(ang))
+        params.update({
+            "bar_length_arcsec": round(length_arcsec, 4),
+            "bar_length_kpc": round(length_arcsec * scale, 4),
+            "bar_length_deprojected_kpc": round(2 * p.bar.half_length * scale, 4),
+            "bar_position_angle_deg": round(math.degrees(math.atan2(east, north)) % 180, 3),
+            "bar_axis_ratio": round(p.bar.axis_ratio, 4),
+        })
+    return params
+
+
+# --- one galaxy ---------------------------------------------------------------------------------------
+@dataclass
+class GalaxyOutput:
+    index: int
+    catalogue_row: dict
+    crowd_record: dict
+    morphology: str
+
+
+def _conditions(rng, kind: str) -> renderer.Conditions:
+    if kind == "gz3d":  # SDSS imaging under the GZ3D subject images
+        return renderer.Conditions(psf_fwhm=float(rng.uniform(1.2, 1.7)), sky_sigma=renderer.SDSS, gain=1500.0)
+    return renderer.Conditions(psf_fwhm=float(rng.uniform(0.95, 1.5)), sky_sigma=renderer.LEGACY, gain=4000.0)
+
+
+def draw_ifu_hexagon(rgb: np.ndarray, grid: renderer.Grid, diameter_arcsec: float) -> None:
+    """Burn the IFU footprint into the subject image as the GZ3D images show it (a magenta hexagon)."""
+    from skimage.draw import line_aa
+
+    radius = diameter_arcsec / 2
+    angles = np.radians(np.arange(0, 420, 60) + 30)
+    x, y = grid.to_pixels(radius * np.sin(angles), radius * np.cos(angles))
+    colour = np.array([214, 40, 220], np.float32)
+    h, w = rgb.shape[:2]
+    for i in range(6):
+        rr, cc, val = line_aa(int(round(y[i])), int(round(x[i])), int(round(y[i + 1])), int(round(x[i + 1])))
+        ok = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+        rr, cc, val = rr[ok], cc[ok], val[ok, None].astype(np.float32)
+        rgb[rr, cc] = np.rint(rgb[rr, cc] * (1 - val) + colour * val).astype(np.uint8)
+
+
+def _write_gzipped_gz3d(path: Path, **kwargs) -> None:
+    # gzip ourselves: a fixed mtime keeps the bytes identical for a given seed
+    fd, tmp = tempfile.mkstemp(suffix=".fits", dir=path.parent)
+    os.close(fd)
+    try:
+        gz3d.write_gz3d(tmp, **kwargs)
+        data = Path(tmp).read_bytes()
+    finally:
+        os.unlink(tmp)
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
+                                                compresslevel=GZIP_LEVEL) as fh:
+        fh.write(data)
+
+
+def make_galaxy(settings: SurveySettings, index: int) -> GalaxyOutput:
+    """Render, simulate and write one galaxy's two files. Depends only on (settings, index)."""
+    seed, size = settings.seed, settings.size
+    p = draw_galaxy(np.random.default_rng([seed, index, 0]), seed=seed, index=index,
+                    field_arcsec=settings.field_arcsec)
+    noise_rng = np.random.default_rng([seed, index, 1])
+    crowd_names = list(volunteers.CROWDS)
+    crowd_rng = np.random.default_rng([seed, index, 2, crowd_names.index(settings.crowd)])
+    mid, name = manga_id(seed, index), iau_name(p.ra, p.dec)
+    out = Path(settings.out)
+
+    # the GZ3D subject image and the volunteers who drew on it
+    header = gz3d.make_wcs_header(p.ra, p.dec, (size, size), settings.gz3d_pixel_scale)
+    grid = renderer.Grid.from_wcs(WCS(header), (size, size), p.ra, p.dec)
+    sub = renderer.render(p, grid, _conditions(noise_rng, "gz3d"), noise_rng)
+    rgb = imaging.grz_to_rgb(sub.bands)
+    draw_ifu_hexagon(rgb, grid, IFU_DIAMETERS[p.ifu_design])
+    tasks = volunteers.ask_tasks(p, crowd_rng)
+    crowd = volunteers.get_crowd(settings.crowd)
+    spiral, bar = volunteers.draw_crowd(p, grid, tasks, crowd_rng, crowd=crowd, n_volunteers=settings.volunteers,
+                                        id_base=index * 100)
+    metadata = {
+        "ra": p.ra, "dec": p.dec, "MANGAID": mid, "IAUNAME": name, "IFUDESIGNSIZE": p.ifu_design,
+        "MANGA_TILEID": -1, "nsa_id": -1, "explorer_link": "", "GZ_total_classifications": tasks.gz_total,
+        "GZ_bar_votes": tasks.gz_bar_votes, "GZ_spiral_votes": tasks.gz_spiral_votes, "sample": "synthetic",
+    }
+
+    # the survey cutout (FITS row order: south first, like the Legacy Survey's own cutouts)
+    wcs = cutout_wcs(p.ra, p.dec, size)
+    cgrid = renderer.Grid.from_wcs(wcs, (size, size), p.ra, p.dec)
+    cut = renderer.render(p, cgrid, _conditions(noise_rng, "cutout"), noise_rng)
+
+    params = truth_params(p, tasks, settings, {"gz3d_subject": (grid, sub), "survey_cutout": (cgrid, cut)})
+    gz_path = out / "gz3d" / f"gz3d_{mid}_{p.ifu_design}_{subject_id(seed, index)}.fits.gz"
+    _write_gzipped_gz3d(gz_path, image=rgb, header=header, metadata=metadata, spiral=spiral, bar=bar,
+                        extra_hdus=truthfile.truth_hdus(sub.spiral, sub.bar, params))
+    cheader = wcs.to_header()
+    cheader["BANDS"] = ("grz", "planes of the cube")
+    cheader["PIXSCALE"] = (imaging.LEGACY_SURVEY_PIXEL_SCALE, "arcsec / px")
+    cheader["BUNIT"] = "nanomaggy"
+    cheader["SYNTHET"] = (True, "synthetic galaxy (evalsite), not an observation")
+    cheader["OBJECT"] = name
+    cut_rel = f"{mid}.fits"
+    fits.HDUList([fits.PrimaryHDU(cut.bands, header=cheader),
+                  *truthfile.truth_hdus(cut.spiral, cut.bar, params)]).writeto(out / "cutouts" / cut_rel,
+                                                                              overwrite=True)
+
+    shape = (size, size)
+    counts = {"spiral": gz3d.volunteer_counts(spiral, shape) if tasks.spiral else None,
+              "bar": gz3d.volunteer_counts(bar, shape) if tasks.bar else None}
+    record = crowdstats.galaxy_record(counts, settings.volunteers, {"spiral": sub.spiral, "bar": sub.bar},
+                                      {"spiral": spiral, "bar": bar})
+    row = {"name": name, "ra": f"{p.ra:.7f}", "dec": f"{p.dec:.7f}", "redshift": f"{p.redshift:.6f}",
+           "pixel_scale": imaging.LEGACY_SURVEY_PIXEL_SCALE, "manga_id": mid, "file": cut_rel}
+    return GalaxyOutput(index=index, catalogue_row=row, crowd_record=record, morphology=p.morphology)
+
+
+# --- the survey ---------------------------------------------------------------------------------------
+_WORKER_SETTINGS: SurveySettings | None = None
+
+
+def _init_worker(settings: SurveySettings) -> None:
+    global _WORKER_SETTINGS
+    _WORKER_SETTINGS = settings
+    # one BLAS / OpenMP thread per process: the processes are the parallelism
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _work(index: int) -> GalaxyOutput:
+    return make_galaxy(_WORKER_SETTINGS, index)
+
+
+def iter_galaxies(settings: SurveySettings, workers: int = 1) -> Iterator[GalaxyOutput]:
+    """Make every galaxy, yielding results in index order; ``workers`` > 1 uses that many processes."""
+    if workers <= 1:
+        for index in range(settings.n):
+            yield make_galaxy(settings, index)
+        return
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+        yield from pool.imap(_work, range(settings.n), chunksize=4)
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def make_survey(settings: SurveySettings, *, workers: int | None = None, progress=None) -> dict:
+    """Write the whole survey into ``settings.out``; returns the summary also written to survey.json.
+
+    ``progress``: a callable given the number of galaxies finished so far (e.g. a tqdm bar's update).
+    """
+    check_settings(settings)
+    out = Path(settings.out)
+    try:
+        (out / "gz3d").mkdir(parents=True, exist_ok=True)
+        (out / "cutouts").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SurveyError(f"--out {out}: cannot create the output folders ({exc.strerror}); "
+                          "choose a folder you can write to") from None
+    _scale_table()  # build the cosmology table once, before worker processes are forked
+    tally = crowdstats.CrowdTally(settings.volunteers)
+    morphologies: dict[str, int] = {}
+    with open(out / CATALOGUE_NAME, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CATALOGUE_COLUMNS)
+        writer.writeheader()
+        for result in iter_galaxies(settings, workers or default_workers()):
+            writer.writerow(result.catalogue_row)
+            tally.add(result.crowd_record)
+            morphologies[result.morphology] = morphologies.get(result.morphology, 0) + 1
+            if progress:
+                progress(1)
+    summary = {"settings": settings.as_dict(), "crowd_statistics": tally.summary(),
+               "gz3d_pixel_scale_arcsec": round(settings.gz3d_pixel_scale, 6),
+               "cutout_pixel_scale_arcsec": imaging.LEGACY_SURVEY_PIXEL_SCALE, "morphologies": morphologies}
+    (out / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def crowd_summary_lines(stats: dict) -> list[str]:
+    """Human-readable lines of the crowd statistics (``CrowdTally.summary``)."""
+    lines = [f"crowd consensus vs truth ({stats['volunteers_per_galaxy']} volunteers per galaxy):"]
+    for s in crowdstats.STRUCTURES:
+        st = stats[s]
+        if not st["galaxies_scored"]:
+            lines.append(f"  {s}: asked of {st['galaxies_asked']} galaxies, none with a true {s} to score")
+            continue
+        lines.append(
+            f"  {s}: mean IoU {st['mean_iou_at_half']:.3f} at fraction >= 0.5, "
+            f"best {st['mean_iou_at_best_threshold']:.3f} at >= {st['best_threshold']:.3f} "
+            f"({st['galaxies_scored']} galaxies scored of {st['galaxies_asked']}"
+            f" asked; {100 * st['blank_drawing_fraction']:.0f}% blank drawings; median max fraction "
+            f"{st['median_max_fraction']})")
+    return lines

@@ -1,0 +1,160 @@
+"""Training samples, the one preprocessing shared by training and inference, and the dataset (no Django).
+
+A sample is an RGB image (H, W, 3) uint8 plus, per structure, a vote-fraction map (H, W) in [0, 1] on
+the image's grid, or None when that structure was NOT ASKED for this galaxy. A map that was asked but
+where nobody marked anything is all zeros ("empty"); whether it teaches "none here" is a config choice.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from segmentation.unet.augment import apply_geometry, random_geometry
+from segmentation.unet.model import STRUCTURES, UNetConfig
+
+NOT_ASKED, EMPTY, MARKED = "not_asked", "empty", "marked"  # same words as segmentation.models.Mask.State
+
+
+@dataclass
+class Sample:
+    """One galaxy for training or evaluation. Maps are fractions on the image's pixel grid."""
+
+    image: np.ndarray
+    spiral: np.ndarray | None = None
+    bar: np.ndarray | None = None
+    key: str = ""
+
+    def __post_init__(self):
+        self.image = check_image(self.image, self.key)
+        for structure in STRUCTURES:
+            m = getattr(self, structure)
+            if m is None:
+                continue
+            m = np.asarray(m, dtype=np.float32)
+            where = f" of sample {self.key!r}" if self.key else ""
+            if m.shape != self.image.shape[:2]:
+                raise ValueError(f"{structure} map{where} has shape {m.shape}, image is {self.image.shape[:2]}")
+            if not np.all(np.isfinite(m)) or m.min() < 0 or m.max() > 1:
+                raise ValueError(f"{structure} map{where} must hold finite fractions in [0, 1]")
+            setattr(self, structure, m)
+
+    def target(self, structure: str) -> np.ndarray | None:
+        if structure not in STRUCTURES:
+            raise ValueError(f"unknown structure {structure!r}; known: {STRUCTURES}")
+        return getattr(self, structure)
+
+    def state(self, structure: str) -> str:
+        """NOT_ASKED, EMPTY (asked, nothing marked) or MARKED."""
+        m = self.target(structure)
+        if m is None:
+            return NOT_ASKED
+        return MARKED if bool(np.any(m > 0)) else EMPTY
+
+
+def check_image(image: np.ndarray, key: str = "") -> np.ndarray:
+    arr = np.asarray(image)
+    where = f" (sample {key!r})" if key else ""
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"an image must be (H, W, 3) uint8 RGB{where}, got {arr.dtype} {arr.shape}")
+    if arr.shape[0] < 2 or arr.shape[1] < 2:
+        raise ValueError(f"an image must be at least 2x2 px{where}, got {arr.shape[:2]}")
+    return arr
+
+
+def loss_weights(sample: Sample, config: UNetConfig) -> np.ndarray:
+    """Per structure, 1 if the map takes part in the loss, else 0: never when not asked; when asked but
+    empty only if the config says empty maps teach "none here"."""
+    teach_empty = {"spiral": config.empty_spiral_teaches_no_spiral, "bar": config.empty_bar_teaches_no_bar}
+    w = np.zeros(len(STRUCTURES), np.float32)
+    for i, structure in enumerate(STRUCTURES):
+        state = sample.state(structure)
+        w[i] = 1.0 if state == MARKED or (state == EMPTY and teach_empty[structure]) else 0.0
+    return w
+
+
+# --- the one preprocessing ---------------------------------------------------------------------------------
+def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, C, H, W) float -> (N, C, *size), bilinear, antialiased when shrinking."""
+    if tuple(t.shape[-2:]) == tuple(size):
+        return t
+    shrinking = size[0] < t.shape[-2] or size[1] < t.shape[-1]
+    return F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+
+
+def preprocess(image_rgb: np.ndarray, config: UNetConfig) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (3, S, S) float32 in [0, 1], S = config.image_size px: the whole frame
+    resized (non-square images are stretched; ``postprocess`` undoes it exactly), divided by 255, no
+    normalisation (as in the study). Training and inference both call this."""
+    arr = check_image(image_rgb)
+    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float()
+    size = (config.image_size, config.image_size)
+    return (_resize(t, size)[0] / 255.0).clamp_(0.0, 1.0)
+
+
+def preprocess_map(fractions: np.ndarray, config: UNetConfig) -> torch.Tensor:
+    """(H, W) fractions -> (S, S) float32 on the network grid, resampled like the image."""
+    t = torch.from_numpy(np.ascontiguousarray(fractions, dtype=np.float32))[None, None]
+    return _resize(t, (config.image_size, config.image_size))[0, 0].clamp_(0.0, 1.0)
+
+
+def postprocess(pred: torch.Tensor | np.ndarray, original_shape: tuple[int, ...]) -> np.ndarray:
+    """(C, S, S) fractions on the network grid -> (C, H, W) float32 in [0, 1] on the image's full frame,
+    ``original_shape`` = the image's (H, W[, 3]) in px."""
+    t = torch.as_tensor(pred).float()
+    if t.ndim != 3:
+        raise ValueError(f"expected a (C, S, S) prediction, got shape {tuple(t.shape)}")
+    h, w = int(original_shape[0]), int(original_shape[1])
+    return _resize(t[None], (h, w))[0].clamp(0.0, 1.0).numpy()
+
+
+# --- dataset -------------------------------------------------------------------------------------------------
+SampleSource = Sample | Callable[[], Sample]
+
+
+def resolve(source: SampleSource) -> Sample:
+    sample = source() if callable(source) else source
+    if not isinstance(sample, Sample):
+        raise TypeError(f"a sample loader must return a Sample, got {type(sample).__name__}")
+    return sample
+
+
+class FractionDataset(torch.utils.data.Dataset):
+    """Items (image (3,S,S), target (2,S,S), weight (2,)) from in-memory Samples or zero-argument
+    callables that load one (so a large selection need not sit in memory).
+
+    With ``augment`` the geometry of item i in epoch e is drawn from a generator seeded by
+    (seed, e, i): reproducible whatever the worker count, and resumable from any epoch.
+    """
+
+    def __init__(self, samples: Sequence[SampleSource], config: UNetConfig, *, augment: bool, seed: int = 0):
+        self.samples = samples
+        self.config = config
+        self.augment = augment
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        sample = resolve(self.samples[index])
+        image = preprocess(sample.image, self.config)
+        s = self.config.image_size
+        maps = [sample.target(st) for st in STRUCTURES]
+        target = torch.stack([preprocess_map(m, self.config) if m is not None else torch.zeros(s, s)
+                              for m in maps])
+        weight = torch.from_numpy(loss_weights(sample, self.config))
+        if self.augment:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            c = self.config
+            geometry = random_geometry(rng, rotate=c.rotate, flip=c.flip, crop_area=c.crop_area,
+                                       crop_ratio=c.crop_ratio)
+            image, target = apply_geometry(geometry, image, target)
+        return image, target, weight

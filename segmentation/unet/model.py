@@ -1,0 +1,220 @@
+"""The network: its configuration, construction, and the file format of trained weights (no Django).
+
+Output: two channels (spiral, bar), each a per-pixel vote fraction in [0, 1], obtained as the sigmoid
+of the network's logits. Sigmoid rather than the study's ReLU (clamped at 1): a clamped ReLU has zero
+gradient below 0 and above 1, so a pixel that overshoots stops learning, and BCE on soft targets needs
+logits anyway (``binary_cross_entropy_with_logits`` is the numerically stable form). Sigmoid never gives
+exactly 0, but model masks are stored as k/255 (``maskcodec``), so anything below 1/510 is stored as 0.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+from torch import nn
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # building an encoder must never reach for the network
+
+STRUCTURES = ("spiral", "bar")  # output channel order
+LOSSES = ("l1", "mse", "bce")
+FORMAT = "evalsite-unet"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class UNetConfig:
+    """Everything needed to rebuild, train and apply a model. ``to_dict``/``from_dict`` round-trip it.
+
+    Image sizes are in px of the network input (the image is resized to ``image_size`` x ``image_size``).
+    """
+
+    encoder: str = "resnet18"
+    image_size: int = 128
+    decoder_channels: tuple[int, ...] = (128, 64, 32, 16, 8)
+    loss: str = "l1"
+    # Asked-but-empty maps: teach "none here" (True) or leave out of the loss like the study did (False).
+    empty_bar_teaches_no_bar: bool = False
+    empty_spiral_teaches_no_spiral: bool = True
+    # optimisation
+    epochs: int = 30
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.075
+    grad_clip: float = 0.5
+    patience: int = 10
+    seed: int = 0
+    # augmentation (training only)
+    rotate: bool = True
+    flip: bool = True
+    crop_area: tuple[float, float] = (0.6, 0.8)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    # reduced precision: "auto" = bf16 + channels_last on CPU, mixed precision on CUDA, after a check
+    precision: str = "auto"
+    num_workers: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
+        self.crop_area = tuple(float(a) for a in self.crop_area)
+        self.crop_ratio = tuple(float(r) for r in self.crop_ratio)
+        self.validate()
+
+    def validate(self) -> None:
+        problems = []
+        if self.loss not in LOSSES:
+            problems.append(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if not (16 <= self.image_size <= 2048) or self.image_size % 32:
+            problems.append(f"image_size must be a multiple of 32 in 32..2048 px, got {self.image_size}")
+        if len(self.decoder_channels) != 5:
+            problems.append(f"decoder_channels needs 5 entries (encoder depth 5), got {self.decoder_channels}")
+        for name in ("epochs", "batch_size", "patience"):
+            if int(getattr(self, name)) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0 or self.weight_decay < 0 or self.grad_clip <= 0:
+            problems.append("learning_rate and grad_clip must be > 0 and weight_decay >= 0")
+        lo, hi = self.crop_area
+        if not (0 < lo <= hi <= 1):
+            problems.append(f"crop_area must satisfy 0 < low <= high <= 1, got {self.crop_area}")
+        if not (0 < self.crop_ratio[0] <= self.crop_ratio[1]):
+            problems.append(f"crop_ratio must satisfy 0 < low <= high, got {self.crop_ratio}")
+        if self.precision not in ("auto", "fp32"):
+            problems.append(f"precision must be 'auto' or 'fp32', got {self.precision!r}")
+        if problems:
+            raise ValueError("invalid U-Net configuration: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UNetConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown U-Net configuration key(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    def replace(self, **changes) -> UNetConfig:
+        return dataclasses.replace(self, **changes)
+
+
+class FractionUNet(nn.Module):
+    """smp.Unet returning logits; ``fractions`` applies the sigmoid in float32 (also under autocast)."""
+
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        import segmentation_models_pytorch as smp
+
+        self.net = smp.Unet(
+            encoder_name=config.encoder,
+            encoder_weights=None,
+            in_channels=3,
+            classes=len(STRUCTURES),
+            decoder_channels=config.decoder_channels,
+            activation=None,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def fractions(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(x).float())
+
+
+def build_model(config: UNetConfig, encoder_weights: str | Path | None = None) -> FractionUNet:
+    """A freshly initialised model; ``encoder_weights`` optionally names a local file of encoder weights
+    (a state dict of the smp/timm encoder, e.g. ImageNet resnet18), never downloaded."""
+    try:
+        model = FractionUNet(config)
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"cannot build a U-Net with encoder {config.encoder!r}: {exc}") from exc
+    if encoder_weights:
+        load_encoder_weights(model, encoder_weights)
+    return model
+
+
+def load_encoder_weights(model: FractionUNet, path: str | Path) -> None:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"encoder weights file {path} does not exist")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    # ImageNet classifiers carry a head the encoder does not have; anything else missing is an error.
+    state = {k: v for k, v in state.items() if not k.startswith(("fc.", "classifier.", "head."))}
+    result = model.net.encoder.load_state_dict(state, strict=False)
+    if result.missing_keys:
+        raise ValueError(
+            f"{path} does not fit encoder {type(model.net.encoder).__name__}: "
+            f"{len(result.missing_keys)} missing keys, e.g. {result.missing_keys[:3]}"
+        )
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# --- the weights file ----------------------------------------------------------------------------------
+def model_bundle(model: nn.Module, config: UNetConfig, metadata: dict | None = None) -> dict:
+    """The portable form of a trained model: format tag, configuration (incl. preprocessing) and weights."""
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config.to_dict(),
+            "metadata": dict(metadata or {}), "state_dict": state}
+
+
+def save_model(target: str | Path | BinaryIO, model: nn.Module, config: UNetConfig,
+               metadata: dict | None = None) -> None:
+    """Write a model bundle to a path (atomically) or a binary file object."""
+    bundle = model_bundle(model, config, metadata)
+    if isinstance(target, (str, Path)):
+        path = Path(target)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(bundle, tmp)
+        os.replace(tmp, path)
+    else:
+        torch.save(bundle, target)
+
+
+def model_bytes(model: nn.Module, config: UNetConfig, metadata: dict | None = None) -> bytes:
+    buf = io.BytesIO()
+    save_model(buf, model, config, metadata)
+    return buf.getvalue()
+
+
+def read_bundle(source: str | Path | bytes | BinaryIO | dict) -> dict:
+    """Read and check a model bundle from a path, bytes, a binary file object or an already loaded dict."""
+    if isinstance(source, dict):
+        bundle = source
+    else:
+        if isinstance(source, (bytes, bytearray)):
+            source = io.BytesIO(source)
+        elif isinstance(source, (str, Path)) and not Path(source).is_file():
+            raise FileNotFoundError(f"model file {source} does not exist")
+        try:
+            bundle = torch.load(source, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises several unrelated types for a damaged file
+            raise ValueError(f"not a readable model file ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
+        raise ValueError(f"not an {FORMAT} model file (missing format tag)")
+    if bundle.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"model file format version {bundle.get('format_version')} is not supported "
+                         f"(this code reads version {FORMAT_VERSION})")
+    return bundle
+
+
+def load_model(source: str | Path | bytes | BinaryIO | dict) -> tuple[FractionUNet, UNetConfig, dict]:
+    """(model on CPU in eval mode, its config, its metadata) from a model bundle."""
+    bundle = read_bundle(source)
+    config = UNetConfig.from_dict(bundle["config"])
+    model = build_model(config)
+    model.load_state_dict(bundle["state_dict"])
+    model.eval()
+    return model, config, bundle.get("metadata", {})

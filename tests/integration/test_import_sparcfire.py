@@ -1,0 +1,141 @@
+"""`import_sparcfire` on the real SpArcFiRe run in ../shared/fixtures/sparcfire (read in place, never copied)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from PIL import Image as PILImage
+
+from segmentation import services
+from segmentation.arcfinder import sparcfire_output as so
+from segmentation.imports.sparcfire import PRODUCER_NAME, import_run
+from segmentation.models import Galaxy, Image, ImportBatch, Mask
+
+NAME = "1237648721789256091"
+
+
+@pytest.fixture
+def run(shared_fixtures):
+    root = shared_fixtures / "sparcfire"
+    return {"out": root / "G.out", "inputs": root / "G.in", "galaxy": root / "G.out" / NAME}
+
+
+def k_mask(run) -> np.ndarray:
+    arr = np.asarray(PILImage.open(run["galaxy"] / f"{NAME}{so.K_SUFFIX}").convert("RGB"))
+    return arr.sum(axis=2) > 0
+
+
+@pytest.mark.django_db
+def test_import_with_images_creates_galaxy_image_and_mask(run, capsys):
+    call_command("import_sparcfire", str(run["out"]), "--images", str(run["inputs"]), "--no-progress")
+    printed = capsys.readouterr().out
+    assert "imported 1, updated 0, unchanged 0, skipped 0, failed 0" in printed
+    galaxy = Galaxy.objects.get(name=NAME)
+    assert galaxy.sdss_objid == NAME
+    image = Image.objects.get(galaxy=galaxy)
+    assert (image.kind, image.width, image.height) == ("other", 82, 82)
+    assert image.raw and image.wcs_header
+    mask = Mask.objects.get(galaxy=galaxy, structure="spiral", is_current=True)
+    assert mask.producer.kind == "sparcfire" and mask.producer.name == PRODUCER_NAME
+    assert mask.producer.parameters["errRatioThres"] == 2.5
+    assert mask.producer.parameters["resizeDims"] == [256, 256]
+    assert mask.producer.version.startswith("settings ")
+    # the FITS has north at its last row, our image is north-up: the mask is SpArcFiRe's K mask flipped
+    fractions = mask.fractions()
+    assert mask.details["flipped_to_north_up"] is True
+    assert np.array_equal(fractions > 0, k_mask(run)[::-1])
+    assert int((fractions > 0).sum()) == 62
+    arcs = mask.details["arcs"]
+    assert len(arcs) == 9 and arcs[0]["gxyName"] == NAME
+    assert arcs[0]["pitch_angle"] == pytest.approx(17.398058)
+    assert arcs[0]["clusOutputColor"] == [0, 1, 0]
+    assert mask.details["galaxy"]["chirality_maj"] == "S-wise"
+    batch = ImportBatch.objects.get(kind="sparcfire")
+    assert batch.summary["imported"] == 1 and batch.finished_at is not None
+
+
+@pytest.mark.django_db
+def test_reimport_is_unchanged(run):
+    first = import_run(directory=run["out"], images_dir=run["inputs"], progress=False)
+    again = import_run(directory=run["out"], images_dir=run["inputs"], progress=False)
+    assert (first.imported, again.unchanged, again.imported, again.updated) == (1, 1, 0, 0)
+    assert Mask.objects.filter(structure="spiral").count() == 1
+    assert Image.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_unknown_galaxy_without_images_fails_with_reason_and_stores_nothing(run):
+    summary = import_run(directory=run["out"], progress=False)
+    assert summary.failed == 1 and summary.imported == 0
+    assert "unknown galaxy" in summary.failures[0][1] and "--images" in summary.failures[0][1]
+    assert not Galaxy.objects.exists() and not Mask.objects.exists()
+
+
+@pytest.mark.django_db
+def test_known_galaxy_matched_by_objid_uses_its_image_of_the_same_size(run):
+    galaxy, _ = services.galaxy_upsert(name="some galaxy", match={"sdss_objid": NAME})
+    small, _ = services.image_store(galaxy=galaxy, kind="gz3d_subject", rgb=np.zeros((40, 40, 3), np.uint8))
+    cutout, _ = services.image_store(galaxy=galaxy, kind="survey_cutout", rgb=np.zeros((82, 82, 3), np.uint8))
+    summary = import_run(directory=run["out"], progress=False)
+    assert summary.imported == 1, summary.lines()
+    assert any("assumed" in reason for _, reason in summary.warnings)
+    mask = Mask.objects.get(structure="spiral")
+    assert mask.image_id == cutout.pk and mask.galaxy_id == galaxy.pk
+    assert np.array_equal(mask.fractions() > 0, k_mask(run)[::-1])
+
+
+@pytest.mark.django_db
+def test_known_galaxy_without_an_image_of_the_right_size_fails(run):
+    galaxy, _ = services.galaxy_upsert(name=NAME)
+    services.image_store(galaxy=galaxy, kind="gz3d_subject", rgb=np.zeros((40, 40, 3), np.uint8))
+    summary = import_run(directory=run["out"], progress=False)
+    assert summary.failed == 1
+    assert "no image of SpArcFiRe's input size 82x82" in summary.failures[0][1]
+    assert not Mask.objects.exists()
+
+
+@pytest.mark.django_db
+def test_h_mask_with_ellipse_parameters_when_the_k_mask_is_absent(run, tmp_path):
+    # a run folder without the -K_ mask: links to the fixture's other files (nothing copied)
+    folder = tmp_path / "G.out" / NAME
+    folder.mkdir(parents=True)
+    for path in run["galaxy"].iterdir():
+        if not path.name.endswith(so.K_SUFFIX):
+            (folder / path.name).symlink_to(path)
+    (tmp_path / "G.out" / "galaxy_arcs.csv").symlink_to(run["out"] / "galaxy_arcs.csv")
+    summary = import_run(directory=tmp_path / "G.out", images_dir=run["inputs"], progress=False)
+    assert summary.imported == 1, summary.lines()
+    mask = Mask.objects.get(structure="spiral")
+    assert mask.details["mask_from"] == "H+elps"
+    ours = mask.fractions()[::-1] > 0
+    theirs = k_mask(run)
+    # our reprojection of the 256 px grid agrees with SpArcFiRe's own on most arm pixels
+    assert (ours & theirs).sum() >= 0.6 * theirs.sum()
+    assert ours.sum() <= 1.5 * theirs.sum()
+
+
+@pytest.mark.django_db
+def test_arcs_from_the_run_table_when_the_galaxy_has_no_own_csv(run, tmp_path):
+    folder = tmp_path / "G.out" / NAME
+    folder.mkdir(parents=True)
+    for path in run["galaxy"].iterdir():
+        if not path.name.endswith("_arcs.csv"):
+            (folder / path.name).symlink_to(path)
+    (tmp_path / "G.out" / "galaxy_arcs.csv").symlink_to(run["out"] / "galaxy_arcs.csv")
+    import_run(directory=tmp_path / "G.out", images_dir=run["inputs"], progress=False)
+    arcs = Mask.objects.get(structure="spiral").details["arcs"]
+    assert [a["alenRank"] for a in arcs] == list(range(1, 10))
+
+
+@pytest.mark.django_db
+def test_missing_folder_is_a_command_error(tmp_path):
+    with pytest.raises(CommandError, match="is not a folder"):
+        call_command("import_sparcfire", str(tmp_path / "nope"), "--no-progress")
+
+
+@pytest.mark.django_db
+def test_folder_without_sparcfire_output_warns(tmp_path):
+    (tmp_path / "notes.txt").write_text("nothing here")
+    summary = import_run(directory=tmp_path, progress=False)
+    assert summary.imported == 0 and summary.failed == 0
+    assert "no *-K_clusMask-reprojected.png" in summary.warnings[0][1]

@@ -1,0 +1,238 @@
+"""The U-Net package: learning, exact resume, loss masking, augmentation alignment, output contract."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from segmentation.unet.augment import Geometry, apply_geometry, random_geometry
+from segmentation.unet.data import EMPTY, MARKED, NOT_ASKED, FractionDataset, Sample, loss_weights, postprocess, preprocess
+from segmentation.unet.infer import Predictor, fraction_difference
+from segmentation.unet.losses import masked_loss
+from segmentation.unet.model import UNetConfig, build_model, load_model, model_bytes
+from segmentation.unet.toy import toy_samples
+from segmentation.unet.train import load_checkpoint, train
+
+# the smallest encoder that builds offline; keeps every test to seconds on a shared 2-core machine
+TINY = dict(encoder="tu-mobilenetv3_small_050", image_size=32, decoder_channels=(16, 16, 8, 8, 8), batch_size=4)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_config(**changes) -> UNetConfig:
+    return UNetConfig(**{**TINY, **changes})
+
+
+def test_config_round_trips_and_refuses_bad_values():
+    cfg = tiny_config(loss="bce", crop_area=(0.5, 0.9))
+    assert UNetConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown U-Net configuration key"):
+        UNetConfig.from_dict({**cfg.to_dict(), "colour": "red"})
+    with pytest.raises(ValueError, match="loss must be one of"):
+        tiny_config(loss="hinge")
+    with pytest.raises(ValueError, match="multiple of 32"):
+        tiny_config(image_size=100)
+
+
+def test_sample_states_and_bad_input():
+    img = np.zeros((20, 20, 3), np.uint8)
+    s = Sample(img, spiral=np.zeros((20, 20)), bar=None)
+    assert (s.state("spiral"), s.state("bar")) == (EMPTY, NOT_ASKED)
+    s.spiral[3, 4] = 0.4
+    assert s.state("spiral") == MARKED
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) uint8"):
+        Sample(img.astype(np.float32))
+    with pytest.raises(ValueError, match="bar map of sample 'g1' has shape"):
+        Sample(img, bar=np.zeros((10, 20)), key="g1")
+    with pytest.raises(ValueError, match=r"fractions in \[0, 1\]"):
+        Sample(img, spiral=np.full((20, 20), 1.5))
+
+
+def test_loss_weights_follow_the_masking_rules():
+    img = np.zeros((8, 8, 3), np.uint8)
+    marked = np.zeros((8, 8), np.float32)
+    marked[2, 2] = 0.5
+    empty = np.zeros((8, 8), np.float32)
+    default = tiny_config()
+    assert loss_weights(Sample(img, spiral=marked, bar=None), default).tolist() == [1, 0]
+    assert loss_weights(Sample(img, spiral=empty, bar=empty), default).tolist() == [1, 0]  # study: empty bar out
+    teach = tiny_config(empty_bar_teaches_no_bar=True, empty_spiral_teaches_no_spiral=False)
+    assert loss_weights(Sample(img, spiral=empty, bar=empty), teach).tolist() == [0, 1]
+    assert loss_weights(Sample(img, spiral=None, bar=marked), teach).tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("kind", ["l1", "mse", "bce"])
+def test_not_asked_maps_contribute_nothing_to_loss_or_gradient(kind):
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 2, 6, 6, generator=gen, requires_grad=True)
+    target = torch.rand(3, 2, 6, 6, generator=gen)
+    weight = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    loss = masked_loss(logits, target, weight, kind)
+    loss.backward()
+    grad = logits.grad
+    assert torch.count_nonzero(grad[0, 1]) == 0 and torch.count_nonzero(grad[1, 0]) == 0
+    assert torch.count_nonzero(grad[0, 0]) > 0 and torch.count_nonzero(grad[2, 1]) > 0
+    # whatever an ignored map holds - even NaN - the loss is the same
+    other = target.clone()
+    other[0, 1] = float("nan")
+    other[1, 0] = 1.0 - other[1, 0]
+    assert torch.equal(masked_loss(logits.detach(), other, weight, kind), loss.detach())
+
+
+def test_tiny_model_loss_falls_over_a_few_steps():
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    ds = FractionDataset(toy_samples(8, 48, seed=3), cfg, augment=False)
+    images, target, weight = (torch.stack(t) for t in zip(*[ds[i] for i in range(len(ds))]))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(12):
+        loss = masked_loss(model(images), target, weight, "l1")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_resume_restores_the_exact_state(tmp_path):
+    cfg = tiny_config(epochs=3, patience=5, seed=7)
+    train_set, val_set = toy_samples(8, 40, seed=1), toy_samples(4, 40, seed=2)
+    straight = train(cfg, train_set, val_set, checkpoint_dir=tmp_path / "a", threads=1)
+    assert straight.stopped == "completed" and straight.epochs_run == 3
+
+    seen = []
+    cut = train(cfg, train_set, val_set, checkpoint_dir=tmp_path / "b", threads=1,
+                progress=lambda r: seen.append(r.epoch), should_stop=lambda: seen == [1])
+    assert cut.stopped == "cancelled" and cut.epochs_run == 1 and seen == [1]
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 1
+
+    resumed = train(cfg, train_set, val_set, checkpoint_dir=tmp_path / "b", threads=1,
+                    progress=lambda r: seen.append(r.epoch))
+    assert seen == [1, 2, 3]
+    last_a = load_checkpoint(tmp_path / "a" / "last.pt")
+    last_b = load_checkpoint(tmp_path / "b" / "last.pt")
+    for k, v in last_a["model"].items():
+        assert torch.equal(v, last_b["model"][k]), k
+    assert [h["val_loss"] for h in last_a["history"]] == [h["val_loss"] for h in last_b["history"]]
+    assert [h["train_loss"] for h in last_a["history"]] == [h["train_loss"] for h in last_b["history"]]
+    assert last_a["optimizer"]["state"][0]["exp_avg"].equal(last_b["optimizer"]["state"][0]["exp_avg"])
+    for k, v in _state(straight.model).items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    assert resumed.best_epoch == straight.best_epoch
+
+
+def test_resume_refuses_another_configuration(tmp_path):
+    cfg = tiny_config(epochs=1)
+    data = toy_samples(4, 32, seed=1)
+    train(cfg, data, data, checkpoint_dir=tmp_path, threads=1)
+    with pytest.raises(ValueError, match="different configuration"):
+        train(cfg.replace(learning_rate=0.5), data, data, checkpoint_dir=tmp_path, threads=1)
+
+
+def _asymmetric_pattern(size=32):
+    m = np.zeros((size, size), np.float32)
+    m[6:26, 8:12] = 1.0  # an L: no rotation or mirror maps it onto itself
+    m[22:26, 8:22] = 1.0
+    return m
+
+
+def test_augmentation_keeps_image_and_masks_aligned():
+    pattern = _asymmetric_pattern()
+    image = torch.from_numpy(np.stack([pattern, 1 - pattern, pattern * 0.5]))
+    maps = torch.from_numpy(np.stack([pattern, pattern[::-1].copy()]))
+    rng = np.random.default_rng(0)
+    changed = 0
+    for _ in range(10):
+        g = random_geometry(rng)
+        img2, maps2 = apply_geometry(g, image, maps)
+        assert torch.allclose(img2[0], maps2[0], atol=1e-6)
+        assert torch.allclose(img2[2], 0.5 * maps2[0], atol=1e-6)
+        changed += not torch.allclose(maps2[0], maps[0], atol=0.05)
+    assert changed == 10
+
+
+def test_geometry_means_what_it_says():
+    pattern = torch.from_numpy(_asymmetric_pattern())[None]
+    (half_turn,) = apply_geometry(Geometry(angle_deg=180.0), pattern)
+    assert torch.allclose(half_turn, torch.flip(pattern, dims=(1, 2)), atol=1e-5)
+    (mirrored,) = apply_geometry(Geometry(mirror=True), pattern)
+    assert torch.allclose(mirrored, torch.flip(pattern, dims=(2,)), atol=1e-5)
+    (zoomed,) = apply_geometry(Geometry(half_width=0.5, half_height=0.5, centre_x=-0.5, centre_y=-0.5), pattern)
+    # the top-left quadrant, magnified 2x: four times its mass, none of the rest
+    assert zoomed[0].sum().item() == pytest.approx(4 * pattern[0, :16, :16].sum().item(), rel=0.15)
+    assert pattern[0, :16, :16].sum() < pattern[0].sum() / 2
+
+
+def test_dataset_augments_deterministically_per_epoch():
+    cfg = tiny_config()
+    ds = FractionDataset(toy_samples(2, 40, seed=5), cfg, augment=True, seed=3)
+    a = ds[1][0]
+    assert torch.equal(a, ds[1][0])
+    ds.set_epoch(1)
+    assert not torch.equal(a, ds[1][0])
+
+
+def test_preprocess_and_postprocess_contract():
+    cfg = tiny_config()
+    img = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    x = preprocess(img, cfg)
+    assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    back = postprocess(torch.full((2, 32, 32), 0.25), img.shape)
+    assert back.shape == (2, 50, 70) and np.allclose(back, 0.25)
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        preprocess(img[..., 0], cfg)
+
+
+def test_predictor_outputs_fractions_at_each_image_size(tmp_path):
+    cfg = tiny_config()
+    torch.manual_seed(1)
+    model = build_model(cfg)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(40, 50, 3), (70, 70, 3), (33, 90, 3)]]
+    predictor = Predictor(model_bytes(model, cfg), device="cpu", batch_size=2)
+    out = predictor.predict(images)
+    assert [o.shape for o in out] == [(2, 40, 50), (2, 70, 70), (2, 33, 90)]
+    for o in out:
+        assert o.dtype == np.float32 and o.min() >= 0.0 and o.max() <= 1.0 and np.ptp(o) > 0
+    plain = Predictor(model_bytes(model, cfg), device="cpu", optimized=False, batch_size=3)
+    diff = fraction_difference(predictor, plain, images)
+    assert diff["max"] < 1e-4  # channels_last fp32 is the same arithmetic, reordered
+    reloaded, cfg2, _ = load_model(model_bytes(model, cfg, {"run": 3}))
+    assert cfg2 == cfg
+
+
+def test_model_file_errors_are_clear(tmp_path):
+    bad = tmp_path / "x.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a readable model file"):
+        Predictor(bad)
+    with pytest.raises(FileNotFoundError):
+        Predictor(tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="needs its UNetConfig"):
+        Predictor(build_model(tiny_config()))
+
+
+def test_cuda_request_without_cuda_is_an_error():
+    from segmentation.unet.device import pick_device
+
+    if torch.cuda.is_available():
+        assert pick_device("cuda").type == "cuda"
+    else:
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            pick_device("cuda")
+    assert pick_device("cpu").type == "cpu"
+    assert math.isfinite(torch.ones(1).sum().item())
