@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,13 +51,13 @@ BAR_COLUMNS = [
 SPIRAL_COLUMNS = [("n_arms", "i2"), ("pitch", "f8"), ("pitch_abs", "f8"), ("pitch_err", "f8"),
                   ("chirality", "S1"), ("chirality_agreement", "f8")]
 CATALOGUE_COLUMNS = IDENTITY_COLUMNS + [(c, "f8") for c in BAR_COLUMNS] + SPIRAL_COLUMNS
-UNITS = {"ra": "deg", "dec": "deg", "pixel_scale": "arcsec/px", "disk_position_angle": "deg",
+UNITS = {"ra": "deg", "dec": "deg", "pixel_scale": "arcsec/pix", "disk_position_angle": "deg",
          "position_angle": "deg", "position_angle_err": "deg", "pitch": "deg", "pitch_abs": "deg",
          "pitch_err": "deg", "kpc_per_arcsec": "kpc/arcsec"}
 for _c in BAR_COLUMNS:
-    for _u in ("px", "arcsec", "kpc"):
+    for _u, _fits_unit in (("px", "pix"), ("arcsec", "arcsec"), ("kpc", "kpc")):
         if f"_{_u}" in _c:
-            UNITS.setdefault(_c, _u)
+            UNITS.setdefault(_c, _fits_unit)
 MISSING_INT = -1  # integer columns have no NaN: -1 means unknown (n_volunteers, nsa_id, n_arms)
 
 
@@ -93,6 +94,16 @@ def _wcs_header(image: Image):
     return wcs.to_header() if wcs is not None else fits.Header()
 
 
+def _card(header, key: str, value, comment: str = "") -> None:
+    """Set a header card, leaving out the comment where it would not fit the 80-character card."""
+    from astropy.io import fits
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fits.Card(key, value, comment).image  # noqa: B018 - formatting is what warns of a cut comment
+    header[key] = value if caught and comment else (value, comment)
+
+
 def _primary(galaxy: Galaxy, image: Image):
     from astropy.io import fits
 
@@ -106,24 +117,24 @@ def _primary(galaxy: Galaxy, image: Image):
         data, content = np.ascontiguousarray(np.moveaxis(image_rgb(image), 2, 0)), "RGB rendering (R, G, B planes)"
     hdu = fits.PrimaryHDU(data=data, header=header)
     h = hdu.header
-    h["GALAXY"] = (galaxy.name, "evalsite galaxy name")
+    _card(h, "GALAXY", galaxy.name, "evalsite galaxy name")
     for key, value, comment in (("MANGAID", galaxy.manga_id, "MaNGA id"), ("NSAID", galaxy.nsa_id, "NSA id"),
                                 ("SDSSOBJ", galaxy.sdss_objid, "SDSS objid"), ("IAUNAME", galaxy.iau_name, ""),
                                 ("OBJRA", galaxy.ra, "[deg] galaxy RA (ICRS)"),
                                 ("OBJDEC", galaxy.dec, "[deg] galaxy Dec (ICRS)"),
                                 ("REDSHIFT", galaxy.redshift, ""), ("DISKBA", galaxy.axis_ratio, "disk b/a"),
-                                ("DISKPA", galaxy.position_angle, "[deg] disk major axis, E of N")):
+                                ("DISKPA", galaxy.position_angle, "[deg] disk major axis E of N")):
         if value not in (None, ""):
-            h[key] = (value, comment)
-    h["SYNTHET"] = (bool(galaxy.synthetic), "synthetic galaxy")
-    h["IMGKIND"] = (image.kind, "evalsite image kind")
-    h["CONTENT"] = (content, "what the primary array holds")
+            _card(h, key, value, comment)
+    _card(h, "SYNTHET", bool(galaxy.synthetic), "synthetic galaxy")
+    _card(h, "IMGKIND", image.kind, "evalsite image kind")
+    _card(h, "CONTENT", content, "what the primary array holds")
     if image.pixel_scale:
-        h["PIXSCALE"] = (image.pixel_scale, "[arcsec/px]")
+        _card(h, "PIXSCALE", image.pixel_scale, "[arcsec/px]")
     if image.bands:
-        h["BANDS"] = (image.bands, "")
-    h["IMGHASH"] = (image.content_hash, "sha256 of the stored RGB pixels")
-    h["ROWORDER"] = ("row 0 = north" if image.wcs_header else "as stored", "array row 0 is FITS row 1")
+        _card(h, "BANDS", image.bands, "")
+    _card(h, "IMGHASH", image.content_hash, "sha256 of stored RGB pixels")
+    _card(h, "ROWORDER", "row 0 = north" if image.wcs_header else "as stored", "array row 0 = FITS row 1")
     h["COMMENT"] = "Masks: one extension per (source, structure), float32 fractions on this grid."
     return hdu
 
@@ -148,27 +159,27 @@ def _mask_hdu(mask: Mask, image: Image, extver: int, measurement: MaskMeasuremen
     h = hdu.header
     h["EXTNAME"] = extname(p.kind, mask.structure)
     h["EXTVER"] = extver
-    h["STRUCT"] = (mask.structure, "bar or spiral")
-    h["PRODKIND"] = (p.kind, "producer kind: volunteers, model, sparcfire, truth")
-    h["PRODNAME"] = (p.name, "producer name")
-    h["PRODVER"] = (p.version, "producer version (release, model or code)")
-    h["PRODCODE"] = (p.code_version, "producer code version")
-    h["PARHASH"] = (p.parameters_hash, "sha256 of the producer parameters")
-    h["MASKID"] = (mask.pk, "evalsite mask id")
-    h["MASKHASH"] = (mask.content_hash, "content hash of the stored mask")
-    h["STATE"] = (mask.state, "not_asked / empty / marked")
-    h["DENOM"] = (mask.denominator, "fractions are integer numerators / DENOM")
+    _card(h, "STRUCT", mask.structure, "bar or spiral")
+    _card(h, "PRODKIND", p.kind, "volunteers/model/sparcfire/truth")
+    _card(h, "PRODNAME", p.name, "producer name")
+    _card(h, "PRODVER", p.version, "producer version")
+    _card(h, "PRODCODE", p.code_version, "producer code version")
+    _card(h, "PARHASH", p.parameters_hash, "sha256 of producer parameters")
+    _card(h, "MASKID", mask.pk, "evalsite mask id")
+    _card(h, "MASKHASH", mask.content_hash, "sha256 of the stored mask")
+    _card(h, "STATE", mask.state, "not_asked / empty / marked")
+    _card(h, "DENOM", mask.denominator, "stored as numerators / DENOM")
     if mask.n_volunteers is not None:
-        h["NVOLUNT"] = (mask.n_volunteers, "volunteers who drew (volunteer masks)")
-    h["CREATED"] = (mask.created_at.isoformat(timespec="seconds"), "when the mask was stored")
-    h["BUNIT"] = ("fraction", "share of votes / probability / 0-1 mask")
+        _card(h, "NVOLUNT", mask.n_volunteers, "volunteers who drew")
+    _card(h, "CREATED", mask.created_at.isoformat(timespec="seconds"), "when the mask was stored")
+    _card(h, "BUNIT", "fraction", "fraction of votes or probability")
     if measurement is not None:
         r = measurement.result
-        h["MEASVER"] = (measurement.code_version, "measurement code version")
-        h["MEASURED"] = (bool(measurement.measured), "a value came out")
+        _card(h, "MEASVER", measurement.code_version, "measurement code version")
+        _card(h, "MEASURED", bool(measurement.measured), "a value came out")
         for key, attr, unit in HEADER_VALUES[measurement.kind]:
             if r.get(attr) is not None:
-                h[key] = (r[attr], f"[{unit}] {attr}" if unit else attr)
+                _card(h, key, r[attr], f"[{unit}] {attr}" if unit else attr)
     return hdu
 
 

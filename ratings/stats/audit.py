@@ -8,6 +8,9 @@ from statsmodels.stats.proportion import proportion_confint
 
 from .schema import CANDIDATE_KEYS, EVALUATION_KEYS, outcome_rows, validate_answers, validate_guesses
 
+BLINDING_COLUMNS = ["study", "structure", "n_guesses", "n_dont_know", "n_answered", "n_correct", "n_raters", "chance",
+                    "accuracy", "ci_low", "ci_high", "p_value", "verdict"]
+CONFUSION_COLUMNS = ["study", "structure", "true_source", "guessed_source", "n", "share_of_true_source"]
 # An accuracy this far above chance is what "telling the sources apart" means in practice; an interval
 # still reaching that far above chance leaves the question open.
 MEANINGFUL_ABOVE_CHANCE = 0.10
@@ -46,7 +49,7 @@ def _blinding_audit(guesses: pd.DataFrame, *, level: float = 0.95) -> pd.DataFra
         p = stats.binomtest(k, n, chance, alternative="greater").pvalue
         rows.append({**row, "accuracy": k / n, "ci_low": low, "ci_high": high, "p_value": p,
                      "verdict": _verdict(k / n, low, high, chance, level)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=BLINDING_COLUMNS)
 
 
 def _verdict(accuracy: float, low: float, high: float, chance: float, level: float) -> str:
@@ -101,8 +104,8 @@ def _per_rater(answers: pd.DataFrame) -> dict[str, pd.DataFrame]:
     shared["abs_diff"] = (shared["quality"] - shared["others_mean"]).abs()
     agreement = shared.groupby(["study", "rater"]).agg(n_shared_answers=("abs_diff", "size"),
                                                        mean_abs_diff_from_others=("abs_diff", "mean"))
-    agreement["spearman_with_others"] = shared.groupby(["study", "rater"])[["quality", "others_mean"]].apply(
-        _spearman)
+    agreement["spearman_with_others"] = pd.Series(
+        {key: _spearman(frame) for key, frame in shared.groupby(["study", "rater"], observed=True)}, dtype=float)
     out = out.join(agreement).reset_index()
     out["n_shared_answers"] = out["n_shared_answers"].fillna(0).astype(int)
     means = rated.groupby(["study", "rater", "structure", "source"]).agg(

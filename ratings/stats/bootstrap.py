@@ -53,7 +53,7 @@ def ratio_bootstrap(frame: pd.DataFrame, groups: list[str], numerator: str, deno
         raise ValueError("ratio_bootstrap groups must include 'study' (studies are resampled separately)")
     out = []
     if frame.empty:
-        return pd.DataFrame(columns=[*groups, "estimate", "ci_low", "ci_high", "n_boot_valid"])
+        return frame[groups].head(0).assign(estimate=np.nan, ci_low=np.nan, ci_high=np.nan, n_boot_valid=0)
     tail = (1.0 - level) / 2.0
     for study, part in frame.groupby("study", sort=True, observed=True):
         cells = part.groupby([*groups, "rater", "galaxy"], sort=False, observed=True)[[numerator, denominator]].sum()

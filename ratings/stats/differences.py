@@ -28,6 +28,15 @@ from statsmodels.tools.numdiff import approx_fprime
 
 from .schema import EVALUATION_KEYS, outcome_rows, validate_answers
 
+ORDINAL_COLUMNS = ["study", "structure", "reference", "n_answers", "n_raters", "n_galaxies", "source", "log_odds",
+                   "se_cluster_galaxy", "odds_ratio", "odds_ratio_ci_low", "odds_ratio_ci_high", "p_value",
+                   "converged", "note"]
+FRIEDMAN_COLUMNS = ["study", "structure", "n_evaluations", "sources", "n_evaluations_excluded_missing", "n_blocks",
+                    "statistic", "p_value", "kendalls_w", "note"]
+WILCOXON_COLUMNS = ["study", "structure", "n_evaluations", "source", "other", "n_evaluations_excluded_missing",
+                    "n_blocks", "n_zero_differences", "mean_difference", "median_difference", "statistic", "p_value",
+                    "rank_biserial", "note"]
+
 
 class _FrequencyWeightedOrderedModel(OrderedModel):
     """OrderedModel whose rows stand for `freq` identical answers each."""
@@ -83,7 +92,7 @@ def _ordinal_model(answers: pd.DataFrame, *, reference: str | None = None, level
                          "odds_ratio": np.exp(b), "odds_ratio_ci_low": np.exp(b - z * se),
                          "odds_ratio_ci_high": np.exp(b + z * se), "p_value": 2 * stats.norm.sf(abs(b / se)),
                          "converged": fit["converged"], "note": ""})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=ORDINAL_COLUMNS)
 
 
 def _fit_ordinal(part: pd.DataFrame, sources: list[str], ref: str, levels: np.ndarray) -> dict:
@@ -178,12 +187,14 @@ def _rank_tests(answers: pd.DataFrame) -> dict[str, pd.DataFrame]:
                 row.update(statistic=res.statistic, p_value=res.pvalue,
                            rank_biserial=(ranks[nonzero > 0].sum() - ranks[nonzero < 0].sum()) / ranks.sum())
             wilcoxon.append(row)
-    return {"friedman": _holm(pd.DataFrame(friedman)), "wilcoxon": _holm(pd.DataFrame(wilcoxon))}
+    return {"friedman": _holm(pd.DataFrame(friedman, columns=FRIEDMAN_COLUMNS)),
+            "wilcoxon": _holm(pd.DataFrame(wilcoxon, columns=WILCOXON_COLUMNS))}
 
 
 def _holm(table: pd.DataFrame) -> pd.DataFrame:
     table = table.copy()
     table["p_holm"] = np.nan
+    table["n_comparisons_in_family"] = 0
     if table.empty:
         return table
     tested = table["p_value"].notna()

@@ -72,7 +72,7 @@ def position_bias(answers: pd.DataFrame, *, n_boot: int = DEFAULT_B, seed: int =
 
 
 def _position_bias(answers: pd.DataFrame, *, n_boot: int = DEFAULT_B, seed: int = DEFAULT_SEED,
-                  level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+                   level: float = DEFAULT_LEVEL) -> pd.DataFrame:
     df = outcome_rows(answers).copy()
     keys = ["study", "structure", "panel_position"]
     df["rated"] = df["quality"].notna().astype(float)

@@ -22,7 +22,7 @@ def first_choice(answers: pd.DataFrame, *, n_boot: int = DEFAULT_B, seed: int = 
 
 
 def _first_choice(answers: pd.DataFrame, *, n_boot: int = DEFAULT_B, seed: int = DEFAULT_SEED,
-                 level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+                  level: float = DEFAULT_LEVEL) -> pd.DataFrame:
     df = outcome_rows(answers)
     firsts = df[df["rank"] == 1]
     per_eval = firsts.groupby(EVALUATION_KEYS, sort=False).agg(
@@ -66,7 +66,7 @@ def pairwise_wins(answers: pd.DataFrame, *, n_boot: int = DEFAULT_B, seed: int =
 
 
 def _pairwise_wins(answers: pd.DataFrame, *, n_boot: int = DEFAULT_B, seed: int = DEFAULT_SEED,
-                  level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+                   level: float = DEFAULT_LEVEL) -> pd.DataFrame:
     df = outcome_rows(answers)
     ranked = df.loc[df["rank"].notna(), [*EVALUATION_KEYS, "structure", "galaxy", "source", "rank"]]
     pairs = ranked.merge(ranked, on=[*EVALUATION_KEYS, "structure", "galaxy"], suffixes=("", "_other"))

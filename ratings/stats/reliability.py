@@ -41,7 +41,7 @@ def krippendorff_alpha(answers: pd.DataFrame, *, n_boot: int = DEFAULT_B, seed: 
 
 
 def _krippendorff_alpha(answers: pd.DataFrame, *, n_boot: int = DEFAULT_B, seed: int = DEFAULT_SEED,
-                       level: float = DEFAULT_LEVEL) -> pd.DataFrame:
+                        level: float = DEFAULT_LEVEL) -> pd.DataFrame:
     df = outcome_rows(answers)
     df = df[df["quality"].notna()]
     counts = (df.groupby(CANDIDATE_KEYS, sort=True)["quality"].value_counts().unstack("quality", fill_value=0)

@@ -1,10 +1,11 @@
 """Every table of the study's statistics in one call (the dashboard's data and the summary CSV)."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 # the private forms skip re-validating a table summary_tables has already validated once
-from .audit import _blinding_audit, _blinding_confusion, _exclusions, _per_rater
+from .audit import BLINDING_COLUMNS, CONFUSION_COLUMNS, _blinding_audit, _blinding_confusion, _exclusions, _per_rater
 from .bootstrap import DEFAULT_B, DEFAULT_LEVEL, DEFAULT_SEED
 from .differences import _ordinal_model, _rank_tests
 from .quality import _position_bias, _quality_levels, _quality_summary
@@ -22,7 +23,7 @@ def primary_answers(answers: pd.DataFrame, *, min_pass_rate: float = DEFAULT_MIN
 def _primary_answers(df: pd.DataFrame, *, min_pass_rate: float) -> pd.DataFrame:
     checks = _attention(df, min_pass_rate=min_pass_rate)
     failing = set(zip(*checks.loc[checks["fails_rule"], ["study", "rater"]].to_numpy().T))
-    keep = [(s, r) not in failing for s, r in zip(df["study"], df["rater"])]
+    keep = np.array([(s, r) not in failing for s, r in zip(df["study"], df["rater"])], dtype=bool)
     return df[keep]
 
 
@@ -82,7 +83,6 @@ def summary_tables(answers: pd.DataFrame, guesses: pd.DataFrame | None = None, *
         tables["blinding_audit"] = _blinding_audit(guesses, level=level)
         tables["blinding_confusion"] = _blinding_confusion(guesses)
     else:
-        tables["blinding_audit"] = pd.DataFrame(columns=["study", "structure", "n_guesses", "verdict"])
-        tables["blinding_confusion"] = pd.DataFrame(columns=["study", "structure", "true_source", "guessed_source",
-                                                             "n", "share_of_true_source"])
+        tables["blinding_audit"] = pd.DataFrame(columns=BLINDING_COLUMNS)
+        tables["blinding_confusion"] = pd.DataFrame(columns=CONFUSION_COLUMNS)
     return tables

@@ -62,7 +62,7 @@ def clean_plane(plane: np.ndarray, params: ArcFinderParams) -> np.ndarray:
         out = ndimage.median_filter(out, size=2 * params.median_filter_radius + 1, mode="nearest")
     lo, hi = float(out.min()), float(out.max())
     if not hi > lo:
-        raise ArcFinderError("image is blank (all pixels equal)")
+        raise ArcFinderError("image is blank (all pixels equal after the median filter)")
     return (out - lo) / (hi - lo)
 
 

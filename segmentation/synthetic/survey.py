@@ -246,7 +246,8 @@ def make_galaxy(settings: SurveySettings, index: int) -> GalaxyOutput:
     sub = renderer.render(p, grid, _conditions(noise_rng, "gz3d"), noise_rng)
     rgb = imaging.grz_to_rgb(sub.bands)
     draw_ifu_hexagon(rgb, grid, IFU_DIAMETERS[p.ifu_design])
-    tasks = volunteers.ask_tasks(p, crowd_rng)
+    # tasks do not depend on the crowd: both crowds draw on the same galaxies for the same tasks
+    tasks = volunteers.ask_tasks(p, np.random.default_rng([seed, index, 3]))
     crowd = volunteers.get_crowd(settings.crowd)
     spiral, bar = volunteers.draw_crowd(p, grid, tasks, crowd_rng, crowd=crowd, n_volunteers=settings.volunteers,
                                         id_base=index * 100)

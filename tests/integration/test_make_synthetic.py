@@ -84,6 +84,7 @@ def test_unwritable_output_folder_gives_a_clear_error(tmp_path):
         run("--n", "2", "--out", "/proc/evalsite-survey")
 
 
+@pytest.mark.slow
 def test_gallery_png_of_sixteen_galaxies(tmp_path):
     out_dir = tmp_path / "survey"
     png = tmp_path / "gallery.png"

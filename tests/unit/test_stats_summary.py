@@ -68,3 +68,14 @@ def test_per_rater_agreement_singles_out_a_random_rater():
     assert raters.loc["r00", "n_real_items"] == 25 and raters.loc["r02", "median_seconds_per_item"] == 22.0
     means = per_rater(answers)["rater_source_means"]
     assert len(means) == 6 * 3 and means["n_rated"].eq(25).all()
+
+
+def test_an_empty_study_gives_the_same_tables_with_no_rows():
+    answers, guesses = _full_study()
+    full = summary_tables(answers, guesses, n_boot=20)
+    empty = summary_tables(answers.head(0), guesses.head(0), n_boot=20)
+    assert set(empty) == TABLES
+    for name, table in empty.items():
+        if name != "rules":
+            assert len(table) == 0, name
+        assert list(table.columns) == list(full[name].columns), name

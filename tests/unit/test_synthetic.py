@@ -266,12 +266,15 @@ def test_crowd_statistics_are_produced_and_clearly_below_one(tmp_path):
     assert any(line.strip().startswith("spiral: mean IoU") for line in lines)
 
 
+@pytest.mark.slow
 def test_biased_crowd_consensus_is_worse_on_the_same_galaxies(tmp_path):
     default = survey.make_survey(settings(tmp_path, n=8, size=96, name="d"), workers=1)["crowd_statistics"]
     biased = survey.make_survey(settings(tmp_path, n=8, size=96, crowd="biased", name="b"),
                                 workers=1)["crowd_statistics"]
-    # the same galaxies and images: only the drawings differ
+    # the same galaxies, images and tasks: only the drawings differ
     assert (tmp_path / "d" / "cutouts.csv").read_bytes() == (tmp_path / "b" / "cutouts.csv").read_bytes()
+    for s in ("spiral", "bar"):
+        assert biased[s]["galaxies_asked"] == default[s]["galaxies_asked"]
     assert biased["spiral"]["mean_iou_at_best_threshold"] < default["spiral"]["mean_iou_at_best_threshold"] - 0.1
 
 
