@@ -89,7 +89,9 @@ def test_fits_files_carry_the_image_wcs_and_the_masks_where_the_image_is(db, tmp
     assert by_ext["VOLUNTEERS_BAR"]["reason"] == "bar not asked of this source"
     t = {row["extname"]: row for row in table}
     assert t["MODEL_BAR"]["length_kpc"] == pytest.approx(stored.length_kpc)
-    assert np.isnan(t["MODEL_BAR"]["pitch_abs"]) and t["VOLUNTEERS_SPIRAL"]["n_volunteers"] == 4
+    assert t["VOLUNTEERS_SPIRAL"]["n_volunteers"] == 4 and t["MODEL_BAR"]["n_volunteers"] == -1
+    raw = fits.getdata(tmp_path / "measurements.fits", 1)
+    assert np.isnan(raw["pitch_abs"][list(raw["extname"]).index("MODEL_BAR")])  # no value = NaN
     assert table["length_kpc"].unit == "kpc"
 
 
@@ -110,3 +112,23 @@ def test_selection_by_name_and_synthetic_and_clear_errors(db, tmp_path):
     blocker.write_text("x")
     with pytest.raises(CommandError, match="cannot write to"):
         export(blocker / "sub")
+
+
+def test_primary_holds_the_imported_band_data_when_there_is_some(db, tmp_path):
+    from segmentation import imaging
+
+    galaxy, _ = services.galaxy_upsert(name="BANDS", defaults={"ra": 10.0, "dec": -5.0})
+    cube = np.random.default_rng(1).normal(size=(3, 32, 32)).astype(np.float32)
+    wcs = imaging.north_up_wcs(10.0, -5.0, (32, 32), 0.262)
+    buf = io.BytesIO()
+    fits.PrimaryHDU(data=cube, header=wcs.to_header()).writeto(buf)
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    image, _ = services.image_store(galaxy=galaxy, kind="survey_cutout", rgb=rgb, pixel_scale=0.262,
+                                    wcs_header=imaging.wcs_to_text(wcs), raw_fits=buf.getvalue(), bands="grz")
+    store_bar(galaxy, image, producer("model"), slice(10, 12), slice(5, 25))
+    export(tmp_path)
+    with fits.open(tmp_path / "BANDS.fits") as hdul:
+        assert hdul[0].header["CONTENT"] == "imported band data" and hdul[0].header["BANDS"] == "grz"
+        np.testing.assert_array_equal(hdul[0].data, cube)
+        sky = WCS(hdul[0].header, naxis=2).pixel_to_world(15.5, 15.5)
+        assert sky.ra.deg == pytest.approx(10.0) and sky.dec.deg == pytest.approx(-5.0)
