@@ -162,8 +162,9 @@ class StudyAdmin(admin.ModelAdmin):
         study = self._study(object_id)
         try:
             services.study_open(study=study, user=request.user)
+            job = services.study_render_enqueue(study=study)
             messages.success(request, f"{study} is open: {Assignment.objects.filter(study=study).count()} "
-                                      "assignments generated.")
+                                      f"assignments generated; its panels are being rendered (job {job}).")
         except services.StudyError as exc:
             messages.error(request, f"Not opened: {exc}")
         return HttpResponseRedirect(reverse("admin:ratings_study_change", args=[study.pk]))

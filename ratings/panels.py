@@ -107,11 +107,28 @@ def candidate_png(candidate: Candidate, variant: str) -> bytes:
     raise ValueError(f"unknown panel variant {variant!r}")
 
 
-def render_study(study: Study) -> int:
-    """Render every panel of a study ahead of time (done when it opens); returns how many were made."""
+def image_candidate(cands) -> Candidate:
+    """The candidate whose stored galaxy pictures serve the whole item: all candidates of an item lie on
+    the same image (``study_check`` refuses anything else), so one copy per item is enough."""
+    return min(cands, key=lambda c: c.pk)
+
+
+def render_study(study: Study, progress=None) -> int:
+    """Render every panel of a study ahead of time (done when it opens); returns how many pictures are
+    stored. Masks: both variants of every candidate; galaxy pictures: every stretch, once per item."""
+    cands = list(Candidate.objects.filter(item__study=study)
+                 .select_related("mask", "mask__image", "item__study").order_by("item_id", "pk"))
+    by_item: dict[int, list[Candidate]] = {}
+    for c in cands:
+        by_item.setdefault(c.item_id, []).append(c)
     n = 0
-    for candidate in Candidate.objects.filter(item__study=study).select_related("mask", "mask__image", "item__study"):
-        for variant in (*MASK_VARIANTS, "colour"):
-            candidate_png(candidate, variant)
+    for item_cands in (progress(by_item.values()) if progress else by_item.values()):
+        for candidate in item_cands:
+            for variant in MASK_VARIANTS:
+                candidate_png(candidate, variant)
+                n += 1
+        first = image_candidate(item_cands)
+        for variant in IMAGE_VARIANTS:
+            candidate_png(first, variant)
             n += 1
     return n

@@ -225,6 +225,27 @@ def _attention_items(study: Study, real: list[Item], rng: random.Random) -> list
     return out
 
 
+def study_render_panels(study_id: int) -> int:
+    """Job (queue ``default``): render and store every panel picture of a study, so raters are served
+    stored bytes from the first request on. Returns how many pictures are stored; logs the run."""
+    from ratings import panels
+
+    study = Study.objects.get(pk=study_id)
+    n = panels.render_study(study)
+    _log(study, "panels rendered", None, {"pictures": n})
+    return n
+
+
+def study_render_enqueue(*, study: Study) -> str:
+    """Queue ``study_render_panels`` for this study on the ``default`` queue; returns the job id."""
+    from evalsite import queues
+
+    job_id = queues.enqueue(queues.DEFAULT, "ratings.services.study_render_panels", study.pk,
+                            job_prefix=f"study-{study.pk}-panels", job_timeout=3 * 3600)
+    _log(study, "panel rendering queued", None, {"job": job_id})
+    return job_id
+
+
 def study_close(*, study: Study, user=None) -> Study:
     if study.state != Study.State.OPEN:
         raise StudyError("only an open study can be closed")

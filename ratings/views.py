@@ -179,7 +179,7 @@ def _serve_panel(cands: list[Candidate], name: str) -> HttpResponse:
     """``p<i>-<variant>`` for a panel, ``image-<variant>`` for the galaxy picture."""
     try:
         if name.startswith("image-"):
-            return neutral_png(panels.candidate_png(cands[0], name.removeprefix("image-")))
+            return neutral_png(panels.candidate_png(panels.image_candidate(cands), name.removeprefix("image-")))
         index, variant = name[1:].split("-", 1)
         if not name.startswith("p") or variant not in panels.MASK_VARIANTS:
             raise ValueError

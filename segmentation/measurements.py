@@ -441,16 +441,20 @@ class SourceValues:
 
 
 def source_values(*, structure: str, attribute: str, sources: Iterable[str] = DEFAULT_SOURCES,
-                  synthetic: str = "any", names: Iterable[str] | None = None) -> dict[str, SourceValues]:
+                  synthetic: str = "any", names: Iterable[str] | None = None,
+                  split: str | None = None) -> dict[str, SourceValues]:
     """Per mask source, every galaxy that has a current ``structure`` mask from any of ``sources``, with
     this source's measured ``attribute`` or the reason it has none (no mask, not asked, not measured...).
 
     Sources are producer kinds; when several producers of one kind have masks, each gets its own entry
-    ("model: unet v2"). A galaxy with masks on several images is keyed "name [image kind]".
+    ("model: unet v2"). A galaxy with masks on several images is keyed "name [image kind]". ``split``
+    keeps the synthetic galaxies of one split (``truth["split"]``: train, val, test).
     """
     sources = list(sources)
-    masks = (masks_selection(structure=structure, synthetic=synthetic, names=names)
-             .filter(producer__kind__in=sources).select_related("galaxy", "image", "producer")
+    masks = masks_selection(structure=structure, synthetic=synthetic, names=names)
+    if split:
+        masks = masks.filter(galaxy__truth__split=split)
+    masks = (masks.filter(producer__kind__in=sources).select_related("galaxy", "image", "producer")
              .order_by("galaxy__name", "image__kind", "id"))
     by_kind: dict[str, set] = {}
     rows = []
@@ -550,13 +554,13 @@ TRUTH_QUANTITIES = {
 
 
 def compare_with_truth(*, quantity: str = "bar_length_kpc", sources: Iterable[str] = DEFAULT_SOURCES,
-                       names: Iterable[str] | None = None, min_arm_contrast: float | None = None
-                       ) -> dict[str, AgreementReport]:
+                       names: Iterable[str] | None = None, split: str | None = None,
+                       min_arm_contrast: float | None = None) -> dict[str, AgreementReport]:
     """Agreement of a measured quantity with synthetic galaxies' truth (``Galaxy.truth``), per mask source.
 
     ``quantity``: one of ``TRUTH_QUANTITIES`` (bar lengths in kpc or arcsec, |pitch| in deg). For pitch,
     ``min_arm_contrast`` leaves out galaxies whose true mean arm contrast (``truth["arm_contrast"]``) is
-    below it, with that reason. Only synthetic galaxies take part.
+    below it, with that reason. Only synthetic galaxies take part; ``split`` (e.g. "test") keeps one split.
     """
     from segmentation.measure.agreement import agreement_report, pair_with_truth
 
@@ -565,7 +569,7 @@ def compare_with_truth(*, quantity: str = "bar_length_kpc", sources: Iterable[st
     structure, attribute, truth_key, unit = TRUTH_QUANTITIES[quantity]
     reports = {}
     for label, sv in source_values(structure=structure, attribute=attribute, sources=sources,
-                                   synthetic="only", names=names).items():
+                                   synthetic="only", names=names, split=split).items():
         truth, values = {}, dict(sv.values)
         for key, g in sv.galaxies.items():
             t = g.truth or {}
@@ -596,12 +600,12 @@ class ChiralityReport:
         return self.n_agree / self.n if self.n else None
 
 
-def chirality_with_truth(*, sources: Iterable[str] = DEFAULT_SOURCES, names: Iterable[str] | None = None
-                         ) -> dict[str, ChiralityReport]:
+def chirality_with_truth(*, sources: Iterable[str] = DEFAULT_SOURCES, names: Iterable[str] | None = None,
+                         split: str | None = None) -> dict[str, ChiralityReport]:
     """Measured spiral chirality (S/Z) against ``truth["chirality"]`` of synthetic galaxies, per source."""
     reports = {}
     for label, sv in source_values(structure="spiral", attribute="chirality", sources=sources,
-                                   synthetic="only", names=names).items():
+                                   synthetic="only", names=names, split=split).items():
         rep = ChiralityReport(source=label)
         for key, (value, _, reason) in sv.values.items():
             true = (sv.galaxies[key].truth or {}).get("chirality")

@@ -8,7 +8,7 @@ header. Array row 0 is FITS row 1, so a pixel (x, y) of a mask and of the image 
 
 The catalogue (``export_selection``) has one row per exported mask: identifiers, the mask's provenance and
 every measurement with its uncertainty (``segmentation.measurements``), as CSV (written row by row) and as
-a FITS table (a fixed-width array of the exported rows, about 1.5 kB each). Galaxies are read with
+a FITS table (a fixed-width array of the exported rows, 1.3 kB each). Galaxies are read with
 ``.iterator()`` and one file is written at a time, so a survey-sized selection fits in memory.
 """
 from __future__ import annotations

@@ -13,6 +13,7 @@ from .schema import CANDIDATE_KEYS, QUALITY_LEVELS, outcome_rows, validate_answe
 
 DEFAULT_MIN_PASS_RATE = 0.8
 ALL_SOURCES = "(all sources)"
+ALL_STRUCTURES = "(all structures)"
 
 
 def alpha_from_counts(value_counts: np.ndarray, value_domain=QUALITY_LEVELS, level: str = "ordinal") -> float:
@@ -31,8 +32,9 @@ def alpha_from_counts(value_counts: np.ndarray, value_domain=QUALITY_LEVELS, lev
 
 def krippendorff_alpha(answers: pd.DataFrame, *, n_boot: int = DEFAULT_B, seed: int = DEFAULT_SEED,
                        level: float = DEFAULT_LEVEL) -> pd.DataFrame:
-    """Inter-rater Krippendorff's alpha (ordinal, domain 0-3) per study, structure and source, and over all
-    sources of a structure. A unit is one candidate (galaxy, structure, source) rated by several raters.
+    """Inter-rater Krippendorff's alpha (ordinal, domain 0-3) per study, structure and source, over all
+    sources of a structure, and over the whole study (structure "(all structures)"). A unit is one
+    candidate (galaxy, structure, source) rated by several raters.
 
     Interval: percentile bootstrap over galaxies (all of a galaxy's units together). Raters are not
     resampled here: a rater drawn twice would agree perfectly with themself and inflate alpha.
@@ -48,12 +50,15 @@ def _krippendorff_alpha(answers: pd.DataFrame, *, n_boot: int = DEFAULT_B, seed:
               .reindex(columns=[float(q) for q in QUALITY_LEVELS], fill_value=0))
     rows = []
     tail = (1 - level) / 2
-    for (study, structure), part in counts.groupby(level=["study", "structure"], sort=True):
+    groups = [(key, part, True) for key, part in counts.groupby(level=["study", "structure"], sort=True)]
+    # plus one row per study over every structure and source (units stay per structure and source)
+    groups += [((study, ALL_STRUCTURES), part, False) for study, part in counts.groupby(level="study", sort=True)]
+    for (study, structure), part, per_source in groups:
         galaxy_codes, galaxies = pd.factorize(part.index.get_level_values("galaxy"))
         sources = part.index.get_level_values("source")
         rng = np.random.default_rng([seed, _stable_hash(study), _stable_hash(structure)])
         draws = rng.multinomial(len(galaxies), np.full(len(galaxies), 1 / len(galaxies)), size=n_boot)
-        for source in [ALL_SOURCES, *sorted(set(sources))]:
+        for source in [ALL_SOURCES, *(sorted(set(sources)) if per_source else [])]:
             keep = np.ones(len(part), bool) if source == ALL_SOURCES else np.asarray(sources == source)
             matrix, codes = part.to_numpy(float)[keep], galaxy_codes[keep]
             pairable = matrix.sum(1) >= 2

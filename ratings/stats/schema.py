@@ -122,7 +122,9 @@ def validate_answers(df: pd.DataFrame) -> pd.DataFrame:
     need_flag = (out["item_kind"] == "attention") & out["attention_passed"].isna()
     if need_flag.any():
         raise SchemaError(f"answers.attention_passed is empty on attention-check rows {_rows(out, need_flag)}")
-    dup = out.duplicated(EVALUATION_KEYS + ["source"], keep=False)
+    # an attention check may show the decoy beside a genuine mask of the same source, so only real and
+    # repeat evaluations need one row per source (panel positions are unique everywhere)
+    dup = out.duplicated(EVALUATION_KEYS + ["source"], keep=False) & (out["item_kind"] != "attention")
     if dup.any():
         raise SchemaError(
             "answers has more than one row per (study, rater, item, item_kind, source): rows " + _rows(out, dup)

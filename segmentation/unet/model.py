@@ -48,6 +48,7 @@ class UNetConfig:
     weight_decay: float = 0.075
     grad_clip: float = 0.5
     patience: int = 10
+    min_delta: float = 0.0  # a validation loss must beat the best by more than this to count as better
     seed: int = 0
     # augmentation (training only)
     rotate: bool = True
@@ -168,17 +169,21 @@ def count_parameters(model: nn.Module) -> int:
 
 
 # --- the weights file ----------------------------------------------------------------------------------
-def model_bundle(model: nn.Module, config: UNetConfig, metadata: dict | None = None) -> dict:
-    """The portable form of a trained model: format tag, configuration (incl. preprocessing) and weights."""
+def model_bundle(model: nn.Module, config: UNetConfig, metadata: dict | None = None,
+                 calibration: torch.Tensor | None = None) -> dict:
+    """The portable form of a trained model: format tag, configuration (incl. preprocessing), weights and
+    optionally calibration images ((N, 3, S, S) uint8 network inputs) for int8 inference."""
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if calibration is not None and calibration.dtype != torch.uint8:
+        raise TypeError("calibration images are stored as uint8 network inputs (preprocessed x 255)")
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config.to_dict(),
-            "metadata": dict(metadata or {}), "state_dict": state}
+            "metadata": dict(metadata or {}), "state_dict": state, "calibration": calibration}
 
 
 def save_model(target: str | Path | BinaryIO, model: nn.Module, config: UNetConfig,
-               metadata: dict | None = None) -> None:
+               metadata: dict | None = None, calibration: torch.Tensor | None = None) -> None:
     """Write a model bundle to a path (atomically) or a binary file object."""
-    bundle = model_bundle(model, config, metadata)
+    bundle = model_bundle(model, config, metadata, calibration)
     if isinstance(target, (str, Path)):
         path = Path(target)
         tmp = path.with_name(path.name + ".tmp")
@@ -188,9 +193,10 @@ def save_model(target: str | Path | BinaryIO, model: nn.Module, config: UNetConf
         torch.save(bundle, target)
 
 
-def model_bytes(model: nn.Module, config: UNetConfig, metadata: dict | None = None) -> bytes:
+def model_bytes(model: nn.Module, config: UNetConfig, metadata: dict | None = None,
+                calibration: torch.Tensor | None = None) -> bytes:
     buf = io.BytesIO()
-    save_model(buf, model, config, metadata)
+    save_model(buf, model, config, metadata, calibration)
     return buf.getvalue()
 
 
@@ -216,7 +222,8 @@ def read_bundle(source: str | Path | bytes | BinaryIO | dict) -> dict:
 
 
 def load_model(source: str | Path | bytes | BinaryIO | dict) -> tuple[FractionUNet, UNetConfig, dict]:
-    """(model on CPU in eval mode, its config, its metadata) from a model bundle."""
+    """(model on CPU in eval mode, its config, its metadata) from a model bundle (calibration images, if
+    any: ``read_bundle(source)["calibration"]``)."""
     bundle = read_bundle(source)
     config = UNetConfig.from_dict(bundle["config"])
     model = build_model(config)

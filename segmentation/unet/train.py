@@ -23,6 +23,7 @@ import torch
 
 from segmentation.unet import device as dev
 from segmentation.unet.data import FractionDataset, SampleSource
+from segmentation.unet.infer import calibration_images
 from segmentation.unet.losses import masked_loss
 from segmentation.unet.model import FractionUNet, UNetConfig, build_model, model_bytes, save_model
 
@@ -59,20 +60,26 @@ class TrainResult:
     history: list[dict]
     best_epoch: int
     best_val_loss: float
-    stopped: str  # "completed" | "early_stopping" | "cancelled"
+    stopped: str  # "completed" | "early_stopping" | "cancelled" | "diverged"
     epochs_run: int
     images_per_s: float  # training throughput, this session
     peak_memory_mb: float
     elapsed_s: float
     device: str
     precision: dict = field(default_factory=dict)
+    calibration: torch.Tensor | None = None  # (N, 3, S, S) uint8 validation inputs for int8 inference
 
     def model_bytes(self, metadata: dict | None = None) -> bytes:
-        return model_bytes(self.model, self.config, metadata)
+        """The model file (best weights, config, metadata, calibration images) for storage."""
+        return model_bytes(self.model, self.config, metadata, self.calibration)
 
 
 class TrainingCancelled(Exception):
     pass
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite before any epoch had a finite validation loss."""
 
 
 # --- RNG state ------------------------------------------------------------------------------------------------
@@ -211,6 +218,7 @@ def train(
     train_ds = FractionDataset(train_samples, config, augment=True, seed=config.seed)
     val_ds = FractionDataset(val_samples, config, augment=False, seed=config.seed)
     val_loader = _loader(val_ds, config, 0, shuffle=False)
+    calibration = calibration_images(val_samples, config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
 
@@ -289,18 +297,30 @@ def train(
                 n = float(weight.sum())
                 running += loss.item() * n
                 maps += n
+                if not math.isfinite(loss.item()):
+                    raise FloatingPointError
         except TrainingCancelled:
             stopped = "cancelled"
             log(f"cancelled during epoch {epoch}; the checkpoint of epoch {epoch - 1} stays")
             epoch -= 1
             break
+        except FloatingPointError:
+            if best_state is None:
+                raise TrainingDiverged(f"training diverged in epoch {epoch} (loss not finite); "
+                                       "lower the learning rate") from None
+            stopped = "diverged"
+            log(f"diverged in epoch {epoch} (loss not finite); keeping the best epoch {best_epoch}")
+            epoch -= 1
+            break
         scheduler.step()
         val_loss = evaluate_loss(model, val_loader, config, device, reduced, fmt)
-        if val_loss < best_val:
+        if not math.isfinite(val_loss) and best_state is None:
+            raise TrainingDiverged(f"validation loss is {val_loss} after epoch {epoch}; lower the learning rate")
+        if val_loss < best_val - config.min_delta:
             best_val, best_epoch, bad_epochs = val_loss, epoch, 0
             best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
             if ckpt_dir:
-                save_model(ckpt_dir / BEST, model, config, {"epoch": epoch, "val_loss": val_loss})
+                save_model(ckpt_dir / BEST, model, config, {"epoch": epoch, "val_loss": val_loss}, calibration)
         else:
             bad_epochs += 1
         elapsed = elapsed_before + time.perf_counter() - t0
@@ -336,5 +356,5 @@ def train(
         model=best, config=config, history=history, best_epoch=best_epoch, best_val_loss=best_val,
         stopped=stopped, epochs_run=epoch, images_per_s=images_seen / train_time if train_time else 0.0,
         peak_memory_mb=dev.peak_memory_mb(device), elapsed_s=elapsed_before + time.perf_counter() - t0,
-        device=str(device), precision=precision,
+        device=str(device), precision=precision, calibration=calibration,
     )

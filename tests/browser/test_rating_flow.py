@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from ratings import services
 from ratings.models import Answer, AnswerRevision, Assignment, Invitation, Rater
 from tests.integration.test_rating_data import build_study
 
@@ -22,7 +23,10 @@ MONITOR = {"width": 1920, "height": 1080}
 @pytest.fixture
 def study(transactional_db, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    s = build_study(n_galaxies=4, planned_raters=3, raters_per_item=2, practice_items=1)
+    s = build_study(n_galaxies=6, planned_raters=3, raters_per_item=2, practice_items=1)  # 4 items each
+    # what the opening job does: the live server then serves stored pictures (its in-memory SQLite
+    # connection is shared between threads, so concurrent first renders would trip over each other)
+    services.study_render_panels(s.pk)
     return s
 
 

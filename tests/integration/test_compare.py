@@ -156,7 +156,8 @@ def test_truth_comparison_per_source(db, tmp_path):
     ]
     measured = {}
     for i, (name, n, z, bar_kpc, pitch, chir, contrast) in enumerate(cases):
-        truth = {"bar_length_kpc": bar_kpc, "pitch_angle_deg": pitch, "chirality": chir, "arm_contrast": contrast}
+        truth = {"bar_length_kpc": bar_kpc, "pitch_angle_deg": pitch, "chirality": chir, "arm_contrast": contrast,
+                 "split": "test" if i < 2 else "train"}
         g, img = galaxy_with_image(name, ra=20.0 + i, redshift=z, axis_ratio=1.0, position_angle=0.0,
                                    synthetic=True, truth=truth)
         store_bar(g, img, model, slice(30, 34), slice(7, 7 + n))
@@ -184,6 +185,9 @@ def test_truth_comparison_per_source(db, tmp_path):
 
     chir = measurements.chirality_with_truth()
     assert (chir["volunteers"].n, chir["volunteers"].n_agree) == (4, 4)
+    test_only = measurements.compare_with_truth(quantity="bar_length_kpc", split="test")["model"]
+    assert {p["key"] for p in test_only.points} == {"S0", "S1"} and not test_only.excluded
+    assert measurements.chirality_with_truth(split="train")["volunteers"].n == 2
 
     out = io.StringIO()
     call_command("compare_measurements", "--truth", "--min-arm-contrast", "0.1", "--out", str(tmp_path / "t"),

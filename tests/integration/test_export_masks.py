@@ -55,7 +55,8 @@ def test_fits_files_carry_the_image_wcs_and_the_masks_where_the_image_is(db, tmp
         names = [(h.name, h.ver) for h in hdul[1:]]
         assert names == [("MODEL_BAR", 1), ("VOLUNTEERS_BAR", 1), ("VOLUNTEERS_SPIRAL", 1)]
         bar = hdul["MODEL_BAR"]
-        assert bar.data.dtype.kind == "f" and bar.data.dtype.itemsize == 4 and bar.data.shape == (image.height, image.width)
+        assert (bar.data.dtype.kind, bar.data.dtype.itemsize) == ("f", 4)  # float32 (big-endian in FITS)
+        assert bar.data.shape == (image.height, image.width)
         # The brightest pixels of the image and the marked pixels of the mask are the same sky position.
         star_rows, star_cols = np.nonzero(primary.data[0] == 255)
         mask_rows, mask_cols = np.nonzero(bar.data > 0)

@@ -161,3 +161,20 @@ def test_rows_for_the_galaxy_page(db):
     pitch = {v["key"]: v for v in spiral["values"]}["pitch_abs"]
     assert pitch["value"] == pytest.approx(20.0, abs=1.0) and pitch["unit"] == "deg" and pitch["err"] > 0
     assert {v["key"]: v["value"] for v in spiral["values"]}["chirality"] == "S"
+
+
+def test_log_spiral_of_known_pitch_drawn_on_an_inclined_disk_is_recovered(db):
+    # Drawn on a disk seen at b/a 0.5 (major axis north-south): measured with the galaxy's orientation the
+    # true 20 deg comes back; the same pixels read as face-on would give about 28 deg.
+    galaxy, image = galaxy_with_image("INCL", axis_ratio=0.5, position_angle=0.0)
+    mask = services.mask_store(galaxy=galaxy, image=image, structure="spiral", producer=producer("model"),
+                               state="marked", numerators=log_spiral_numerators(pitch_deg=20.0, axis_ratio=0.5,
+                                                                                s_wise=False)).mask
+    m = measurements.measure_mask(mask=mask)
+    assert m.measured and m.result["n_arms"] == 2 and m.result["chirality"] == "Z"
+    assert m.pitch_abs == pytest.approx(20.0, abs=1.0) and m.result["pitch"] < 0
+    assert (m.result["disk_axis_ratio"], m.result["disk_position_angle"]) == (0.5, 0.0)
+    services.galaxy_upsert(name="INCL", defaults={"axis_ratio": 1.0})
+    mask.galaxy.refresh_from_db()
+    face_on = measurements.measure_mask(mask=mask)
+    assert face_on.pk == m.pk and face_on.pitch_abs > 25.0

@@ -28,7 +28,7 @@ def draft(db):
     return s
 
 
-def test_choose_galaxies_check_open_and_close(staff, draft):
+def test_choose_galaxies_check_open_and_close(staff, draft, redis_conn):  # opening queues the panel rendering
     r = staff.post(reverse("admin:ratings_study_select", args=[draft.pk]),
                    {"mode": "sample", "n": 4, "seed": 7, "synthetic": "any", "names": ""})
     assert r.status_code == 302

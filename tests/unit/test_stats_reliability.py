@@ -37,7 +37,8 @@ def test_alpha_reproduces_krippendorffs_worked_example(level, published):
 
 def test_alpha_per_source_matches_the_package_on_the_rater_by_unit_matrix():
     answers = crossed_study(n_raters=6, n_galaxies=25, rater_sd=0.6, galaxy_sd=1.0, seed=3, raters_per_galaxy=4)
-    table = krippendorff_alpha(answers, n_boot=30).set_index("source")
+    everything = krippendorff_alpha(answers, n_boot=30)
+    table = everything[everything.structure == "spiral"].set_index("source")
     for source, expected_rows in [("model", answers.source == "model"), ("(all sources)", slice(None))]:
         sub = answers[expected_rows]
         matrix = sub.pivot_table(index="rater", columns=["galaxy", "source"], values="quality").to_numpy()
@@ -47,13 +48,15 @@ def test_alpha_per_source_matches_the_package_on_the_rater_by_unit_matrix():
         assert table.loc[source, "ci_low"] <= expected <= table.loc[source, "ci_high"]
     # each galaxy was rated by 4 raters, so every candidate is a pairable unit
     assert table.loc["model", "n_units_pairable"] == 25 and table.loc["model", "n_ratings_pairable"] == 100
+    study_wide = everything[everything.structure == "(all structures)"].iloc[0]
+    assert study_wide.alpha_ordinal == table.loc["(all sources)", "alpha_ordinal"]  # one structure only
 
 
 def test_alpha_is_one_for_perfect_agreement_and_nan_without_variation():
     rows = [answer_row(rater=f"r{r}", galaxy=f"g{g}", structure="bar", source="model", position=1, rank=1,
                        quality=float(g % 4)) for r in range(3) for g in range(8)]
     table = krippendorff_alpha(pd.DataFrame(rows), n_boot=20)
-    assert table["alpha_ordinal"].tolist() == [1.0, 1.0]
+    assert table["alpha_ordinal"].tolist() == [1.0, 1.0, 1.0]  # bar, bar model, whole study
     same = pd.DataFrame(rows).assign(quality=2.0)
     assert np.isnan(krippendorff_alpha(same, n_boot=20)["alpha_ordinal"]).all()
 

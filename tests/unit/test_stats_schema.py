@@ -63,6 +63,13 @@ def test_structural_rules(answers):
         validate_answers([{"rater": "r1"}])
 
 
+def test_an_attention_check_may_show_a_decoy_from_a_source_already_on_screen(answers):
+    check = answers.iloc[:2].assign(item_kind="attention", attention_passed=True, item="decoy", source="model")
+    assert len(validate_answers(pd.concat([answers, check], ignore_index=True))) == 6
+    with pytest.raises(SchemaError, match="more than one row per"):
+        validate_answers(pd.concat([answers, check.assign(item_kind="real")], ignore_index=True))
+
+
 def test_validation_returns_a_normalised_copy_and_leaves_the_input_alone(answers):
     text = answers.astype(str).replace({"nan": "", "None": ""})
     checked = validate_answers(text)

@@ -8,12 +8,21 @@ import pytest
 import torch
 
 from segmentation.unet.augment import Geometry, apply_geometry, random_geometry
-from segmentation.unet.data import EMPTY, MARKED, NOT_ASKED, FractionDataset, Sample, loss_weights, postprocess, preprocess
-from segmentation.unet.infer import Predictor, fraction_difference
+from segmentation.unet.data import (
+    EMPTY,
+    MARKED,
+    NOT_ASKED,
+    FractionDataset,
+    Sample,
+    loss_weights,
+    postprocess,
+    preprocess,
+)
+from segmentation.unet.infer import Predictor, calibration_images, fraction_difference
 from segmentation.unet.losses import masked_loss
 from segmentation.unet.model import UNetConfig, build_model, load_model, model_bytes
 from segmentation.unet.toy import toy_samples
-from segmentation.unet.train import load_checkpoint, train
+from segmentation.unet.train import TrainingDiverged, load_checkpoint, train
 
 # the smallest encoder that builds offline; keeps every test to seconds on a shared 2-core machine
 TINY = dict(encoder="tu-mobilenetv3_small_050", image_size=32, decoder_channels=(16, 16, 8, 8, 8), batch_size=4)
@@ -203,16 +212,22 @@ def test_predictor_outputs_fractions_at_each_image_size(tmp_path):
     model = build_model(cfg)
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(40, 50, 3), (70, 70, 3), (33, 90, 3)]]
-    predictor = Predictor(model_bytes(model, cfg), device="cpu", batch_size=2)
-    out = predictor.predict(images)
-    assert [o.shape for o in out] == [(2, 40, 50), (2, 70, 70), (2, 33, 90)]
-    for o in out:
-        assert o.dtype == np.float32 and o.min() >= 0.0 and o.max() <= 1.0 and np.ptp(o) > 0
-    plain = Predictor(model_bytes(model, cfg), device="cpu", optimized=False, batch_size=3)
-    diff = fraction_difference(predictor, plain, images)
-    assert diff["max"] < 1e-4  # channels_last fp32 is the same arithmetic, reordered
-    reloaded, cfg2, _ = load_model(model_bytes(model, cfg, {"run": 3}))
-    assert cfg2 == cfg
+    plain = Predictor(model_bytes(model, cfg), device="cpu", mode="fp32", batch_size=3)
+    for mode in ("auto", "int8"):
+        calibration = calibration_images(images, cfg)
+        predictor = Predictor(model_bytes(model, cfg, calibration=calibration), device="cpu", mode=mode, batch_size=2)
+        out = predictor.predict(images)
+        assert [o.shape for o in out] == [(2, 40, 50), (2, 70, 70), (2, 33, 90)]
+        for o in out:
+            assert o.dtype == np.float32 and o.min() >= 0.0 and o.max() <= 1.0 and np.ptp(o) > 0
+        diff = fraction_difference(predictor, plain, images)
+        assert diff["p99"] <= 0.02, (predictor.describe(), diff)
+    no_calibration = Predictor(model_bytes(model, cfg), device="cpu")
+    if not no_calibration.describe()["mode"] == "reduced":  # a CPU without native bf16
+        assert no_calibration.describe()["mode"] == "channels_last"
+        assert fraction_difference(no_calibration, plain, images)["max"] < 1e-4  # same arithmetic, reordered
+    _, cfg2, metadata = load_model(model_bytes(model, cfg, {"run": 3}))
+    assert cfg2 == cfg and metadata == {"run": 3}
 
 
 def test_model_file_errors_are_clear(tmp_path):
@@ -236,3 +251,20 @@ def test_cuda_request_without_cuda_is_an_error():
             pick_device("cuda")
     assert pick_device("cpu").type == "cpu"
     assert math.isfinite(torch.ones(1).sum().item())
+
+
+def test_train_refuses_empty_selections_and_early_stops(tmp_path):
+    cfg = tiny_config(epochs=6, patience=1, min_delta=1.0)
+    data = toy_samples(4, 32, seed=4)
+    with pytest.raises(ValueError, match="no validation samples"):
+        train(cfg, data, [], threads=1)
+    with pytest.raises(ValueError, match="no training samples"):
+        train(cfg, [], data, threads=1)
+    reports = []
+    result = train(cfg, data, data, threads=1, progress=reports.append)
+    # no epoch can beat the first by min_delta = 1 (losses are < 1): patience 1 stops after epoch 2
+    assert result.stopped == "early_stopping" and result.epochs_run == 2 and len(result.history) == 2
+    assert result.best_epoch == 1 and result.best_val_loss == reports[0].val_loss
+    assert reports[-1].eta_s >= 0 and reports[-1].elapsed_s > 0
+    with pytest.raises(TrainingDiverged, match="lower the learning rate"):
+        train(cfg.replace(learning_rate=1e4, grad_clip=1e6, min_delta=0.0), data, data, threads=1)

@@ -28,16 +28,18 @@ class Command(BaseCommand):
                             help="With --catalogue: synthetic galaxies only, excluded, or any.")
         parser.add_argument("--min-arm-contrast", type=float, default=None,
                             help="With --truth: pitch only for galaxies whose true arm contrast is at least this.")
+        parser.add_argument("--split", choices=("train", "val", "test"),
+                            help="With --truth: only synthetic galaxies of this split (truth['split']).")
         parser.add_argument("--out", required=True, help="Directory for the report files.")
 
     def handle(self, *args, catalogue, truth, quantity, measured, radius, source, synthetic, min_arm_contrast,
-               out, **options):
+               split, out, **options):
         sources = source or list(measurements.DEFAULT_SOURCES)
         if radius <= 0:
             raise CommandError(f"--radius must be a positive number of arcsec, got {radius}")
         try:
             if truth:
-                self._truth(sources, min_arm_contrast, Path(out))
+                self._truth(sources, min_arm_contrast, split, Path(out))
             else:
                 if not quantity:
                     raise CommandError("--catalogue needs --quantity (a quantity mapped at import)")
@@ -49,13 +51,13 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
 
-    def _truth(self, sources, min_arm_contrast, out: Path):
+    def _truth(self, sources, min_arm_contrast, split, out: Path):
         for quantity in ("bar_length_kpc", "bar_length_deprojected_kpc", "pitch_abs"):
             reports = measurements.compare_with_truth(
-                quantity=quantity, sources=sources,
+                quantity=quantity, sources=sources, split=split,
                 min_arm_contrast=min_arm_contrast if quantity == "pitch_abs" else None)
             self._write(reports, out, f"truth_{quantity}", f"{quantity} against the synthetic truth")
-        chir = measurements.chirality_with_truth(sources=sources)
+        chir = measurements.chirality_with_truth(sources=sources, split=split)
         out.mkdir(parents=True, exist_ok=True)
         with (out / "truth_chirality.csv").open("w", newline="") as fh:
             w = csv.writer(fh)
