@@ -68,7 +68,9 @@ def answers_frame(study: Study) -> pd.DataFrame:
 
 
 def guess_rows(study: Study) -> Iterator[dict]:
-    labels = source_labels(study)
+    """One row per answered blinding guess. Guesses name a kind of source (volunteers, model, arc finder),
+    so the true source is the producer's kind too, and chance is one over the number of kinds offered."""
+    kinds = sorted({p.kind for p in study.sources.all()})
     guesses = (BlindingGuess.objects.filter(rater__study=study, answered_at__isnull=False)
                .exclude(guessed_kind="skipped").select_related("rater", "candidate__producer", "candidate__item"))
     positions: dict[int, dict[int, int]] = {}  # rater -> candidate -> panel position (1-based) where it was seen
@@ -76,13 +78,15 @@ def guess_rows(study: Study) -> Iterator[dict]:
         if g.rater_id not in positions:
             positions[g.rater_id] = {c: i + 1 for order in g.rater.assignments.values_list("panel_order", flat=True)
                                      for i, c in enumerate(order)}
+        position = positions[g.rater_id].get(g.candidate_id)
+        if position is None:  # a guess on a panel this rater never saw cannot be scored
+            continue
         yield {
             "study": study.name, "rater": g.rater.pseudonym, "item": str(g.candidate.item_id),
-            "structure": g.candidate.item.structure,
-            "panel_position": positions[g.rater_id].get(g.candidate_id, 1),
-            "true_source": labels.get(g.candidate.producer_id, g.candidate.producer.kind),
+            "structure": g.candidate.item.structure, "panel_position": position,
+            "true_source": g.candidate.producer.kind,
             "guessed_source": None if g.guessed_kind in ("", "unknown") else g.guessed_kind,
-            "n_choices": len(labels),
+            "n_choices": len(kinds),
         }
 
 

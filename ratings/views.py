@@ -23,6 +23,8 @@ from ratings.models import BlindingGuess, Candidate, Invitation, Item, Quality, 
 GUESS_CHOICES = [("volunteers", "Citizen-science volunteers"), ("model", "A deep-learning model"),
                  ("sparcfire", "An arc-finding algorithm"), ("unknown", "I can't tell")]
 BLINDING_PANELS = 3
+# (value, label, key), best first; rate.js uses the same keys
+QUALITY_KEYS = [(q.value, q.label, key) for q, key in zip(reversed(Quality), "PWOF", strict=True)]
 SHORTCUTS = [("← / →", "previous / next panel"), ("1 2 3", "rank the focused panel (same number = can't decide)"),
              ("P W O F", "quality: Perfectly / Mostly well / Mostly poorly / Totally failed"),
              ("V", "overlay on / off"), ("[ ]", "overlay opacity"), ("+ −", "zoom"), ("S", "image stretch"),
@@ -205,7 +207,7 @@ def _answers_from_post(post, n: int) -> list[services.PanelAnswer]:
 
 def _item_context(study: Study, item: Item, n_panels: int, practice: bool = False) -> dict:
     return {"study": study, "structure": item.get_structure_display(), "structure_key": item.structure,
-            "n_panels": n_panels, "ranks": range(1, n_panels + 1), "qualities": list(reversed(Quality.choices)),
+            "n_panels": n_panels, "ranks": range(1, n_panels + 1), "qualities": QUALITY_KEYS,
             "shortcuts": SHORTCUTS, "practice": practice,
             "stretches": [("colour", "colour"), ("asinh", "asinh"), ("linear", "linear"), ("log", "log")]}
 

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from segmentation import rendering
+from segmentation.measurements import measurements_for_galaxy
 from segmentation.models import Galaxy, Image, Mask, Producer, Structure
 
 COLOUR = "colour"  # the stored RGB picture, unstretched
@@ -271,6 +272,7 @@ def galaxy_viewer_context(galaxy: Galaxy, selected: str | None = None) -> dict:
         "colormaps": rendering.COLORMAPS,
         "legend_stops": ", ".join(config["colormaps"][rendering.COLORMAPS[0]]),
         "config": config,
+        "measurements": measurements_for_galaxy(galaxy),
     }
 
 

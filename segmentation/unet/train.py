@@ -262,11 +262,10 @@ def train(
     stopped = "completed"
     epoch = start_epoch
     model.train()
-    if best_epoch and bad_epochs >= config.patience:
-        stopped = "early_stopping"
-    for epoch in range(start_epoch + 1, config.epochs + 1):
-        if stopped != "completed":
-            break
+    last_epoch = config.epochs
+    if best_epoch and bad_epochs >= config.patience:  # resuming a run that had already stopped early
+        stopped, last_epoch = "early_stopping", start_epoch
+    for epoch in range(start_epoch + 1, last_epoch + 1):
         train_ds.set_epoch(epoch)
         running, maps = 0.0, 0.0
         try:
@@ -348,6 +347,7 @@ def train(
             progress(report)
         if stopped == "early_stopping":
             log(f"early stopping: no improvement for {config.patience} epochs (best epoch {best_epoch})")
+            break
 
     best = build_model(config)
     best.load_state_dict(best_state if best_state is not None else {k: v.cpu() for k, v in model.state_dict().items()})
