@@ -23,6 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children: less sensitive to a busy machine than wall time."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -39,7 +45,7 @@ def main() -> None:
     from segmentation.synthetic.population import _scale_table
 
     _scale_table()  # cosmology import and table, outside the timings
-    loop_rates, survey_rates = [], []
+    loop_rates, survey_rates, loop_cpu, survey_cpu = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-synthetic-") as tmp:
         warm = survey.SurveySettings(n=2, seed=1, size=args.size, out=Path(tmp, "warm"))
         survey.make_survey(warm, workers=1)
@@ -47,14 +53,16 @@ def main() -> None:
             settings = survey.SurveySettings(n=args.n, seed=run, size=args.size, out=Path(tmp, f"loop{run}"))
             for sub in ("gz3d", "cutouts"):
                 (settings.out / sub).mkdir(parents=True)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds()
             for i in range(args.n):
                 survey.make_galaxy(settings, i)
             loop_rates.append(args.n / (time.perf_counter() - t0))
+            loop_cpu.append((cpu_seconds() - c0) / args.n)
             settings = survey.SurveySettings(n=args.n, seed=run, size=args.size, out=Path(tmp, f"survey{run}"))
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds()
             survey.make_survey(settings, workers=args.workers)
             survey_rates.append(args.n / (time.perf_counter() - t0))
+            survey_cpu.append((cpu_seconds() - c0) / args.n)
             print(f"run {run + 1}: loop {loop_rates[-1]:.1f} galaxies/s, "
                   f"survey ({args.workers} workers) {survey_rates[-1]:.1f} galaxies/s")
         loop, par = statistics.median(loop_rates), statistics.median(survey_rates)
@@ -62,6 +70,9 @@ def main() -> None:
         print(f"  plain loop, 1 process:      {loop:.1f} galaxies/s")
         print(f"  make_survey, {args.workers} workers:     {par:.1f} galaxies/s")
         print(f"  ratio survey / loop:        {par / loop:.2f}")
+        print(f"  CPU per galaxy: loop {1000 * statistics.median(loop_cpu):.0f} ms, "
+              f"survey {1000 * statistics.median(survey_cpu):.0f} ms (idle-machine estimate with "
+              f"{args.workers} workers: {args.workers / statistics.median(survey_cpu):.1f} galaxies/s)")
         print(f"  target: >= 20 galaxies/s -> {'met' if par >= 20 else 'NOT met'} on this machine now")
 
         memory = []

@@ -173,3 +173,16 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Login rate limit (evalsite/ratelimit.py) ----------------------------------------------------
+# Failed log-ins are counted in the database (not Redis: log-in must not depend on the job queues).
+# The table is made by `manage.py createcachetable` (or by the first log-in if missing).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "ratelimit": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "evalsite_ratelimit_cache"},
+}
+EVALSITE_LOGIN_RATELIMIT_CACHE = "ratelimit"
+EVALSITE_LOGIN_MAX_FAILURES_PER_USER = env_int("EVALSITE_LOGIN_MAX_FAILURES_PER_USER", 5)
+EVALSITE_LOGIN_MAX_FAILURES_PER_IP = env_int("EVALSITE_LOGIN_MAX_FAILURES_PER_IP", 20)
+EVALSITE_LOGIN_WINDOW_SECONDS = env_int("EVALSITE_LOGIN_WINDOW_SECONDS", 900)
+EVALSITE_TRUSTED_PROXY_COUNT = env_int("EVALSITE_TRUSTED_PROXY_COUNT", 0)

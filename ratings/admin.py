@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from ratings import services
-from ratings.models import Answer, Assignment, Invitation, Rater, Study, StudyLog
+from ratings.models import Answer, AnswerRevision, Assignment, BlindingGuess, Invitation, Rater, Study, StudyLog
 from segmentation.models import Galaxy
 
 
@@ -188,3 +188,73 @@ class RaterAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Staff read the data raters produced; nobody edits it here (answers change only through the rater's
+    own page, which keeps their history)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RevisionInline(admin.TabularInline):
+    model = AnswerRevision
+    extra = 0
+    fields = ("rank", "tied", "quality", "replaced_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Answer)
+class AnswerAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "study", "rater", "item", "source", "panel_position", "rank", "tied", "quality", "edits",
+                    "updated_at")
+    list_filter = ("assignment__study", "candidate__producer__kind", "quality")
+    list_select_related = ("assignment__study", "assignment__rater", "assignment__item__galaxy",
+                           "candidate__producer")
+    inlines = [RevisionInline]
+
+    @admin.display(description="study")
+    def study(self, a):
+        return a.assignment.study
+
+    @admin.display(description="rater")
+    def rater(self, a):
+        return a.assignment.rater.pseudonym if a.assignment.rater else "-"
+
+    @admin.display(description="item")
+    def item(self, a):
+        return a.assignment.item
+
+    @admin.display(description="source")
+    def source(self, a):
+        return a.candidate.producer
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "study", "slot", "rater", "item", "position", "panel_order", "seconds_spent",
+                    "flagged_bad_image", "submitted_at")
+    list_filter = ("study", "item__kind", "flagged_bad_image")
+    list_select_related = ("study", "rater", "item__galaxy")
+    exclude = ("token",)
+
+
+@admin.register(BlindingGuess)
+class BlindingGuessAdmin(ReadOnlyAdmin):
+    list_display = ("rater", "candidate_source", "guessed_kind", "answered_at")
+    list_filter = ("rater__study", "guessed_kind")
+    exclude = ("token",)
+
+    @admin.display(description="real source")
+    def candidate_source(self, g):
+        return g.candidate.producer

@@ -10,6 +10,7 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 
+import numpy as np
 import pandas as pd
 
 from ratings.models import Answer, BlindingGuess, Quality, Study
@@ -95,14 +96,17 @@ def guesses_frame(study: Study) -> pd.DataFrame:
 
 
 def safe_cell(value) -> str:
-    """A CSV cell a spreadsheet will not execute: text starting with = + - @ gets a leading apostrophe.
-    Numbers are written as numbers (a negative number is data, not a formula)."""
-    if value is None:
+    """A CSV cell a spreadsheet will not execute: text starting with = + - @ (or a tab or carriage return)
+    gets a leading apostrophe. Numbers are written as numbers (a negative number is data, not a formula);
+    floats in full precision (repr) so the CSV reads back to the same values; missing values are empty."""
+    if value is None or value is pd.NA or value is pd.NaT:
         return ""
-    if isinstance(value, bool):
+    if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return "" if np.isnan(value) else repr(float(value))
     text = str(value)
     return "'" + text if text.startswith(FORMULA_START) else text
 
@@ -118,3 +122,28 @@ def csv_lines(rows: Iterable[dict], columns: tuple[str, ...]) -> Iterator[str]:
         buf.truncate()
         writer.writerow([safe_cell(row.get(c)) for c in columns])
         yield buf.getvalue()
+
+
+def summary_columns(tables: dict[str, pd.DataFrame]) -> tuple[str, ...]:
+    """The columns of the summary CSV: ``table`` (the table's name) then every column of every table, in
+    order of first appearance. A cell of a column that its table does not have is empty."""
+    columns = ["table"]
+    for frame in tables.values():
+        columns += [c for c in frame.columns if c not in columns]
+    return tuple(columns)
+
+
+def summary_rows(tables: dict[str, pd.DataFrame]) -> Iterator[dict]:
+    """The rows of every summary table, each with its table's name in ``table`` (tables in their order)."""
+    for name, frame in tables.items():
+        plain = frame.astype(object).where(frame.notna(), None)
+        for record in plain.to_dict("records"):
+            yield {"table": name, **record}
+
+
+def read_summary_csv(path_or_buffer) -> dict[str, pd.DataFrame]:
+    """The summary CSV split back into its tables (columns a table does not have are dropped, so a column
+    that is empty in every row of a table is dropped too)."""
+    frame = pd.read_csv(path_or_buffer)
+    return {str(name): part.drop(columns="table").dropna(axis=1, how="all").reset_index(drop=True)
+            for name, part in frame.groupby("table", sort=False)}

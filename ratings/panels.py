@@ -53,6 +53,11 @@ def mask_pixels(mask: Mask, style: str, threshold: float, variant: str) -> np.nd
         fractions = np.zeros((mask.height, mask.width), np.float32)
     else:
         fractions = mask.fractions()
+    return fraction_pixels(fractions, style, threshold, variant)
+
+
+def fraction_pixels(fractions: np.ndarray, style: str, threshold: float, variant: str) -> np.ndarray:
+    """A fraction map (H, W) in [0, 1] drawn as a panel: ``mask`` (RGB on black) or ``layer`` (RGBA)."""
     if style == Study.Display.BINARY:
         on = fractions >= threshold
         fractions = on.astype(np.float32)
@@ -132,3 +137,53 @@ def render_study(study: Study, progress=None) -> int:
             candidate_png(first, variant)
             n += 1
     return n
+
+
+# --- reference examples of the quality levels (guide page) ---------------------------------------------
+# Built from a synthetic galaxy's true mask (never one of the study's items) and deliberately degraded
+# copies, one per level; the degradations are fixed so every rater sees the same examples.
+REFERENCE_LEVELS = (3, 2, 1, 0)  # Quality values, best first
+
+
+def degraded(truth: np.ndarray, level: int) -> np.ndarray:
+    """The true fraction map (H, W) made as good as quality ``level`` (3 perfect ... 0 failed).
+
+    3: the truth; 2 (minor errors): shifted by 3% of the width and the outer ends trimmed;
+    1 (major errors): one half of the structure missed and a false blob on the centre;
+    0 (failed): the truth turned by 90 degrees and mirrored, so it lies where the structure is not.
+    """
+    t = np.clip(np.asarray(truth, np.float32), 0, 1)
+    h, w = t.shape
+    y, x = np.mgrid[:h, :w]
+    r = np.hypot(y - (h - 1) / 2, x - (w - 1) / 2)
+    if level == 3:
+        return t
+    if level == 2:
+        reach = r[t > 0].max() if (t > 0).any() else r.max()
+        return np.roll(t, max(1, round(0.03 * w)), axis=1) * (r < 0.8 * reach)
+    if level == 1:
+        out = np.where(x < w / 2, t, 0)
+        return np.maximum(out, (r < 0.12 * min(h, w)).astype(np.float32))
+    if level == 0:
+        return np.flipud(np.rot90(t))
+    raise ValueError(f"unknown quality level {level!r}")
+
+
+def reference_mask(study: Study, structure: str) -> Mask | None:
+    """The true mask of the first synthetic galaxy that is not in the study, for one structure."""
+    used = study.items.values_list("galaxy_id", flat=True)
+    return (Mask.objects.filter(producer__kind="truth", structure=structure, is_current=True,
+                                state=Mask.State.MARKED, galaxy__synthetic=True)
+            .exclude(galaxy_id__in=used).select_related("image").order_by("galaxy_id", "pk").first())
+
+
+def reference_png(study: Study, structure: str, level: int, variant: str) -> bytes:
+    """One reference picture: ``image`` (the galaxy), ``mask`` or ``layer`` of the level's example."""
+    mask = reference_mask(study, structure)
+    if mask is None:
+        raise LookupError(f"no synthetic galaxy with a true {structure} mask outside the study")
+    if variant == "image":
+        return plain_png(image_pixels(mask.image, "colour"))
+    if variant not in MASK_VARIANTS:
+        raise ValueError(f"unknown reference variant {variant!r}")
+    return plain_png(fraction_pixels(degraded(mask.fractions(), level), study.display, study.threshold, variant))

@@ -11,6 +11,8 @@ urlpatterns = [
     path("s/<int:study_id>/consent/", views.consent, name="consent"),
     path("s/<int:study_id>/profile/", views.profile, name="profile"),
     path("s/<int:study_id>/guide/", views.guide, name="guide"),
+    path("s/<int:study_id>/guide/<slug:structure>-<int:level>-<slug:variant>.png", views.guide_png,
+         name="guide-png"),
     path("s/<int:study_id>/practice/<int:n>/", views.practice, name="practice"),
     path("s/<int:study_id>/practice/<int:n>/<str:name>.png", views.practice_png, name="practice-png"),
     path("s/<int:study_id>/check/", views.blinding, name="blinding"),

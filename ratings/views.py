@@ -6,7 +6,9 @@ the site with neutral headers.
 """
 from __future__ import annotations
 
+import functools
 import random
+import time
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -30,6 +32,18 @@ SHORTCUTS = [("← / →", "previous / next panel"), ("1 2 3", "rank the focused
              ("V", "overlay on / off"), ("[ ]", "overlay opacity"), ("+ −", "zoom"), ("S", "image stretch"),
              ("X", "flag a bad or ambiguous image"), ("C", "comment"), ("Enter", "save and go on"),
              ("B", "back to the previous item")]
+
+
+def server_timing(view):
+    """Adds ``Server-Timing: view;dur=<ms>`` so latency can be measured on the server side
+    (bench/rating_latency.py); it covers the view, its queries and its template."""
+    @functools.wraps(view)
+    def timed(request, *args, **kwargs):
+        start = time.perf_counter()
+        response = view(request, *args, **kwargs)
+        response["Server-Timing"] = f"view;dur={(time.perf_counter() - start) * 1000:.2f}"
+        return response
+    return timed
 
 
 def _study_and_rater(request, study_id: int) -> tuple[Study, Rater]:
@@ -73,6 +87,7 @@ def join(request, token: str):
     return redirect("ratings:study", study_id=study.pk)
 
 
+@server_timing
 @login_required
 def study_entry(request, study_id: int):
     """Send the rater to the next step: consent, profile, guide, practice, items, blinding check, done."""
@@ -125,7 +140,25 @@ def profile(request, study_id: int):
 @login_required
 def guide(request, study_id: int):
     study, rater = _study_and_rater(request, study_id)
-    return render(request, "ratings/guide.html", {"study": study, "qualities": list(reversed(Quality.choices))})
+    examples = []
+    for structure in study.structures:
+        if panels.reference_mask(study, structure) is not None:
+            label = dict(Item._meta.get_field("structure").choices).get(structure, structure)
+            examples.append({"structure": structure, "label": label,
+                             "levels": [(q, dict(Quality.choices)[q]) for q in panels.REFERENCE_LEVELS]})
+    return render(request, "ratings/guide.html", {"study": study, "qualities": list(reversed(Quality.choices)),
+                                                  "examples": examples})
+
+
+@login_required
+def guide_png(request, study_id: int, structure: str, level: int, variant: str):
+    study, rater = _study_and_rater(request, study_id)
+    if structure not in study.structures or level not in panels.REFERENCE_LEVELS:
+        raise Http404("no such picture")
+    try:
+        return neutral_png(panels.reference_png(study, structure, level, variant))
+    except (LookupError, ValueError):
+        raise Http404("no such picture") from None
 
 
 def _practice_items(study: Study) -> list[Item]:
@@ -212,6 +245,7 @@ def _item_context(study: Study, item: Item, n_panels: int, practice: bool = Fals
             "stretches": [("colour", "colour"), ("asinh", "asinh"), ("linear", "linear"), ("log", "log")]}
 
 
+@server_timing
 @login_required
 @require_http_methods(["GET", "POST"])
 def item(request, token: str):
@@ -270,6 +304,8 @@ def _guess_candidates(rater: Rater) -> list[BlindingGuess]:
 @require_http_methods(["GET", "POST"])
 def blinding(request, study_id: int):
     study, rater = _study_and_rater(request, study_id)
+    if selectors.next_assignment(rater) is not None:  # asked only at the end: it must not prime the ratings
+        return redirect("ratings:study", study_id=study.pk)
     pending = _guess_candidates(rater)
     if request.method == "POST" and pending:
         valid = {k for k, _ in GUESS_CHOICES}
@@ -277,10 +313,11 @@ def blinding(request, study_id: int):
             BlindingGuess.objects.filter(pk__in=[g.pk for g in pending]).update(answered_at=timezone.now(),
                                                                                guessed_kind="skipped")
         else:
+            # optional question: a panel left without a choice counts as skipped, so Send never loops back
             for g in pending:
                 choice = request.POST.get(f"guess_{g.token}")
-                if choice in valid:
-                    BlindingGuess.objects.filter(pk=g.pk).update(guessed_kind=choice, answered_at=timezone.now())
+                BlindingGuess.objects.filter(pk=g.pk).update(guessed_kind=choice if choice in valid else "skipped",
+                                                             answered_at=timezone.now())
         return redirect("ratings:study", study_id=study.pk)
     return render(request, "ratings/blinding.html", {"study": study, "guesses": pending, "choices": GUESS_CHOICES})
 

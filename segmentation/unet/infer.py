@@ -8,7 +8,8 @@ Execution modes (``mode``):
 - "fp32": plain fp32 eager, contiguous memory - the reference;
 - "reduced": channels_last + autocast (bf16 on CPU, bf16/fp16 on CUDA);
 - "int8": CPU only, post-training static quantisation (torch.ao FX, x86 backend, per-channel weights),
-  calibrated on the images stored in the model file (so every worker quantises identically);
+  calibrated on the images stored in the model file (so every worker quantises identically), fed
+  channels_last input;
 - "auto" (default): CUDA -> "reduced"; CPU with native bf16 -> "reduced"; other CPUs -> "int8" when the
   model file carries calibration images and the int8 outputs agree with fp32 on them (99th percentile of
   |fraction difference| <= INT8_TOLERANCE), else channels_last fp32. ``describe()`` says what ran and why.
@@ -134,7 +135,9 @@ class Predictor:
             with warnings.catch_warnings():
                 # quantized cat of skip connections with different scales: covered by the accuracy check
                 warnings.filterwarnings("ignore", message="All inputs of this cat operator")
-                return torch.sigmoid(self.quantized(batch.cpu().float()).float())
+                # fbgemm's int8 convolutions work in NHWC: a channels_last input saves the conversions
+                x = batch.cpu().float().contiguous(memory_format=torch.channels_last)
+                return torch.sigmoid(self.quantized(x).float())
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         x = batch.to(self.device, non_blocking=True).contiguous(memory_format=fmt)
         with dev.autocast(self.device, self.mode == "reduced"):

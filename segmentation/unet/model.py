@@ -108,6 +108,13 @@ class UNetConfig:
         return dataclasses.replace(self, **changes)
 
 
+def demo_config(**changes) -> UNetConfig:
+    """The demo model (small, fast): the defaults (resnet18 encoder, 128 px, slim decoder), chosen by
+    measurement on the 2-core machine (docs/unet.md), with a short schedule. Pair it with
+    ``train(..., time_budget_s=540)`` to stay inside the 10-minute first start."""
+    return UNetConfig(**{"epochs": 20, "patience": 6, "batch_size": 16, **changes})
+
+
 class FractionUNet(nn.Module):
     """smp.Unet returning logits; ``fractions`` applies the sigmoid in float32 (also under autocast)."""
 

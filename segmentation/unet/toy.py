@@ -14,8 +14,9 @@ from segmentation.unet.data import Sample
 
 
 def toy_galaxy(rng: np.random.Generator, size: int = 64, *, barred: bool | None = None,
-               bar_asked: bool = True, key: str = "") -> Sample:
-    """One toy galaxy, ``size`` x ``size`` px."""
+               bar_asked: bool = True, key: str = "", truth: dict | None = None) -> Sample:
+    """One toy galaxy, ``size`` x ``size`` px. If ``truth`` is a dict, the true boolean masks are put in it
+    under "spiral" and "bar"."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     c = (size - 1) / 2 + rng.uniform(-0.03, 0.03, 2) * size
     dx, dy = xx - c[0], yy - c[1]
@@ -48,6 +49,8 @@ def toy_galaxy(rng: np.random.Generator, size: int = 64, *, barred: bool | None 
     image = np.clip(rgb * 255, 0, 255).astype(np.uint8)
     # the "crowd": fewer than all volunteers mark each pixel, and they draw softly around the truth
     spiral = np.clip(arm_profile * window * rng.uniform(0.5, 0.9), 0, 1).astype(np.float32)
+    if truth is not None:
+        truth.update(spiral=arm_true, bar=bar_true)
     bar = None
     if bar_asked:
         bar = (bar_true * rng.uniform(0.5, 0.9)).astype(np.float32)
@@ -59,3 +62,15 @@ def toy_samples(n: int, size: int = 64, seed: int = 0, *, bar_asked_fraction: fl
     rng = np.random.default_rng(seed)
     return [toy_galaxy(rng, size, bar_asked=bool(rng.random() < bar_asked_fraction), key=f"toy-{seed}-{i}")
             for i in range(n)]
+
+
+def toy_with_truth(n: int, size: int = 64, seed: int = 0, *,
+                   bar_asked_fraction: float = 0.7) -> list[tuple[Sample, dict]]:
+    """Like ``toy_samples``, each with its true masks {"spiral": bool (H, W), "bar": bool (H, W)}."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        truth: dict = {}
+        asked = bool(rng.random() < bar_asked_fraction)
+        out.append((toy_galaxy(rng, size, bar_asked=asked, key=f"toy-{seed}-{i}", truth=truth), truth))
+    return out

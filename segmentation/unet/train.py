@@ -60,7 +60,7 @@ class TrainResult:
     history: list[dict]
     best_epoch: int
     best_val_loss: float
-    stopped: str  # "completed" | "early_stopping" | "cancelled" | "diverged"
+    stopped: str  # "completed" | "early_stopping" | "cancelled" | "diverged" | "time_budget"
     epochs_run: int
     images_per_s: float  # training throughput, this session
     peak_memory_mb: float
@@ -192,6 +192,7 @@ def train(
     progress: Callable[[EpochReport], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     log: Callable[[str], None] | None = None,
+    time_budget_s: float | None = None,
 ) -> TrainResult:
     """Train a U-Net and return the best model (lowest validation loss).
 
@@ -199,6 +200,8 @@ def train(
     continued (its config must equal ``config``). ``progress`` is called after every epoch with an
     EpochReport. ``should_stop`` is polled before every batch; when it returns True training stops
     (the last completed epoch's checkpoint stays valid for a resume) and the result says "cancelled".
+    ``time_budget_s``: stop after the epoch when another epoch (at this session's mean epoch time) would
+    exceed the budget (s, this session); the result says "time_budget" (the demo's 10-minute bound).
     """
     if not len(train_samples):
         raise ValueError("no training samples")
@@ -348,13 +351,22 @@ def train(
         if stopped == "early_stopping":
             log(f"early stopping: no improvement for {config.patience} epochs (best epoch {best_epoch})")
             break
+        session = time.perf_counter() - t0
+        if time_budget_s is not None and epoch < config.epochs and session + session / done_here > time_budget_s:
+            stopped = "time_budget"
+            log(f"stopping after epoch {epoch}: another epoch would exceed the {time_budget_s:.0f} s budget")
+            break
 
+    throughput = images_seen / train_time if train_time else 0.0
+    peak = dev.peak_memory_mb(device)
+    log(f"finished ({stopped}) after epoch {epoch}: best epoch {best_epoch}, val loss {best_val:.4f}; "
+        f"training {throughput:.1f} img/s on {device} ({precision['mode']}), peak memory {peak:.0f} MB")
     best = build_model(config)
     best.load_state_dict(best_state if best_state is not None else {k: v.cpu() for k, v in model.state_dict().items()})
     best.eval()
     return TrainResult(
         model=best, config=config, history=history, best_epoch=best_epoch, best_val_loss=best_val,
-        stopped=stopped, epochs_run=epoch, images_per_s=images_seen / train_time if train_time else 0.0,
-        peak_memory_mb=dev.peak_memory_mb(device), elapsed_s=elapsed_before + time.perf_counter() - t0,
+        stopped=stopped, epochs_run=epoch, images_per_s=throughput,
+        peak_memory_mb=peak, elapsed_s=elapsed_before + time.perf_counter() - t0,
         device=str(device), precision=precision, calibration=calibration,
     )

@@ -60,6 +60,7 @@ def sign_up(page, url: str, invitation: Invitation, username: str):
 
 def consent_and_profile(page):
     # consent with the keyboard: the box has the focus
+    page.wait_for_function("() => document.activeElement && document.activeElement.name === 'agree'")
     page.keyboard.press("Space")
     page.keyboard.press("Enter")
     page.wait_for_url("**/profile/")
@@ -68,6 +69,13 @@ def consent_and_profile(page):
     page.check("input[name=helped_build][value=no]")
     page.click("button[type=submit]")
     page.wait_for_url("**/guide/")
+
+
+def start_practice(page):
+    """The guide's start link has the focus (autofocus): Enter opens the practice item."""
+    page.wait_for_function("() => document.activeElement && document.activeElement.matches('a.primary')")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/practice/0/")
 
 
 def rate_with_keys(page, keys: str):
@@ -91,9 +99,7 @@ def test_a_rater_rates_with_the_keyboard_resumes_and_edits(study, live_server, n
     assert page.locator("h1").inner_text() == "How to rate"
     screenshot(page, "guide")
 
-    # the guide's start link has the focus: Enter opens the practice item
-    page.keyboard.press("Enter")
-    page.wait_for_url("**/practice/0/")
+    start_practice(page)
     wait_images(page)
     assert "not counted" in page.locator(".itembar").inner_text()
     screenshot(page, "practice")
@@ -153,8 +159,7 @@ def test_a_second_rater_sees_other_panel_orders(study, live_server, new_page, sc
         page = new_page(MONITOR)
         sign_up(page, live_server.url, invitation, name)
         consent_and_profile(page)
-        page.keyboard.press("Enter")
-        page.wait_for_url("**/practice/0/")
+        start_practice(page)
         rate_with_keys(page, "1p2w3o")
         page.wait_for_url("**/rate/a/**")
         wait_images(page)
@@ -180,8 +185,7 @@ def test_the_item_page_fits_the_first_screen(study, live_server, new_page, scree
     page = new_page(viewport)
     sign_up(page, live_server.url, invitation, "cat")
     consent_and_profile(page)
-    page.keyboard.press("Enter")
-    page.wait_for_url("**/practice/0/")
+    start_practice(page)
     rate_with_keys(page, "1p2w3o")
     page.wait_for_url("**/rate/a/**")
     wait_images(page)

@@ -44,8 +44,9 @@ def source_counts(arms: np.ndarray, j: int) -> np.ndarray:
 
 def build_study(name: str = "Blind study", n_galaxies: int = 4, planned_raters: int = 3,
                 raters_per_item: int = 2, practice_items: int = 1, seed: int = 1, open_it: bool = True,
-                prefix: str = "rg", **fields) -> Study:
-    """An (open) study comparing the three sources on ``n_galaxies`` spiral items."""
+                prefix: str = "rg", reference: bool = True, **fields) -> Study:
+    """An (open) study comparing the three sources on ``n_galaxies`` spiral items; with ``reference`` a
+    synthetic galaxy with a true mask, outside the study, for the guide's quality examples."""
     producers = [seg.producer_get_or_create(kind=k, name=n, version=v) for k, n, v in SOURCES]
     galaxies = []
     for i in range(n_galaxies):
@@ -56,6 +57,13 @@ def build_study(name: str = "Blind study", n_galaxies: int = 4, planned_raters: 
             seg.mask_store(galaxy=g, image=im, structure="spiral", producer=p, state="marked",
                            numerators=source_counts(arms, j), denominator=DENOMINATOR)
         galaxies.append(g)
+    if reference:  # a synthetic galaxy outside the study whose true mask makes the guide's examples
+        g, _ = seg.galaxy_upsert(name=f"{prefix}-ref", defaults={"ra": 50.0, "dec": -1.0, "synthetic": True})
+        rgb, arms = spiral(SIZE, seed * 100 + 99)
+        im, _ = seg.image_store(galaxy=g, kind="survey_cutout", rgb=rgb)
+        truth = seg.producer_get_or_create(kind="truth", name="synthetic truth", version="1")
+        seg.mask_store(galaxy=g, image=im, structure="spiral", producer=truth, state="marked",
+                       numerators=(arms > 0.2).astype(np.int64), denominator=1)
     values = dict(structures=["spiral"], primary_question="Which source marks spiral arms best?",
                   planned_items=n_galaxies, planned_raters=planned_raters, raters_per_item=raters_per_item,
                   stopping_rule="every planned rating done", seed=seed, repeat_rate=0, attention_rate=0,

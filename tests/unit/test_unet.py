@@ -268,3 +268,10 @@ def test_train_refuses_empty_selections_and_early_stops(tmp_path):
     assert reports[-1].eta_s >= 0 and reports[-1].elapsed_s > 0
     with pytest.raises(TrainingDiverged, match="lower the learning rate"):
         train(cfg.replace(learning_rate=1e4, grad_clip=1e6, min_delta=0.0), data, data, threads=1)
+
+
+def test_time_budget_stops_between_epochs():
+    cfg = tiny_config(epochs=50, patience=50)
+    data = toy_samples(4, 32, seed=6)
+    result = train(cfg, data, data, threads=1, time_budget_s=0.001)
+    assert result.stopped == "time_budget" and result.epochs_run == 1 and len(result.history) == 1

@@ -1,0 +1,215 @@
+"""Proof of blinding: crawl everything raters of a three-source study receive, from the invitation link to
+the final blinding check, and look for anything that could tell one source from another.
+
+- No source identifier (producer kind, name, version, id-bearing URL, storage path, file name, content
+  hash) in any HTML, URL or response header; URLs only of the known opaque forms.
+- Every picture a plain PNG with only IHDR/IDAT/IEND chunks; all pictures of a kind share size, bit depth
+  and colour type, whatever their source; neutral headers (no validators, dates, redirects to storage).
+- Panel positions counted from the bytes raters were actually served: every source appears in every
+  position equally often over the study.
+"""
+from __future__ import annotations
+
+import re
+import struct
+from collections import Counter
+from urllib.parse import urlsplit
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from ratings import panels
+from ratings.models import Assignment, Candidate, Invitation, PanelImage, Rater
+from segmentation.models import Mask, Producer
+from tests.integration.test_rating_data import build_study
+
+N_RATERS = 3
+ALLOWED_URL = re.compile(
+    r"^/(static/\S+"
+    r"|rate/"
+    r"|rate/join/[\w-]{20,}/"
+    r"|rate/s/\d+/(consent/|profile/|guide/|check/|practice/\d+/)?"
+    r"|rate/s/\d+/practice/\d+/(p\d-(mask|layer)|image-(colour|linear|asinh|log))\.png"
+    r"|rate/s/\d+/check/[\w-]{20,}\.png"
+    r"|rate/s/\d+/guide/spiral-[0-3]-(image|mask|layer)\.png"
+    r"|rate/a/[\w-]{20,}/((p\d-(mask|layer)|image-(colour|linear|asinh|log))\.png)?"
+    r"|accounts/(login|logout)/(\?next=\S*)?)$")
+NEUTRAL_HEADERS = {"content-type", "content-length", "cache-control", "x-content-type-options", "vary",
+                   "x-frame-options", "referrer-policy", "cross-origin-opener-policy", "location", "set-cookie",
+                   "expires", "content-language", "server-timing"}
+REVEALING_HEADERS = {"last-modified", "etag", "content-disposition", "age", "x-accel-redirect", "x-sendfile"}
+
+
+def png_chunks(data: bytes) -> list[tuple[str, bytes]]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    out, i = [], 8
+    while i < len(data):
+        (length,) = struct.unpack(">I", data[i:i + 4])
+        out.append((data[i + 4:i + 8].decode("ascii"), data[i + 8:i + 8 + length]))
+        i += 12 + length
+    return out
+
+
+class Crawler:
+    """A rater's browser: records every URL, response, header and picture it receives."""
+
+    def __init__(self, client: Client):
+        self.client = client
+        self.pages: dict[str, str] = {}
+        self.pictures: dict[str, bytes] = {}
+        self.urls: list[str] = []
+        self.headers: list[dict] = []
+
+    def _record(self, url: str, response):
+        self.urls.append(url)
+        self.headers.append({k.lower(): v for k, v in response.items()})
+        if response.get("Location"):
+            self.urls.append(response["Location"])
+        for cookie in response.cookies.values():
+            self.headers[-1][f"cookie:{cookie.key}"] = cookie.value
+
+    def get(self, url: str, follow: bool = True):
+        response = self.client.get(url)
+        self._record(url, response)
+        while follow and response.status_code == 302:
+            url = response["Location"]
+            response = self.client.get(url)
+            self._record(url, response)
+        assert response.status_code == 200, (url, response.status_code)
+        if response["Content-Type"].startswith("text/html"):
+            html = response.content.decode()
+            self.pages[url] = html
+            for src in re.findall(r'(?:src|href|action)="([^"#]+)"', html):
+                if src.endswith(".png") and src not in self.pictures:
+                    self.pictures[src] = self.get(src).content
+                elif src.startswith("/"):
+                    self.urls.append(src)
+            for base in re.findall(r'data-base="([^"]+)"', html):  # the stretch selector's pictures
+                for stretch in panels.IMAGE_VARIANTS:
+                    if base + stretch + ".png" not in self.pictures:
+                        self.pictures[base + stretch + ".png"] = self.get(base + stretch + ".png").content
+        return response
+
+    def post(self, url: str, data: dict):
+        response = self.client.post(url, data)
+        self._record(url, response)
+        assert response.status_code == 302, (url, response.status_code, response.content[:500])
+        return self.get(response["Location"])
+
+
+def walk(crawler: Crawler, study, invitation: Invitation, username: str) -> Rater:
+    c = crawler
+    r = c.get(reverse("ratings:join", args=[invitation.token]))
+    c.post(reverse("ratings:join", args=[invitation.token]),
+           {"username": username, "password1": "pw-long-9-rater", "password2": "pw-long-9-rater"})
+    c.post(reverse("ratings:consent", args=[study.pk]), {"agree": "yes"})
+    r = c.post(reverse("ratings:profile", args=[study.pk]),
+               {"career_stage": "faculty", "experience": "some", "helped_build": "no"})
+    assert b"How to rate" in r.content
+    for n in range(study.practice_items):
+        c.get(reverse("ratings:practice", args=[study.pk, n]))
+        r = c.post(reverse("ratings:practice", args=[study.pk, n]),
+                   {"rank_0": 1, "rank_1": 2, "rank_2": 3, "quality_0": 3, "quality_1": 1, "quality_2": 0})
+    rater = Rater.objects.get(user__username=username)
+    for a in Assignment.objects.filter(rater=rater).order_by("position"):
+        assert r.request["PATH_INFO"] == reverse("ratings:item", args=[a.token])
+        r = c.post(reverse("ratings:item", args=[a.token]),
+                   {"rank_0": 2, "rank_1": 1, "rank_2": 3, "quality_0": 2, "quality_1": 3, "quality_2": 1})
+    assert "blinding" in r.request["PATH_INFO"] or "/check/" in r.request["PATH_INFO"]
+    guesses = re.findall(r'name="(guess_[\w-]+)"', r.content.decode())
+    assert len(set(guesses)) == 3
+    r = c.post(reverse("ratings:blinding", args=[study.pk]), {g: "model" for g in guesses})
+    assert b"Thank you" in r.content
+    c.get(reverse("ratings:home"))
+    return rater
+
+
+@pytest.fixture
+def crawled(db, settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    study = build_study(n_galaxies=6, planned_raters=N_RATERS, raters_per_item=3, practice_items=1)
+    invitation = Invitation.objects.create(study=study, max_uses=N_RATERS)
+    crawlers = []
+    for i in range(N_RATERS):
+        crawler = Crawler(Client())
+        walk(crawler, study, invitation, f"rater{i}")
+        crawlers.append(crawler)
+    return study, crawlers
+
+
+def identifiers(study) -> list[str]:
+    """Everything that names or points at a source or its stored files."""
+    out = ["producer", "/media/", "masks/", "panels/", "truth"]
+    for p in Producer.objects.filter(studies=study):
+        out += [p.kind, p.name, f"{p.name} {p.version}", p.get_kind_display(), p.parameters_hash]
+    for m in Mask.objects.filter(candidates__item__study=study).distinct():
+        out += [m.content_hash, m.data.name]
+    out += [pi.file.name for pi in PanelImage.objects.filter(candidate__item__study=study)]
+    return sorted({x.lower() for x in out if x})
+
+
+def test_no_source_identifier_reaches_a_rater(crawled):
+    study, crawlers = crawled
+    secret = identifiers(study)
+    assert len(secret) > 20
+    for crawler in crawlers:
+        assert len(crawler.pages) >= 10 and len(crawler.pictures) >= 30
+        for url in crawler.urls:
+            path = urlsplit(url).path + (f"?{urlsplit(url).query}" if urlsplit(url).query else "")
+            assert ALLOWED_URL.match(path), url
+            assert not any(s in url.lower() for s in secret), url
+        for headers in crawler.headers:
+            assert not REVEALING_HEADERS & set(headers), headers
+            assert set(k for k in headers if not k.startswith("cookie:")) <= NEUTRAL_HEADERS, headers
+            text = " ".join(f"{k}: {v}" for k, v in headers.items()).lower()
+            assert not any(s in text for s in secret), text
+        for url, html in crawler.pages.items():
+            low = html.lower()
+            if "/check/" in url:
+                # the one page that names kinds of method: the same choice list under every panel
+                fieldsets = re.findall(r'<fieldset class="guess">.*?</fieldset>', html, re.S)
+                normalised = {re.sub(r"[\w-]{20,}", "TOKEN", re.sub(r"Mask \d", "Mask N", re.sub(
+                    r"mask \d", "mask N", f))) for f in fieldsets}
+                assert len(fieldsets) >= 1 and len(normalised) == 1
+                low = re.sub(r'<fieldset class="guess">.*?</fieldset>', "", low, flags=re.S)
+            leaked = [s for s in secret if s in low]
+            assert not leaked, (url, leaked)
+
+
+def test_every_picture_is_encoded_identically(crawled):
+    study, crawlers = crawled
+    formats: dict[str, set] = {}
+    for crawler in crawlers:
+        for url, data in crawler.pictures.items():
+            chunks = png_chunks(data)
+            names = [name for name, _ in chunks]
+            assert names[0] == "IHDR" and names[-1] == "IEND", url
+            assert set(names) == {"IHDR", "IDAT", "IEND"}, (url, names)  # no text, time, gamma, profile
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+            kind = re.search(r"(mask|layer|image|check/)", url).group(1)
+            formats.setdefault(kind, set()).add((width, height, depth, colour, interlace))
+    size = panels.PANEL_SIZE
+    # one encoding per kind of picture, whatever the source; the check pictures are mask pictures
+    assert formats == {"mask": {(size, size, 8, 2, 0)}, "layer": {(size, size, 8, 6, 0)},
+                       "image": {(size, size, 8, 2, 0)}, "check/": {(size, size, 8, 2, 0)}}, formats
+
+
+def test_panel_positions_are_balanced_over_what_raters_were_served(crawled):
+    study, crawlers = crawled
+    by_bytes = {}
+    for c in Candidate.objects.filter(item__study=study).select_related("producer"):
+        by_bytes.setdefault(panels.candidate_png(c, "mask"), set()).add((c.item_id, c.producer.kind))
+    counts: Counter = Counter()
+    n_items = 0
+    for crawler, rater in zip(crawlers, Rater.objects.filter(study=study).order_by("user__username"),
+                              strict=True):
+        for a in Assignment.objects.filter(rater=rater):
+            n_items += 1
+            for pos in range(3):
+                served = crawler.pictures[f"/rate/a/{a.token}/p{pos}-mask.png"]
+                (kind,) = {k for item, k in by_bytes[served] if item == a.item_id}
+                counts[kind, pos] += 1
+    assert n_items == 6 * 3
+    table = {(k, p): counts[k, p] for k in ("volunteers", "model", "sparcfire") for p in range(3)}
+    assert set(table.values()) == {6}, table  # 18 ratings: each source 6 times in each position
