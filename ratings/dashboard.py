@@ -91,7 +91,7 @@ def study_dashboard(request, study_id: int):
             sections=[{
                 "anchor": anchor, "title": title, "about": about,
                 "plot": res.plots.get(plot) and plot,
-                "tables": [{"name": name, "html": mark_safe(_html_table(tables[name])),  # noqa: S308 (escaped)
+                "tables": [{"name": name, "html": mark_safe(_html_table(tables[name])),  # to_html escapes the cells
                             "rows": len(tables[name])} for name in names],
             } for anchor, title, plot, names, about in SECTIONS],
         )

@@ -13,7 +13,9 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.db.models import Count, Exists, OuterRef, Prefetch
-from django.urls import reverse
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
@@ -361,8 +363,31 @@ class ImportBatchAdmin(ReadOnlyAdmin):
     list_filter = ("kind",)
     search_fields = ("source",)
     fields = ("kind_display", "source", "arguments_display", "started_at", "finished_at", "duration",
-              "summary_display")
-    readonly_fields = ("kind_display", "arguments_display", "duration", "summary_display")
+              "summary_display", "gallery")
+    readonly_fields = ("kind_display", "arguments_display", "duration", "summary_display", "gallery")
+
+    def get_urls(self):
+        return [path("<int:pk>/gallery.png", self.admin_site.admin_view(self.gallery_png),
+                     name="segmentation_importbatch_gallery"), *super().get_urls()]
+
+    def gallery_png(self, request, pk: int):
+        """The synthetic survey's gallery: 16 galaxies with their volunteer masks and truth."""
+        from segmentation.synthetic.gallery import gallery_png
+
+        batch = get_object_or_404(ImportBatch, pk=pk, kind=ImportBatch.Kind.SYNTHETIC)
+        try:
+            data = gallery_png(batch.source)
+        except (OSError, ValueError) as exc:
+            raise Http404(f"no gallery: the survey folder cannot be read ({exc})") from exc
+        return HttpResponse(data, content_type="image/png")
+
+    @admin.display(description="gallery")
+    def gallery(self, obj):
+        if obj.kind != ImportBatch.Kind.SYNTHETIC:
+            return "—"
+        url = reverse("admin:segmentation_importbatch_gallery", args=[obj.pk])
+        return format_html('<a href="{}"><img src="{}" alt="gallery of the synthetic survey" '
+                           'style="max-width: 100%; border: 1px solid #ccc"></a>', url, url)
 
     @admin.display(description="kind", ordering="kind")
     def kind_display(self, obj):

@@ -293,7 +293,8 @@ def write_gz3d(path, *, image: np.ndarray, header: fits.Header, metadata: dict, 
         _drawings_hdu(bar, TASK_COLUMNS[BAR_HDU]),
         *extra_hdus,
     ]
-    fits.HDUList(hdus).writeto(os.fspath(path), overwrite=True)
+    # Every HDU here is built by astropy itself, so re-verifying on write only costs time.
+    fits.HDUList(hdus).writeto(os.fspath(path), overwrite=True, output_verify="ignore")
 
 
 # --- reader -----------------------------------------------------------------------------------------

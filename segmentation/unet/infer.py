@@ -162,7 +162,7 @@ class Predictor:
 def calibration_images(samples: Sequence, config: UNetConfig, n: int = 16) -> torch.Tensor:
     """Up to ``n`` images (Samples, callables or RGB arrays) as (N, 3, S, S) uint8 network inputs, evenly
     spread over ``samples``, for storing in a model file."""
-    from segmentation.unet.data import Sample, resolve
+    from segmentation.unet.data import resolve
 
     if not len(samples):
         raise ValueError("no images to calibrate on")
@@ -170,7 +170,7 @@ def calibration_images(samples: Sequence, config: UNetConfig, n: int = 16) -> to
     arrays = []
     for i in idx:
         s = samples[i]
-        img = s if isinstance(s, np.ndarray) else resolve(s).image if not isinstance(s, Sample) else s.image
+        img = s if isinstance(s, np.ndarray) else resolve(s).image
         arrays.append((preprocess(img, config) * 255).round().to(torch.uint8))
     return torch.stack(arrays)
 

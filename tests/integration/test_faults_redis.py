@@ -15,6 +15,7 @@ import time
 import pytest
 import redis
 from django.urls import reverse
+from rq.job import Job
 from rq.worker import SimpleWorker
 from test_rating_data import build_study
 from test_rating_pages import walk_to_items
@@ -122,11 +123,14 @@ def test_a_launch_while_redis_is_down_fails_loudly_and_resumes_after_restart(
     with pytest.raises(redis.exceptions.ConnectionError), django_capture_on_commit_callbacks(execute=True):
         generation.generation_start(source="sparcfire", galaxies=galaxies, chunk_size=2)
     run = GenerationRun.objects.get()
-    # the run and its chunks are recorded; that no job was ever sent is visible on the chunks
+    # the run and its chunks are recorded (queued, two chunks); their job ids were chosen, the jobs never sent
     assert run.status == RunStatus.QUEUED and run.total == len(galaxies)
-    assert list(run.chunks.values_list("job_id", flat=True)) == ["", ""]
+    job_ids = list(run.chunks.values_list("job_id", flat=True))
+    assert len(job_ids) == 2
 
     private_redis.start()
+    queue = queues.get_queue(queues.GENERATION)
+    assert queue.count == 0 and not any(Job.exists(j, connection=queue.connection) for j in job_ids)
     with django_capture_on_commit_callbacks(execute=True):
         assert generation.run_resume(run=run) == 2
     assert queues.get_queue(queues.GENERATION).count == 2
