@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import time
 from functools import wraps
 
 from django.conf import settings
@@ -74,29 +75,39 @@ def _with_table(action):
         return action()
 
 
+def _live_count(entry, now: float) -> int:
+    """Failures in an entry ``(count, window end as epoch s)``; 0 once its window is over."""
+    if not entry:
+        return 0
+    count, ends = entry
+    return count if ends > now else 0
+
+
 def blocked_by(request, username: str) -> str | None:
     """Which counter ("username" or "address") has reached its limit, or None."""
     keys = _keys(request, username)
-    counts = _with_table(lambda: _cache().get_many([k for k, _ in keys.values()]))
+    entries = _with_table(lambda: _cache().get_many([k for k, _ in keys.values()]))
+    now = time.time()
     for what, (key, limit) in keys.items():
-        if counts.get(key, 0) >= limit:
+        if _live_count(entries.get(key), now) >= limit:
             return what
     return None
 
 
 def record_failure(request, username: str) -> None:
-    """Count one failed log-in against the username and the client address."""
+    """Count one failed log-in against the username and the client address. The window starts at the first
+    failure and is not extended by later ones (the window end is stored with the count, because the
+    cache's own incr() would reset the expiry). Concurrent failures may lose a count: a limit of N then
+    holds within a few attempts, which is the point."""
     window = int(_setting("EVALSITE_LOGIN_WINDOW_SECONDS", DEFAULT_WINDOW_S))
 
     def bump():
-        cache = _cache()
+        cache, now = _cache(), time.time()
         for key, _ in _keys(request, username).values():
-            # add() starts the window at the first failure; later failures do not extend it
-            if not cache.add(key, 1, timeout=window):
-                try:
-                    cache.incr(key)
-                except ValueError:  # expired between add() and incr()
-                    cache.add(key, 1, timeout=window)
+            entry = cache.get(key)
+            count = _live_count(entry, now)
+            ends = entry[1] if count else now + window
+            cache.set(key, (count + 1, ends), timeout=max(1, math.ceil(ends - now)))
 
     _with_table(bump)
 

@@ -11,9 +11,9 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseForbidden, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ratings import export, results
 from ratings.models import Study
@@ -78,7 +78,10 @@ def study_dashboard(request, study_id: int):
         "exports": results.EXPORTS,
     }
     if context["visible"] and context["progress"].answers:
-        res = results.study_results(study)
+        res = _results_or_queue(study, context["progress"].answers)
+        if res is None:
+            context["computing"] = True
+            return render(request, "ratings/staff/dashboard.html", context)
         tables = res.tables
         attention = tables["attention"]
         rules = dict(zip(tables["rules"]["rule"], tables["rules"]["text"]))
@@ -98,6 +101,19 @@ def study_dashboard(request, study_id: int):
     return render(request, "ratings/staff/dashboard.html", context)
 
 
+def _results_or_queue(study: Study, n_answers: int):
+    """The cached results; on a cold cache, computed now for a small study, queued for a large one
+    (None: the page says so and reloads itself). If Redis is down, computed now whatever the size."""
+    res = results.cached_results(study)
+    if res is not None or n_answers <= results.INLINE_MAX_ANSWERS:
+        return res or results.study_results(study)
+    try:
+        results.results_enqueue(study=study)
+    except RedisConnectionError:
+        return results.study_results(study)
+    return None
+
+
 @require_POST
 @staff_required
 def unlock(request, study_id: int):
@@ -114,8 +130,8 @@ def unlock(request, study_id: int):
 
 
 def _hidden(study: Study) -> HttpResponse:
-    return HttpResponse(format_html("The outcomes of {} are hidden while it is open: close it, or unlock its "
-                                    "results on the dashboard (logged), first.", study.name),
+    return HttpResponse(f"The outcomes of study {study.name!r} are hidden while it is {study.state}: close it, "
+                        "or unlock its results on the dashboard (logged), first.",
                         status=409, content_type="text/plain; charset=utf-8")
 
 

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from ratings.models import Answer, BlindingGuess, Quality, Study
+from ratings.models import Answer, BlindingGuess, Candidate, Item, Quality, Rater, Study
+from segmentation.models import Producer
 
 RAW_COLUMNS = (
     "study", "rater", "rater_is_staff", "career_stage", "experience", "helped_build", "item", "item_kind",
@@ -26,6 +27,7 @@ GUESS_COLUMNS = ("study", "rater", "item", "structure", "panel_position", "true_
                  "n_choices")
 ATTENTION_PASS_MAX_QUALITY = 1  # the wrong mask must be rated "Mostly poorly" or "Totally failed"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+QUALITY_LABELS = dict(Quality.choices)
 
 
 def source_labels(study: Study) -> dict[int, str]:
@@ -36,31 +38,50 @@ def source_labels(study: Study) -> dict[int, str]:
 
 
 def answer_rows(study: Study) -> Iterator[dict]:
+    """One dict per stored answer (keys RAW_COLUMNS), ordered by rater, sequence position and panel.
+
+    The answers are streamed as bare tuples; raters, items, galaxies and candidates (a few per item, not
+    per answer) are looked up from dictionaries read once, so no model instance is built per answer."""
     labels = source_labels(study)
+    producers = {p.pk: p for p in study.sources.all()}
+    raters = {r["pk"]: r for r in Rater.objects.filter(study=study).values(
+        "pk", "pseudonym", "is_staff", "career_stage", "experience", "helped_build")}
+    galaxy_fields = ("name", "manga_id", "iau_name", "nsa_id", "sdss_objid", "ra", "dec", "synthetic")
+    items = {i["pk"]: i for i in Item.objects.filter(study=study).values(
+        "pk", "kind", "structure", "repeat_of_id", *(f"galaxy__{f}" for f in galaxy_fields))}
+    candidates = {c[0]: c[1:] for c in Candidate.objects.filter(item__study=study).values_list(
+        "pk", "producer_id", "mask__content_hash", "is_decoy")}
     answers = (Answer.objects.filter(assignment__study=study)
-               .select_related("assignment__rater", "assignment__item__galaxy", "candidate__producer",
-                               "candidate__mask")
                .order_by("assignment__rater__pseudonym", "assignment__position", "panel_position"))
-    passed: dict[int, bool] = {}
-    for a in answers.filter(candidate__is_decoy=True):
-        passed[a.assignment_id] = a.quality <= ATTENTION_PASS_MAX_QUALITY
-    for a in answers.iterator(chunk_size=2000):
-        asg, rater, item, cand = a.assignment, a.assignment.rater, a.assignment.item, a.candidate
-        g, p = item.galaxy, cand.producer
+    passed = {asg: quality <= ATTENTION_PASS_MAX_QUALITY for asg, quality in answers.filter(
+        candidate__is_decoy=True).values_list("assignment_id", "quality")}
+    for (asg, cand_id, panel_position, rank, tied, quality, created, updated, edits, rater_id, item_id,
+         seconds, comment, flagged) in answers.values_list(
+            "assignment_id", "candidate_id", "panel_position", "rank", "tied", "quality", "created_at",
+            "updated_at", "edits", "assignment__rater_id", "assignment__item_id", "assignment__seconds_spent",
+            "assignment__comment", "assignment__flagged_bad_image").iterator(chunk_size=5000):
+        rater, item = raters[rater_id], items[item_id]
+        producer_id, mask_hash, is_decoy = candidates[cand_id]
+        p = producers.get(producer_id)
+        if p is None:  # a candidate whose producer was removed from the study's sources afterwards
+            p = producers[producer_id] = Producer.objects.get(pk=producer_id)
         yield {
-            "study": study.name, "rater": rater.pseudonym, "rater_is_staff": rater.is_staff,
-            "career_stage": rater.career_stage, "experience": rater.experience, "helped_build": rater.helped_build,
-            "item": str(item.repeat_of_id or item.pk), "item_kind": item.kind,
-            "galaxy": g.name, "manga_id": g.manga_id or "", "iau_name": g.iau_name or "", "nsa_id": g.nsa_id or "",
-            "sdss_objid": g.sdss_objid or "", "ra": g.ra, "dec": g.dec, "synthetic": g.synthetic,
-            "structure": item.structure, "source": labels.get(p.pk, p.kind), "producer": p.name,
+            "study": study.name, "rater": rater["pseudonym"], "rater_is_staff": rater["is_staff"],
+            "career_stage": rater["career_stage"], "experience": rater["experience"],
+            "helped_build": rater["helped_build"],
+            "item": str(item["repeat_of_id"] or item_id), "item_kind": item["kind"],
+            "galaxy": item["galaxy__name"], "manga_id": item["galaxy__manga_id"] or "",
+            "iau_name": item["galaxy__iau_name"] or "", "nsa_id": item["galaxy__nsa_id"] or "",
+            "sdss_objid": item["galaxy__sdss_objid"] or "", "ra": item["galaxy__ra"], "dec": item["galaxy__dec"],
+            "synthetic": item["galaxy__synthetic"],
+            "structure": item["structure"], "source": labels.get(producer_id, p.kind), "producer": p.name,
             "producer_version": p.version, "producer_parameters": p.parameters_hash[:16],
-            "mask_sha256": cand.mask.content_hash, "panel_position": a.panel_position + 1, "rank": a.rank,
-            "tie": a.tied, "quality": a.quality, "quality_label": Quality(a.quality).label,
-            "attention_passed": passed.get(asg.pk) if item.kind == "attention" else None,
-            "is_decoy": cand.is_decoy, "comment": asg.comment, "flagged_bad_image": asg.flagged_bad_image,
-            "seconds": round(asg.seconds_spent, 2), "created_at": a.created_at.isoformat(),
-            "updated_at": a.updated_at.isoformat(), "edited": a.edits > 0,
+            "mask_sha256": mask_hash, "panel_position": panel_position + 1, "rank": rank,
+            "tie": tied, "quality": quality, "quality_label": QUALITY_LABELS[quality],
+            "attention_passed": passed.get(asg) if item["kind"] == "attention" else None,
+            "is_decoy": is_decoy, "comment": comment, "flagged_bad_image": flagged,
+            "seconds": round(seconds, 2), "created_at": created.isoformat(),
+            "updated_at": updated.isoformat(), "edited": edits > 0,
         }
 
 

@@ -15,6 +15,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,10 @@ from ratings.stats import summary_tables
 CACHE_DIR = "ratings-results"
 # bump when summary_tables or the figures change shape, so old caches are not served
 CACHE_FORMAT = 1
+# Above this many answers a cold dashboard view queues the computation (seconds to a minute) instead of
+# making the request wait for it; below, it computes at once (a second or two).
+INLINE_MAX_ANSWERS = 20_000
+PENDING_SECONDS = 15 * 60  # a queued computation not done by then is queued again
 UNLOCK_ACTION = "results unlocked"
 EXPORTS = {
     "raw": "one row per (rater, item, candidate)",
@@ -191,7 +196,42 @@ def study_results(study: Study, *, n_boot: int = 200, seed: int = 20231205, with
     for old in cache_dir(study).iterdir():
         if old.is_dir() and old.name != fingerprint:
             shutil.rmtree(old, ignore_errors=True)
+        elif old.name.startswith("pending-") and (old.name == f"pending-{fingerprint}" or
+                                                  time.time() - old.stat().st_mtime > PENDING_SECONDS):
+            old.unlink(missing_ok=True)
     return Results(fingerprint, tables, _plot_files(folder), computed=True)
+
+
+def cached_results(study: Study, *, n_boot: int = 200, seed: int = 20231205) -> Results | None:
+    """The tables and figures of the study's current data if they are in the cache, else None (no work)."""
+    fingerprint = data_fingerprint(study, n_boot=n_boot, seed=seed)
+    folder = cache_dir(study) / fingerprint
+    if not (folder / "plots.done").exists():
+        return None
+    with open(folder / "tables.pickle", "rb") as fh:
+        tables = pickle.load(fh)
+    return Results(fingerprint, tables, _plot_files(folder), computed=False)
+
+
+def results_compute(study_id: int) -> str:
+    """Job (queue ``default``): compute and cache a study's tables and figures; returns the fingerprint."""
+    return study_results(Study.objects.get(pk=study_id)).fingerprint
+
+
+def results_enqueue(*, study: Study) -> str | None:
+    """Queue ``results_compute`` for the study's current data unless it is already queued (a marker file
+    younger than ``PENDING_SECONDS``); returns the job id, or None when one is already pending.
+    Raises redis' ConnectionError when Redis is down (the caller computes inline instead)."""
+    from evalsite import queues
+
+    marker = cache_dir(study) / f"pending-{data_fingerprint(study, n_boot=200, seed=20231205)}"
+    if marker.exists() and time.time() - marker.stat().st_mtime < PENDING_SECONDS:
+        return None
+    job_id = queues.enqueue(queues.DEFAULT, "ratings.results.results_compute", study.pk,
+                            job_prefix=f"study-{study.pk}-results", job_timeout=3600)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    return job_id
 
 
 def _plot_files(folder: Path) -> dict[str, Path]:

@@ -259,15 +259,16 @@ def summary_rows(report: dict) -> list[tuple[str, str, str]]:
             rows.append((st, f"IoU vs volunteers at {t}", _ci(ci)))
         c = r.get("iou_vs_volunteer_consensus")
         if c:
-            rows.append((st, f"IoU vs consensus (>= 0.5; model >= {c['model_threshold_from_val']} from val)", _ci(c)))
+            rows.append((st, "IoU vs consensus (volunteers >= 0.5)",
+                         f"{_ci(c)} at model >= {c['model_threshold_from_val']}"))
         cal = r.get("calibration")
         if cal and cal.get("ece") is not None:
             rows.append((st, "calibration error (ECE, pooled pixels)", f"{cal['ece']:.4f}"))
         tr = r.get("iou_vs_truth")
         if tr and tr.get("n"):
-            rows.append((st, f"IoU vs truth: model (>= {tr['model_threshold']})", f"{tr['mean_a']:.3f}"))
-            rows.append((st, f"IoU vs truth: crowd consensus (>= {tr['crowd_threshold']})", f"{tr['mean_b']:.3f}"))
-            rows.append((st, "model - crowd (paired bootstrap)",
+            rows.append((st, "IoU vs truth: model", f"{tr['mean_a']:.3f} at >= {tr['model_threshold']}"))
+            rows.append((st, "IoU vs truth: crowd consensus", f"{tr['mean_b']:.3f} at >= {tr['crowd_threshold']}"))
+            rows.append((st, "IoU vs truth: model - crowd (paired)",
                          f"{tr['difference']:+.3f} [{tr['low']:+.3f}, {tr['high']:+.3f}] n={tr['n']}"
                          f"{' excludes 0' if tr['excludes_zero'] else ''}"))
     bar = report.get("bar_detection") or {}
@@ -277,8 +278,8 @@ def summary_rows(report: dict) -> list[tuple[str, str, str]]:
                 return "—"
             return f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
-        rows.append(("bar", f"detection recall (score >= {bar['threshold']})",
-                     pct(bar["recall"], bar.get("recall_ci"))))
+        rows.append(("bar", "detection recall", f"{pct(bar['recall'], bar.get('recall_ci'))} at score >= "
+                                                f"{bar['threshold']}"))
         rows.append(("bar", "detection precision", pct(bar["precision"], bar.get("precision_ci"))))
         rows.append(("bar", "detection counts", f"tp {bar['tp']} fp {bar['fp']} fn {bar['fn']} tn {bar['tn']}"))
     elif bar.get("note"):

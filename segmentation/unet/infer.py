@@ -125,7 +125,8 @@ class Predictor:
         dtype = {"fp32": "float32", "channels_last": "float32", "int8": "int8",
                  "reduced": str(dev.autocast_dtype(self.device)).replace("torch.", "")}[self.mode]
         return {"device": str(self.device), "threads": self.threads, "batch_size": self.batch_size,
-                "mode": self.mode, "reason": self.reason, "dtype": dtype, "channels_last": self.channels_last,
+                "mode": self.mode, "reason": self.reason, "dtype": dtype,
+                "channels_last": self.channels_last or self.mode == "int8",
                 "image_size": self.config.image_size, "int8_check": self.int8_check}
 
     @torch.inference_mode()

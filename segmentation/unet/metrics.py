@@ -105,10 +105,16 @@ def ious_at(preds: Sequence[np.ndarray], refs: Sequence[np.ndarray], t_pred: flo
     return np.array([iou(p >= t_pred, r >= t_ref) for p, r in zip(preds, refs)])
 
 
+def _nanmean(v: np.ndarray) -> float:
+    v = np.asarray(v, np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
 def choose_threshold(preds: Sequence[np.ndarray], refs: Sequence[np.ndarray], *, ref_threshold: float,
                      candidates: Sequence[float] = THRESHOLDS) -> float:
     """The threshold on ``preds`` with the highest mean IoU against ``refs >= ref_threshold``."""
-    scores = [np.nanmean(ious_at(preds, refs, t, ref_threshold)) if preds else np.nan for t in candidates]
+    scores = [_nanmean(ious_at(preds, refs, t, ref_threshold)) for t in candidates]
     if not np.any(np.isfinite(scores)):
         return float(candidates[len(candidates) // 2])
     return float(candidates[int(np.nanargmax(scores))])

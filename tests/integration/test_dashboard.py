@@ -153,3 +153,24 @@ def test_staff_without_the_change_permission_cannot_unlock(open_study, client):
 def test_index_lists_studies(open_study, admin_client):
     html = admin_client.get("/staff/ratings/").content.decode()
     assert f'href="/staff/ratings/{open_study.pk}/"' in html and open_study.name in html
+
+
+def test_a_large_study_is_computed_by_a_worker_not_in_the_request(open_study, admin_client, redis_conn, monkeypatch,
+                                                                  django_capture_on_commit_callbacks):
+    from rq.worker import SimpleWorker
+
+    from evalsite import queues
+
+    services.study_close(study=open_study)
+    monkeypatch.setattr(results, "INLINE_MAX_ANSWERS", 10)  # this study counts as large
+    with django_capture_on_commit_callbacks(execute=True):  # django-rq sends jobs on commit
+        page = admin_client.get(url(open_study)).content.decode()
+        admin_client.get(url(open_study))  # a reload does not queue it twice
+    assert 'id="computing"' in page and 'http-equiv="refresh"' in page and "Pairwise win rates" not in page
+    queue = queues.get_queue(queues.DEFAULT)
+    assert queue.count == 1 and results.cached_results(open_study) is None
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    assert results.cached_results(open_study) is not None
+    page = admin_client.get(url(open_study)).content.decode()
+    assert 'id="computing"' not in page and "Pairwise win rates</h2>" in page
+    assert not list(results.cache_dir(open_study).glob("pending-*"))

@@ -103,6 +103,7 @@ def test_evaluation_reports_every_quantity_with_intervals_on_the_manifest_test_s
     out = capsys.readouterr().out
     assert "L1 vs volunteers" in out and "IoU vs truth: crowd consensus" in out and "reliability curve, bar" in out
     assert "detection recall" in out or "no barred galaxies" in out
+    assert f"{report['structures']['spiral']['l1']['mean']:.4f}" in out  # the mean does not depend on the draws
 
 
 def splits_by_name(version):
@@ -192,3 +193,10 @@ def test_comparison_page_shows_versions_side_by_side_for_staff_only(survey, admi
     assert "L1 vs volunteers" in html and "not evaluated yet" in html  # b has no evaluation
     assert html.count("data:image/png;base64,") >= 3 * 3  # 3 example galaxies: image + one mask per version
     assert client.get(url, {"v": ["x"]}).status_code == 400
+    assert client.get(url, {"v": [a.pk, 10_000]}).status_code == 400
+
+    # the list's action leads to the same page with the chosen versions
+    action = client.post(reverse("admin:segmentation_modelversion_changelist"),
+                         {"action": "compare", "_selected_action": [a.pk, b.pk]})
+    assert action.status_code == 302 and action["Location"].startswith(url)
+    assert f"v={a.pk}" in action["Location"] and f"v={b.pk}" in action["Location"]

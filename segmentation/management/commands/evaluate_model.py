@@ -15,7 +15,8 @@ class Command(BaseCommand):
         return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
 
     def add_arguments(self, parser):
-        parser.add_argument("--version", "--model-version", dest="model_version", help="model version name (default: the active one)")
+        parser.add_argument("--version", "--model-version", dest="model_version",
+                            help="model version name (default: the active one)")
         parser.add_argument("--split", choices=quality.SPLITS, default="test")
         parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap draws (default 2000)")
         parser.add_argument("--limit", type=int, help="at most this many galaxies per split (quick look)")
