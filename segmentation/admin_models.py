@@ -113,10 +113,10 @@ def _examples(versions: list[ModelVersion]) -> list[dict]:
     entries = [e for e in quality.version_manifest(versions[0])["galaxies"] if e["split"] == "test"]
     # galaxies with a drawn spiral first: they show the differences between versions best
     entries.sort(key=lambda e: (e["masks"].get("spiral", quality.NOT_ASKED) == quality.NOT_ASKED, e["name"]))
-    found = quality._volunteer_masks(entries[: 4 * N_EXAMPLES])
+    found = quality.volunteer_masks_by_hash(entries[: 4 * N_EXAMPLES])
     chosen = []
     for e in entries[: 4 * N_EXAMPLES]:
-        image, masks, _ = quality._labels_for(e, found)
+        image, masks, _ = quality.manifest_labels(e, found)
         if image is not None:
             chosen.append((e, image, masks))
         if len(chosen) == N_EXAMPLES:

@@ -373,8 +373,23 @@ def _open_error(path: Path, exc: Exception) -> GZ3DError:
     return GZ3DError(f"not a readable FITS file ({exc})")
 
 
-def read_gz3d(path, *, strict_json: bool = True) -> GZ3DFile:
+def _gunzip(raw: bytes, max_bytes: int | None) -> bytes:
+    """Inflate gzip data, refusing more than ``max_bytes`` of output (a decompression bomb stops early)."""
+    if max_bytes is None:
+        return gzip.decompress(raw)
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = inflater.decompress(raw, max_bytes + 1)
+    if len(out) > max_bytes:
+        raise GZ3DError(f"decompresses to more than {max_bytes} bytes, over the limit")
+    return out
+
+
+def read_gz3d(path, *, strict_json: bool = True, max_bytes: int | None = None,
+              max_pixels: int | None = None) -> GZ3DFile:
     """Read one per-galaxy file (``.fits`` or ``.fits.gz``). Raises ``GZ3DError`` naming the problem.
+
+    ``max_bytes`` bounds the file and its decompressed size, ``max_pixels`` the image (checked from the
+    header, before any pixel is read).
 
     With ``strict_json=False`` a task whose polygons cannot be parsed (bad JSON, or no paths column) is
     returned with its rows but empty polygons and listed in ``unusable_tasks``, so a caller can fall back
@@ -383,14 +398,18 @@ def read_gz3d(path, *, strict_json: bool = True) -> GZ3DFile:
     path = Path(path)
     if not path.is_file():
         raise GZ3DError("no such file")
+    if max_bytes is not None and path.stat().st_size > max_bytes:
+        raise GZ3DError(f"is {path.stat().st_size} bytes, over the limit of {max_bytes}")
     try:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             # one pass of decompression: astropy on a gzip file seeks back and inflates again per HDU
-            raw = gzip.decompress(raw)
+            raw = _gunzip(raw, max_bytes)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             hdul = fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=False)
+    except GZ3DError:
+        raise
     except Exception as exc:  # astropy raises OSError, ValueError, EOFError... for broken files
         raise _open_error(path, exc) from None
     truncated = [str(w.message) for w in caught if "truncated" in str(w.message)]
@@ -399,6 +418,13 @@ def read_gz3d(path, *, strict_json: bool = True) -> GZ3DFile:
             raise GZ3DError(f"truncated FITS file ({truncated[0].splitlines()[0]})")
         if len(hdul) < N_HDUS:
             raise GZ3DError(f"has {len(hdul)} HDUs; a GZ3D file has {N_HDUS}")
+        if max_pixels is not None:
+            h0 = hdul[0].header
+            pixels = int(h0.get("NAXIS1", 0)) * int(h0.get("NAXIS2", 0))
+            if h0.get("NAXIS", 0) == 3 and int(h0.get("NAXIS1", 0)) == 3:  # (H, W, 3) is stored as NAXIS1 = 3
+                pixels = int(h0.get("NAXIS2", 0)) * int(h0.get("NAXIS3", 0))
+            if pixels > max_pixels:
+                raise GZ3DError(f"HDU 0 image has {pixels} pixels, over the limit of {max_pixels}")
         try:
             for index in (*range(METADATA_HDU + 1), SPIRAL_HDU, BAR_HDU):  # 6-8 (centres, stars) are not used
                 hdul[index].data  # noqa: B018 - read now so a damaged HDU fails here, with its reason

@@ -71,7 +71,7 @@ def _small(a: np.ndarray) -> np.ndarray:
     return np.asarray(a, np.float32).astype(np.float16)
 
 
-def _volunteer_masks(entries: list[dict]) -> dict[tuple[str, str, str], list[Mask]]:
+def volunteer_masks_by_hash(entries: list[dict]) -> dict[tuple[str, str, str], list[Mask]]:
     """(galaxy name, structure, content hash) -> volunteer Masks with that content (any image, current or not)."""
     hashes = {h for e in entries for h in e["masks"].values() if h != NOT_ASKED}
     found: dict[tuple[str, str, str], list[Mask]] = {}
@@ -82,7 +82,7 @@ def _volunteer_masks(entries: list[dict]) -> dict[tuple[str, str, str], list[Mas
     return found
 
 
-def _labels_for(entry: dict, found: dict) -> tuple[Image | None, dict, str]:
+def manifest_labels(entry: dict, found: dict) -> tuple[Image | None, dict, str]:
     """The image and the volunteer Masks a manifest entry names, or (None, {}, reason)."""
     masks: dict[str, Mask | None] = {}
     image = None
@@ -91,7 +91,7 @@ def _labels_for(entry: dict, found: dict) -> tuple[Image | None, dict, str]:
         if h == NOT_ASKED:
             masks[structure] = None
             continue
-        candidates = found.get((entry["name"], structure, h), [])
+        candidates = list(found.get((entry["name"], structure, h), []))
         if image is not None:
             candidates = [m for m in candidates if m.image_id == image.pk]
         else:  # prefer the very image the version learned from (same installation), else the same galaxy's
@@ -128,10 +128,10 @@ def evaluation_set(*, version: ModelVersion, splits: tuple[str, ...] = ("val", "
                 kept.append(e)
         entries = kept
     out = EvalSet(items={s: [] for s in splits})
-    found = _volunteer_masks(entries)
+    found = volunteer_masks_by_hash(entries)
     resolved = []
     for e in entries:
-        image, masks, reason = _labels_for(e, found)
+        image, masks, reason = manifest_labels(e, found)
         if image is None:
             out.skipped.append({"galaxy": e["name"], "split": e["split"], "reason": reason})
             if progress:
@@ -448,5 +448,5 @@ def file_sha256(field_file) -> str:
 
 
 __all__ = ["EvalSet", "TransferError", "calibration_table", "evaluate_version", "evaluation_key",
-           "evaluation_set", "file_sha256", "read_export", "summary_rows", "version_export", "version_import",
-           "version_manifest", "version_predictor"]
+           "evaluation_set", "file_sha256", "manifest_labels", "read_export", "summary_rows", "version_export",
+           "version_import", "version_manifest", "version_predictor", "volunteer_masks_by_hash"]

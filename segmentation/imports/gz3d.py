@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from tqdm import tqdm
 
@@ -138,7 +139,8 @@ def _identity(gz: gz3d.GZ3DFile, catalogue_row: dict | None) -> tuple[str, dict,
 
 def prepare_file(path: Path, *, catalogue: dict | None = None, on_bad_json: str = "skip") -> PreparedFile:
     """Read and rasterise one file without touching the database. Raises ``GZ3DError``."""
-    gz = gz3d.read_gz3d(path, strict_json=on_bad_json != "fallback")
+    gz = gz3d.read_gz3d(path, strict_json=on_bad_json != "fallback", max_bytes=settings.EVALSITE_MAX_FILE_BYTES,
+                        max_pixels=settings.EVALSITE_MAX_IMAGE_PIXELS)
     row = (catalogue or {}).get(gz3d.metadata_key(path))
     name, match, defaults = _identity(gz, row)
     wcs = gz.wcs

@@ -44,6 +44,27 @@ def version(db):
     return v
 
 
+@pytest.fixture
+def untrained(db):
+    """A version holding an untrained tiny model (no training needed to test the file checks)."""
+    import hashlib
+
+    from django.core.files.base import ContentFile
+
+    from segmentation.unet.model import UNetConfig, build_model, model_bytes
+
+    config = UNetConfig(image_size=32)
+    blob = model_bytes(build_model(config), config)
+    digest = hashlib.sha256(blob).hexdigest()
+    producer = services.producer_get_or_create(kind="model", name="untrained", version=digest[:12])
+    v = ModelVersion(name="untrained", producer=producer, config=config.to_dict(), weights_sha256=digest,
+                     metrics={"note": "untrained"})
+    v.weights.save("untrained.pt", ContentFile(blob), save=False)
+    v.manifest.save("untrained.json", ContentFile(b'{"galaxies": []}'), save=False)
+    v.save()
+    return v
+
+
 def predictions(v: ModelVersion, images):
     with v.weights.open("rb") as fh:
         return Predictor(fh.read(), mode="fp32").predict(images)
@@ -89,8 +110,8 @@ def test_round_trip_keeps_weights_manifest_metrics_and_predictions(version, tmp_
     assert header2["training_run"]["history"] == run_history
 
 
-@pytest.mark.slow
-def test_import_refuses_duplicates_and_altered_files(version, tmp_path):
+def test_import_refuses_duplicates_and_altered_files(untrained, tmp_path):
+    version = untrained
     out = tmp_path / "v.zip"
     quality.version_export(version=version, out=out)
 
@@ -118,4 +139,26 @@ def test_import_refuses_duplicates_and_altered_files(version, tmp_path):
         call_command("import_model", str(tmp_path / "missing.zip"))
     with pytest.raises(CommandError, match="no model version 'nope'"):
         call_command("export_model", "nope", "--out", str(tmp_path / "x.zip"))
+
+    # weights that do not match the configuration written beside them
+    lying = tmp_path / "lying.zip"
+    with zipfile.ZipFile(out) as src, zipfile.ZipFile(lying, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "model.json":
+                header = json.loads(data)
+                header["config"]["image_size"] = 64
+                data = json.dumps(header).encode()
+            dst.writestr(item, data)
+    with pytest.raises(CommandError, match="configuration in model.json differs"):
+        call_command("import_model", str(lying), "--name", "lying")
     assert ModelVersion.objects.count() == 1
+    assert Producer.objects.filter(kind="model").count() == 1  # nothing half-imported
+
+
+def test_export_refuses_stored_weights_that_no_longer_match_their_hash(untrained, tmp_path):
+    untrained.weights_sha256 = "f" * 64
+    untrained.save(update_fields=["weights_sha256"])
+    with pytest.raises(CommandError, match="do not match their recorded sha256"):
+        call_command("export_model", "untrained", "--out", str(tmp_path / "x.zip"))
+    assert not (tmp_path / "x.zip").exists()

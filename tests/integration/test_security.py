@@ -194,8 +194,6 @@ def _fits_bytes(data) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.xfail(strict=True, reason="the GZ3D reader (segmentation/gz3d.read_gz3d) reads and gunzips the whole "
-                                       "file without EVALSITE_MAX_FILE_BYTES / EVALSITE_MAX_IMAGE_PIXELS")
 def test_gz3d_import_honours_the_size_limits(tmp_path, settings):
     settings.EVALSITE_MAX_FILE_BYTES = 1024 * 1024
     settings.EVALSITE_MAX_IMAGE_PIXELS = 400 * 400
