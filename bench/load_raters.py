@@ -278,7 +278,7 @@ def _django(env: dict, *args: str, timeout: float = 900) -> str:
 
 def run_load(*, seconds: float = 120, raters: int = 50, items: int = 60, think: float = 1.0,
              database_url: str = DEFAULT_DATABASE_URL, workers: int = 3, threads: int = 8,
-             log=print) -> LoadResult:
+             keep_alive: int = 30, log=print) -> LoadResult:
     """Run the whole benchmark (database made and dropped here); ``seconds`` of load by ``raters`` threads."""
     _check_loopback(database_url)
     create_database(database_url)
@@ -303,7 +303,10 @@ def run_load(*, seconds: float = 120, raters: int = 50, items: int = 60, think: 
         server = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "evalsite.wsgi:application", "--bind", f"127.0.0.1:{port}",
              "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
-             "--timeout", "120", "--log-level", "warning"],
+             "--timeout", "120", "--log-level", "warning",
+             # longer than any pause of a rater: with gunicorn's default of 2 s the server may close an idle
+             # connection just as the client reuses it for a POST, which the client cannot safely retry
+             "--keep-alive", str(keep_alive)],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(work / "gunicorn.log", "w"))
         base = f"http://127.0.0.1:{port}"
         _wait_for(base, server)
@@ -389,9 +392,12 @@ def main(argv=None) -> int:
                         help="PostgreSQL on 127.0.0.1; the database is created and dropped by this run")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    parser.add_argument("--keep-alive", type=int, default=30,
+                        help="gunicorn's idle keep-alive (s); 2 (its default) shows the reuse race")
     args = parser.parse_args(argv)
     result = run_load(seconds=args.seconds, raters=args.raters, items=args.items, think=args.think,
-                      database_url=args.database_url, workers=args.workers, threads=args.threads)
+                      database_url=args.database_url, workers=args.workers, threads=args.threads,
+                      keep_alive=args.keep_alive)
     print(result.report())
     return 0 if result.ok else 1
 

@@ -81,23 +81,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(env: dict, workers: int, threads: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "gunicorn"), "evalsite.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
-         "-k", "gthread", "--threads", str(threads), "--log-level", "warning"],
-        cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{port}"
+def start_server(env: dict, workers: int, threads: int, log: Path) -> tuple[subprocess.Popen, str]:
     import requests
 
-    for _ in range(300):
+    port = free_port()
+    with open(log, "ab") as out:  # not our stdout: the server must not hold the caller's pipe open
+        proc = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "gunicorn"), "evalsite.wsgi", "-b", f"127.0.0.1:{port}", "-w",
+             str(workers), "-k", "gthread", "--threads", str(threads), "--log-level", "warning"],
+            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         try:
-            requests.get(f"{url}/accounts/login/", timeout=1)
+            requests.get(f"{url}/accounts/login/", timeout=10)
             return proc, url
-        except requests.ConnectionError:
-            time.sleep(0.1)
+        except requests.RequestException:
+            time.sleep(0.2)
     proc.terminate()
-    raise RuntimeError("gunicorn did not start")
+    raise RuntimeError(f"gunicorn did not answer within 120 s; see {log}")
 
 
 def server_ms(response) -> float:
@@ -208,8 +210,10 @@ def main() -> int:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rating-bench-"))
     env = configure(tmp)
-    proc, url = start_server(env, args.workers, args.threads)
+    proc, url = start_server(env, args.workers, args.threads, tmp / "gunicorn.log")
     try:
+        for _ in range(2 * args.workers):  # every worker imports Django before the clock starts
+            __import__("requests").get(f"{url}/accounts/login/", timeout=30)
         print(f"gunicorn {args.workers}x{args.threads} on {url}, SQLite WAL in {tmp}")
         baseline = one_run(url, 1, max(4, args.galaxies // 4), 1, "base")
         print(describe("baseline, 1 rater alone", baseline))

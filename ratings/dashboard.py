@@ -55,6 +55,10 @@ def staff_required(view):
     return wrapped
 
 
+def _percent(share) -> str:
+    return "–" if share is None or share != share else f"{100 * share:.1f}%"
+
+
 def _html_table(frame) -> str:
     if frame.empty:
         return "<p class='empty'>No rows.</p>"
@@ -90,7 +94,9 @@ def study_dashboard(request, study_id: int):
             rules=rules,
             failing=attention[attention["fails_rule"]].to_dict("records"),
             verdicts=tables["blinding_audit"][["structure", "verdict"]].astype(str).to_dict("records"),
-            headline=tables["quality_summary"].to_dict("records"),
+            headline=[{**h, "share": _percent(h["share_mostly_well_or_better"]),
+                       "low": _percent(h["share_ci_low"]), "high": _percent(h["share_ci_high"])}
+                      for h in tables["quality_summary"].to_dict("records")],
             sections=[{
                 "anchor": anchor, "title": title, "about": about,
                 "plot": res.plots.get(plot) and plot,

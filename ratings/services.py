@@ -14,6 +14,8 @@ import random
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ratings import design
@@ -338,7 +340,15 @@ def answer_submit(*, assignment: Assignment, answers: list[PanelAnswer], seconds
         rank_counts[a.rank] = rank_counts.get(a.rank, 0) + 1
     stored = []
     with transaction.atomic():
-        locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
+        # Write first. SQLite then takes the write lock at once (waiting its turn under the busy timeout);
+        # a transaction that read first cannot upgrade its snapshot once another rater has written, and
+        # fails at once with "database is locked" (bench/rating_latency.py showed lost answers).
+        # On PostgreSQL this update locks the row, as select_for_update would.
+        Assignment.objects.filter(pk=assignment.pk).update(
+            seconds_spent=F("seconds_spent") + max(0.0, float(seconds)), comment=comment[:2000],
+            flagged_bad_image=bool(flagged_bad_image),
+            submitted_at=Coalesce("submitted_at", Value(timezone.now())))
+        locked = Assignment.objects.get(pk=assignment.pk)
         for a in answers:
             cand_id = locked.panel_order[a.panel_position]
             tied = rank_counts[a.rank] > 1
@@ -355,8 +365,4 @@ def answer_submit(*, assignment: Assignment, answers: list[PanelAnswer], seconds
                 obj.rank, obj.tied, obj.quality, obj.edits = a.rank, tied, a.quality, obj.edits + 1
                 obj.save(update_fields=["rank", "tied", "quality", "edits", "updated_at"])
             stored.append(obj)
-        locked.seconds_spent = (locked.seconds_spent or 0) + max(0.0, float(seconds))
-        locked.comment, locked.flagged_bad_image = comment[:2000], bool(flagged_bad_image)
-        locked.submitted_at = locked.submitted_at or timezone.now()
-        locked.save(update_fields=["seconds_spent", "comment", "flagged_bad_image", "submitted_at"])
     return stored

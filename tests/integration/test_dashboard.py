@@ -174,3 +174,13 @@ def test_a_large_study_is_computed_by_a_worker_not_in_the_request(open_study, ad
     page = admin_client.get(url(open_study)).content.decode()
     assert 'id="computing"' not in page and "Pairwise win rates</h2>" in page
     assert not list(results.cache_dir(open_study).glob("pending-*"))
+
+
+def test_headline_states_each_share_with_its_own_denominator(open_study, admin_client):
+    services.study_close(study=open_study)
+    page = admin_client.get(url(open_study))
+    summary = results.study_results(open_study).tables["quality_summary"]
+    html = page.content.decode()
+    for row in summary.itertuples():
+        assert (f"{row.structure}, {row.source}: <b>{100 * row.share_mostly_well_or_better:.1f}%</b>" in html
+                and f"({row.n_mostly_well_or_better} of {row.n_rated} rated" in html), row.source
