@@ -24,8 +24,10 @@ DEMO_GALAXIES = 200
 DEMO_SEED = 1
 DEMO_SIZE = 256
 DEMO_STUDY = "Demo study (synthetic galaxies)"
-# Small and fast: trains in a few minutes on 2 CPU cores (docs/unet.md has the measurements).
-DEMO_TRAINING = {"encoder": "resnet18", "image_size": 128, "epochs": 12, "batch_size": 16, "patience": 4}
+# Small and fast (docs/unet.md has the measurements): segmentation.unet.model.demo_config's schedule, and a
+# time budget so the first start's training ends within 10 minutes on 2 CPU cores.
+DEMO_TRAINING = {"epochs": 20, "patience": 6, "batch_size": 16}
+DEMO_TIME_BUDGET_S = 540
 DEMO_SELECTION = {"synthetic": True, "image_kind": "survey_cutout"}
 
 
@@ -80,7 +82,7 @@ def ensure_demo_jobs(stdout) -> None:
         return
     with transaction.atomic():
         run = training.training_start(config=DEMO_TRAINING, selection=DEMO_SELECTION, requested_by="demo",
-                                      enqueue=False)
+                                      time_budget_s=DEMO_TIME_BUDGET_S, enqueue=False)
         if not GenerationRun.objects.filter(source="sparcfire").exists():
             generation.generation_start(source="sparcfire", galaxies=Galaxy.objects.filter(synthetic=True),
                                         requested_by="demo")

@@ -15,6 +15,8 @@ from segmentation.models import ModelVersion, Producer
 from segmentation.selectors import image_rgb
 from segmentation.sources import STRUCTURES, MaskOutput
 
+_PREDICTORS: dict[str, object] = {}
+
 
 class Source:
     def __init__(self, version: ModelVersion, predictor):
@@ -30,12 +32,20 @@ class Source:
 
     @classmethod
     def loaded(cls, run) -> Source:
+        """One Predictor per model version per worker process: building it (and quantising, on CPUs where
+        int8 is the fast path) takes seconds, so every later chunk on this worker reuses it."""
         from segmentation.unet.infer import Predictor
 
-        with run.model_version.weights.open("rb") as fh:
-            weights = fh.read()
-        threads = int(os.environ.get("EVALSITE_TORCH_THREADS", "0")) or None
-        return cls(run.model_version, Predictor(weights, threads=threads, batch_size=8))
+        version = run.model_version
+        predictor = _PREDICTORS.get(version.weights_sha256)
+        if predictor is None:
+            with version.weights.open("rb") as fh:
+                weights = fh.read()
+            threads = int(os.environ.get("EVALSITE_TORCH_THREADS", "0")) or None
+            predictor = Predictor(weights, threads=threads, batch_size=8)
+            _PREDICTORS.clear()  # a worker serves one version at a time; keep memory flat
+            _PREDICTORS[version.weights_sha256] = predictor
+        return cls(version, predictor)
 
     def generate(self, images) -> list:
         pixels, out = [], [None] * len(images)

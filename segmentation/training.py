@@ -113,14 +113,21 @@ def manifest(items: list[LabelledGalaxy]) -> dict:
 
 # --- runs ---------------------------------------------------------------------------------------------
 def training_start(*, config: dict, selection: dict | None = None, requested_by: str = "",
-                   enqueue: bool = True) -> TrainingRun:
-    """Validate the configuration, create the run and enqueue it on the ``training`` queue (on commit)."""
+                   time_budget_s: float | None = None, enqueue: bool = True) -> TrainingRun:
+    """Validate the configuration, create the run and enqueue it on the ``training`` queue (on commit).
+
+    ``time_budget_s``: stop after the epoch that exceeds this much training time (the demo's 10 minutes);
+    the best checkpoint so far becomes the model version.
+    """
     from segmentation.unet.model import UNetConfig
 
-    unet_config = UNetConfig(**{k: v for k, v in config.items() if k in UNetConfig.__dataclass_fields__})
+    unknown = set(config) - set(UNetConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+    unet_config = UNetConfig(**config)
     with transaction.atomic():
         run = TrainingRun.objects.create(
-            config={"unet": unet_config.to_dict(), "selection": selection or {}},
+            config={"unet": unet_config.to_dict(), "selection": selection or {}, "time_budget_s": time_budget_s},
             total_epochs=unet_config.epochs, requested_by=requested_by,
         )
         if enqueue:
@@ -211,10 +218,11 @@ def run_train(*, run_id: int, threads: int | None = None, on_epoch=None) -> Trai
         result = train(
             config, [_sample_loader(i) for i in train_items], [_sample_loader(i) for i in val_items],
             checkpoint_dir=checkpoint_dir(run), resume=True, threads=threads,
+            time_budget_s=run.config.get("time_budget_s"),
             encoder_weights=settings.EVALSITE_ENCODER_WEIGHTS or None,
             progress=progress, should_stop=should_stop, log=lambda line: _append_log(run_id, line),
         )
-        if result.stopped == "cancelled":
+        if result.stopped == "cancelled" or not result.history:
             TrainingRun.objects.filter(pk=run_id).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
             return TrainingRun.objects.get(pk=run_id)
         version = model_version_create(run=TrainingRun.objects.get(pk=run_id), result=result, items=items)
