@@ -44,9 +44,13 @@ setup_venv() {
   want=$(sha256sum requirements.txt | cut -d' ' -f1)
   have=$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)
   if [ "$want" != "$have" ]; then
-    say "installing requirements into .venv (first time: a few minutes)"
-    "$VENV/bin/pip" install -q --upgrade pip
-    "$VENV/bin/pip" install -q -r requirements.txt
+    say "installing requirements into .venv (first time: a few minutes; log in var/pip-install.log)"
+    mkdir -p var
+    if ! { "$VENV/bin/pip" install --upgrade pip && "$VENV/bin/pip" install -r requirements.txt; } \
+        > var/pip-install.log 2>&1; then
+      tail -n 30 var/pip-install.log >&2
+      die "installing the requirements failed (full log: var/pip-install.log)"
+    fi
     echo "$want" > "$VENV/.requirements.sha256"
   fi
   export PATH="$VENV/bin:$PATH" HF_HUB_OFFLINE=1
