@@ -88,7 +88,8 @@ def start_server(env: dict, workers: int, threads: int, log: Path) -> tuple[subp
     with open(log, "ab") as out:  # not our stdout: the server must not hold the caller's pipe open
         proc = subprocess.Popen(
             [str(ROOT / ".venv" / "bin" / "gunicorn"), "evalsite.wsgi", "-b", f"127.0.0.1:{port}", "-w",
-             str(workers), "-k", "gthread", "--threads", str(threads), "--log-level", "warning"],
+             str(workers), *(["-k", "gthread", "--threads", str(threads)] if threads > 1 else ["-k", "sync"]),
+             "--backlog", "256", "--log-level", "warning"],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -205,7 +206,8 @@ def main() -> int:
     parser.add_argument("--raters-per-item", type=int, default=3)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn processes")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per process")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="gunicorn threads per process; 1 = sync workers, so a view never waits for the GIL")
     parser.add_argument("--target-ms", type=float, default=50.0)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rating-bench-"))
@@ -214,7 +216,8 @@ def main() -> int:
     try:
         for _ in range(2 * args.workers):  # every worker imports Django before the clock starts
             __import__("requests").get(f"{url}/accounts/login/", timeout=30)
-        print(f"gunicorn {args.workers}x{args.threads} on {url}, SQLite WAL in {tmp}")
+        print(f"gunicorn {args.workers} workers x {args.threads} threads on {url}, SQLite WAL in {tmp}; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         baseline = one_run(url, 1, max(4, args.galaxies // 4), 1, "base")
         print(describe("baseline, 1 rater alone", baseline))
         runs = []

@@ -202,7 +202,8 @@ def position_bias_plot(position_bias: pd.DataFrame) -> bytes | None:
                    yerr=np.nan_to_num(np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)])),
                    ecolor="#333333", capsize=3)
             for xi, vi in zip(x, v):
-                ax.text(xi, vi / 2, f"{vi:.2f}" if scale == 1 else f"{vi:.0f}%", ha="center",
+                # beside the error bar, which runs through the middle of the bar
+                ax.text(xi + 0.16, vi / 2, f"{vi:.2f}" if scale == 1 else f"{vi:.0f}%", ha="center",
                         va="center", fontsize=FONT - 1, color="white" if colour == OKABE_ITO["blue"] else "black")
             ax.set_xticks(x, [f"panel {p}" for p in x])
             ax.set_ylabel(label, fontsize=FONT - 1)
@@ -228,7 +229,7 @@ def blinding_plot(blinding_audit: pd.DataFrame) -> bytes | None:
                 label="chance" if yi == 0 else None)
     ax.set_xlim(0, 112)
     ax.set_xlabel("percent of source guesses that were right")
-    ax.legend(loc="lower right", frameon=False, fontsize=FONT - 1)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=FONT - 1)
     return _png(fig)
 
 

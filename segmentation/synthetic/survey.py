@@ -18,17 +18,15 @@ import json
 import math
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
 from astropy.wcs import WCS
 
 from segmentation import gz3d, imaging, truthfile
-from segmentation.synthetic import crowdstats, renderer, volunteers
+from segmentation.synthetic import crowdstats, fitsbytes, renderer, volunteers
 from segmentation.synthetic.population import GZ3D_FIELD_ARCSEC, IFU_DIAMETERS, GalaxyParams, _scale_table, draw_galaxy
 
 RENDERER_VERSION = "1"
@@ -215,15 +213,27 @@ def draw_ifu_hexagon(rgb: np.ndarray, grid: renderer.Grid, diameter_arcsec: floa
         rgb[rr, cc] = np.rint(rgb[rr, cc] * (1 - val) + colour * val).astype(np.uint8)
 
 
-def _write_gzipped_gz3d(path: Path, **kwargs) -> None:
-    # gzip ourselves: a fixed mtime keeps the bytes identical for a given seed
-    fd, tmp = tempfile.mkstemp(suffix=".fits", dir=path.parent)
-    os.close(fd)
-    try:
-        gz3d.write_gz3d(tmp, **kwargs)
-        data = Path(tmp).read_bytes()
-    finally:
-        os.unlink(tmp)
+def truth_hdu_bytes(spiral: np.ndarray, bar: np.ndarray, params: dict) -> bytes:
+    """``truthfile.truth_hdus`` laid out as bytes (``fitsbytes``): TRUTH_MASKS (2, H, W) uint8 and the
+    one-row TRUTH_PARAMS table of sorted-key JSON, the same bytes astropy writes for them."""
+    masks = fitsbytes.image_hdu(np.stack([spiral, bar]).astype(np.uint8), fitsbytes.extname(truthfile.MASKS_EXTNAME))
+    table = fitsbytes.table_hdu([("json", "A", [json.dumps(params, sort_keys=True)])], 1,
+                                fitsbytes.extname(truthfile.PARAMS_EXTNAME))
+    return masks + table
+
+
+def _cutout_cards(wcs: WCS, name: str) -> bytes:
+    return fitsbytes.header_cards(wcs.to_header()) + b"".join([
+        fitsbytes.card("BANDS", "grz", "planes of the cube"),
+        fitsbytes.card("PIXSCALE", imaging.LEGACY_SURVEY_PIXEL_SCALE, "arcsec / px"),
+        fitsbytes.card("BUNIT", "nanomaggy"),
+        fitsbytes.card("SYNTHET", True, "synthetic galaxy (evalsite), not an observation"),
+        fitsbytes.card("OBJECT", name),
+    ])
+
+
+def _write_gzipped(path: Path, data: bytes) -> None:
+    # mtime 0 and no file name keep the bytes identical for a given seed
     with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0,
                                                 compresslevel=GZIP_LEVEL) as fh:
         fh.write(data)
@@ -263,23 +273,20 @@ def make_galaxy(settings: SurveySettings, index: int) -> GalaxyOutput:
     cut = renderer.render(p, cgrid, _conditions(noise_rng, "cutout"), noise_rng)
 
     params = truth_params(p, tasks, settings, {"gz3d_subject": (grid, sub), "survey_cutout": (cgrid, cut)})
-    gz_path = out / "gz3d" / f"gz3d_{mid}_{p.ifu_design}_{subject_id(seed, index)}.fits.gz"
-    _write_gzipped_gz3d(gz_path, image=rgb, header=header, metadata=metadata, spiral=spiral, bar=bar,
-                        extra_hdus=truthfile.truth_hdus(sub.spiral, sub.bar, params))
-    cheader = wcs.to_header()
-    cheader["BANDS"] = ("grz", "planes of the cube")
-    cheader["PIXSCALE"] = (imaging.LEGACY_SURVEY_PIXEL_SCALE, "arcsec / px")
-    cheader["BUNIT"] = "nanomaggy"
-    cheader["SYNTHET"] = (True, "synthetic galaxy (evalsite), not an observation")
-    cheader["OBJECT"] = name
-    cut_rel = f"{mid}.fits"
-    fits.HDUList([fits.PrimaryHDU(cut.bands, header=cheader),
-                  *truthfile.truth_hdus(cut.spiral, cut.bar, params)]).writeto(out / "cutouts" / cut_rel,
-                                                                              overwrite=True)
-
+    # every polygon is rasterised once: HDU 3 / 4 of the file and the volunteer counts of the statistics
     shape = (size, size)
-    counts = {"spiral": gz3d.volunteer_counts(spiral, shape) if tasks.spiral else None,
-              "bar": gz3d.volunteer_counts(bar, shape) if tasks.bar else None}
+    rasters = {"spiral": gz3d.rasterise_task(spiral, shape), "bar": gz3d.rasterise_task(bar, shape)}
+    gz_path = out / "gz3d" / f"gz3d_{mid}_{p.ifu_design}_{subject_id(seed, index)}.fits.gz"
+    _write_gzipped(gz_path, gz3d.gz3d_bytes(
+        image=rgb, header=header, metadata=metadata, spiral=spiral, bar=bar,
+        extra_hdus=[truth_hdu_bytes(sub.spiral, sub.bar, params)],
+        counts=(rasters["spiral"].polygon_counts, rasters["bar"].polygon_counts)))
+    cut_rel = f"{mid}.fits"
+    (out / "cutouts" / cut_rel).write_bytes(fitsbytes.image_hdu(cut.bands, _cutout_cards(wcs, name), primary=True)
+                                            + truth_hdu_bytes(cut.spiral, cut.bar, params))
+
+    counts = {"spiral": rasters["spiral"].volunteer_counts if tasks.spiral else None,
+              "bar": rasters["bar"].volunteer_counts if tasks.bar else None}
     record = crowdstats.galaxy_record(counts, settings.volunteers, {"spiral": sub.spiral, "bar": sub.bar},
                                       {"spiral": spiral, "bar": bar})
     row = {"name": name, "ra": f"{p.ra:.7f}", "dec": f"{p.dec:.7f}", "redshift": f"{p.redshift:.6f}",

@@ -36,7 +36,7 @@ def new_page(browser):
 
     def make(viewport=LAPTOP):
         context = browser.new_context(viewport=viewport)
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(60_000)  # the shared 2-core machine is sometimes very slow
         contexts.append(context)
         return context.new_page()
 
@@ -46,7 +46,8 @@ def new_page(browser):
 
 
 def wait_images(page):
-    page.wait_for_function("() => Array.from(document.images).every(i => i.hidden || (i.complete && i.naturalWidth > 0))")
+    page.wait_for_function(
+        "() => Array.from(document.images).every(i => i.hidden || (i.complete && i.naturalWidth > 0))")
 
 
 def sign_up(page, url: str, invitation: Invitation, username: str):
