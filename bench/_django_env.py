@@ -42,7 +42,10 @@ def setup_env(tmp: Path, *, redis_db: int = 11, database_url: str | None = None)
     redis_url = f"redis://127.0.0.1:6379/{redis_db}"
     claim_redis_db(redis_url)
     overrides = {
-        "DATABASE_URL": database_url or f"sqlite:///{tmp / 'bench.sqlite3'}",  # settings: WAL + busy timeout
+        # settings add WAL + a busy timeout; IMMEDIATE makes every transaction take the write lock at BEGIN,
+        # else two workers' read-then-write transactions fail at once with "database is locked"
+        # (a lock upgrade in WAL mode does not wait for the busy timeout)
+        "DATABASE_URL": database_url or f"sqlite:///{tmp / 'bench.sqlite3'}?transaction_mode=IMMEDIATE",
         "MEDIA_ROOT": str(tmp / "media"),
         "REDIS_URL": redis_url,
         "DJANGO_SETTINGS_MODULE": "evalsite.settings",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 import shutil
 import socket
 import statistics
@@ -33,9 +34,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def configure(tmp: Path) -> dict:
+def configure(tmp: Path, debug: bool) -> dict:
+    """Environment of a private site in ``tmp``: production settings (DEBUG off, collected static files)
+    unless ``debug``."""
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}", "EVALSITE_VAR_DIR": str(tmp),
-           "MEDIA_ROOT": str(tmp / "media"), "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "evalsite.settings"}
+           "MEDIA_ROOT": str(tmp / "media"), "STATIC_ROOT": str(tmp / "static"),
+           "DEBUG": "true" if debug else "false", "DJANGO_SETTINGS_MODULE": "evalsite.settings"}
+    if not debug:
+        env.update({"SECRET_KEY": secrets.token_urlsafe(40), "ALLOWED_HOSTS": "127.0.0.1"})
     os.environ.update(env)
     import django
 
@@ -43,6 +49,8 @@ def configure(tmp: Path) -> dict:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    if not debug:
+        call_command("collectstatic", interactive=False, verbosity=0)
     return env
 
 
@@ -209,14 +217,16 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="gunicorn threads per process; 1 = sync workers, so a view never waits for the GIL")
     parser.add_argument("--target-ms", type=float, default=50.0)
+    parser.add_argument("--debug", action="store_true", help="DEBUG on (slower); default: production settings")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rating-bench-"))
-    env = configure(tmp)
+    env = configure(tmp, args.debug)
     proc, url = start_server(env, args.workers, args.threads, tmp / "gunicorn.log")
     try:
         for _ in range(2 * args.workers):  # every worker imports Django before the clock starts
             __import__("requests").get(f"{url}/accounts/login/", timeout=30)
-        print(f"gunicorn {args.workers} workers x {args.threads} threads on {url}, SQLite WAL in {tmp}; "
+        print(f"gunicorn {args.workers} workers x {args.threads} threads on {url}, DEBUG {args.debug}, "
+              f"SQLite WAL in {tmp}; "
               f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         baseline = one_run(url, 1, max(4, args.galaxies // 4), 1, "base")
         print(describe("baseline, 1 rater alone", baseline))

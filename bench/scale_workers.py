@@ -77,14 +77,14 @@ def synthetic_galaxy(index: int, size: int, seed: int = 9):
     return p, rgb, truth, crowd
 
 
-def store_galaxies(n: int, size: int, prefix: str = "scale") -> tuple[list, list]:
+def store_galaxies(n: int, size: int, prefix: str = "scale", start: int = 0) -> tuple[list, list]:
     """Store ``n`` synthetic galaxies with survey cutouts. Returns (images, per galaxy (truth, crowd))."""
     from tqdm import tqdm
 
     from segmentation import imaging, services
 
     images, extras = [], []
-    for i in tqdm(range(n), desc="galaxies", unit="galaxy", leave=False):
+    for i in tqdm(range(start, start + n), desc="galaxies", unit="galaxy", leave=False):
         p, rgb, truth, crowd = synthetic_galaxy(i, size)
         g, _ = services.galaxy_upsert(name=f"{prefix}-{i}", defaults={
             "ra": p.ra, "dec": p.dec, "redshift": p.redshift, "axis_ratio": p.axis_ratio,
@@ -252,13 +252,15 @@ def worker_run(*, env: dict, version, galaxy_ids: list[int], warmup_ids: list[in
     run.refresh_from_db()
     progress = generation.run_progress(run=run)
     if progress["done"] != len(galaxy_ids):
-        raise SystemExit(f"workers stored {progress['done']} of {len(galaxy_ids)} galaxies: {progress}")
+        reasons = {f["reason"] for c in run.chunks.all() for f in c.failures}
+        print(f"  WARNING: workers stored {progress['done']} of {len(galaxy_ids)} galaxies: {sorted(reasons)[:3]}")
     chunks = list(run.chunks.values("started_at", "finished_at", "timings"))
     span = (max(c["finished_at"] for c in chunks) - min(c["started_at"] for c in chunks)).total_seconds()
     busy = sum((c["finished_at"] - c["started_at"]).total_seconds() for c in chunks)
     warm_s = [(c["finished_at"] - c["started_at"]).total_seconds() for c in warm.chunks.values(
         "started_at", "finished_at")]
-    return {"workers": workers, "chunk_size": chunk_size, "chunks": len(chunks), "rate": len(galaxy_ids) / span,
+    return {"workers": workers, "chunk_size": chunk_size, "chunks": len(chunks), "rate": progress["done"] / span,
+            "failed": progress["failed"],
             "span_s": span, "wall_s": wall, "warmup_s": max(warm_s),
             # time the workers were not inside a chunk: RQ dequeue/bookkeeping and the ragged end
             "idle_per_chunk_ms": 1000 * max(0.0, workers * span - busy) / len(chunks),
@@ -288,15 +290,13 @@ def mask_sizes(version, extras) -> dict:
     return {k: (float(np.mean(v)), len(v)) for k, v in out.items() if v}
 
 
-def db_probe(database_url: str, n: int, size: int) -> dict:
-    """In a migrated throw-away database: store ``n`` galaxies with an image, model masks (2 structures,
-    k/255 maps), volunteer masks and measurements; return bytes per row of each table (PostgreSQL sizes)."""
-    from django.db import connection
-
+def _probe_fill(n: int, size: int, start: int) -> None:
+    """Store galaxies ``start``..``start + n``: image, model masks (2 structures as k/255 maps with the
+    details a worker writes), volunteer masks where asked, and a measurement of every model mask."""
     from segmentation import measurements, services
-    from segmentation.models import Mask, MaskMeasurement, Producer
+    from segmentation.models import Mask, Producer
 
-    images, extras = store_galaxies(n, size, prefix="probe")
+    images, extras = store_galaxies(n, size, prefix="probe", start=start)
     model = services.producer_get_or_create(kind=Producer.Kind.MODEL, name="probe-model", version="1")
     crowd_p = services.producer_get_or_create(kind=Producer.Kind.VOLUNTEERS, name="probe-crowd", version="1")
     runtime = {"device": "cpu", "threads": 1, "batch_size": 8, "mode": "int8", "dtype": "int8",
@@ -313,25 +313,47 @@ def db_probe(database_url: str, n: int, size: int) -> dict:
                 services.mask_store(galaxy=im.galaxy, image=im, structure=structure, producer=crowd_p,
                                     state="marked" if counts.any() else "empty", numerators=counts,
                                     denominator=nv, n_volunteers=nv)
-    for mask in Mask.objects.filter(producer=model):
+    for mask in Mask.objects.filter(producer=model, galaxy__in=[im.galaxy_id for im in images]):
         try:
             measurements.measure_mask(mask=mask)
         except ValueError:
-            pass  # an unusable mask gets no row; the mean below is over the rows that exist
-    tables = {"segmentation_galaxy": None, "segmentation_image": None, "segmentation_mask": None,
-              "segmentation_maskmeasurement": MaskMeasurement}
+            pass  # an unusable mask gets no row; the per-row figure is over the rows that exist
+
+
+PROBE_TABLES = ("segmentation_galaxy", "segmentation_image", "segmentation_mask", "segmentation_maskmeasurement")
+
+
+def _table_sizes() -> dict:
+    from django.db import connection
+
     out = {}
     with connection.cursor() as cur:
-        cur.execute("VACUUM ANALYZE")  # sizes after the free-space map settles
-        for table in tables:
+        cur.execute("VACUUM ANALYZE")  # settle the free-space and visibility maps before reading sizes
+        for table in PROBE_TABLES:
             cur.execute(f"SELECT count(*) FROM {table}")
             rows = cur.fetchone()[0]
             cur.execute("SELECT pg_total_relation_size(%s), pg_relation_size(%s)", [table, table])
             total, heap = cur.fetchone()
-            out[table] = {"rows": rows, "total_bytes": total, "heap_bytes": heap,
-                          "bytes_per_row": total / rows if rows else None}
-    out["masks_per_galaxy"] = out["segmentation_mask"]["rows"] / n
-    out["measurements_per_model_mask"] = MaskMeasurement.objects.filter(mask__producer=model).count() / (2 * n)
+            out[table] = (rows, total, heap)
+    return out
+
+
+def db_probe(n: int, size: int) -> dict:
+    """Bytes per row of each table on PostgreSQL, as the growth between ``n`` and ``2 n`` stored galaxies
+    (marginal: the fixed first pages of every index and table do not count)."""
+    from segmentation.models import MaskMeasurement
+
+    _probe_fill(n, size, 0)
+    before = _table_sizes()
+    _probe_fill(n, size, n)
+    after = _table_sizes()
+    out = {}
+    for table in PROBE_TABLES:
+        (r0, t0, h0), (r1, t1, h1) = before[table], after[table]
+        out[table] = {"rows": r1, "total_bytes": t1, "bytes_per_row": (t1 - t0) / (r1 - r0) if r1 > r0 else None,
+                      "heap_per_row": (h1 - h0) / (r1 - r0) if r1 > r0 else None,
+                      "rows_per_galaxy": r1 / (2 * n)}
+    out["measured_model_masks"] = MaskMeasurement.objects.filter(mask__producer__kind="model").count() / (4 * n)
     return out
 
 
@@ -367,7 +389,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--redis-db", type=int, default=11)
     ap.add_argument("--postgres", default="", help="server URL for the bytes-per-row probe (db created + dropped)")
-    ap.add_argument("--probe-galaxies", type=int, default=60)
+    ap.add_argument("--probe-galaxies", type=int, default=160)
     ap.add_argument("--skip-workers", action="store_true")
     ap.add_argument("--db-probe", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -375,7 +397,7 @@ def main() -> None:
     if args.db_probe:
         setup_env(Path(tempfile.mkdtemp(prefix="scale-probe-")), redis_db=args.redis_db,
                   database_url=args.db_probe)
-        print(json.dumps(db_probe(args.db_probe, args.galaxies, args.image_px)))
+        print(json.dumps(db_probe(args.galaxies // 2, args.image_px)))
         return
 
     tmp = Path(tempfile.mkdtemp(prefix="scale-bench-"))
@@ -436,11 +458,11 @@ def main() -> None:
             print(f"  ran {k} worker(s), chunk {s}: {r['rate']:.2f} galaxies/s", flush=True)
         print(f"\n== RQ workers (SimpleWorker, OMP_NUM_THREADS=1), {args.galaxies} galaxies ==")
         print(f"{'workers':>7} {'chunk':>5} {'chunks':>6} {'galaxies/s':>10} {'span s':>7} {'wall s':>7} "
-              f"{'warm-up s':>9} {'idle/chunk ms':>13} {'generate s':>10} {'store s':>7}")
+              f"{'warm-up s':>9} {'idle/chunk ms':>13} {'generate s':>10} {'store s':>7} {'failed':>6}")
         for r in rows:
             print(f"{r['workers']:>7} {r['chunk_size']:>5} {r['chunks']:>6} {r['rate']:>10.2f} {r['span_s']:>7.1f} "
                   f"{r['wall_s']:>7.1f} {r['warmup_s']:>9.1f} {r['idle_per_chunk_ms']:>13.0f} "
-                  f"{r['generate_s']:>10.1f} {r['store_s']:>7.1f}")
+                  f"{r['generate_s']:>10.1f} {r['store_s']:>7.1f} {r['failed']:>6}")
         one = [r for r in rows if r["workers"] == 1 and r["chunk_size"] == args.chunk_size]
         two = [r for r in rows if r["workers"] == 2 and r["chunk_size"] == args.chunk_size]
         if one and two:
@@ -457,13 +479,13 @@ def main() -> None:
 
     if args.postgres:
         probe = postgres_probe(args.postgres, args.probe_galaxies, args.image_px)
-        print(f"\n== PostgreSQL bytes per row ({args.probe_galaxies} galaxies, tables + indexes + TOAST) ==")
-        for table, v in probe.items():
-            if isinstance(v, dict):
-                print(f"  {table:<32} {v['rows']:>6} rows  {v['bytes_per_row'] or 0:8.0f} B/row "
-                      f"(heap {v['heap_bytes'] / max(v['rows'], 1):.0f} B/row)")
-        print(f"  masks per galaxy {probe['masks_per_galaxy']:.2f}, measurements per model mask "
-              f"{probe['measurements_per_model_mask']:.2f}")
+        print(f"\n== PostgreSQL bytes per row (growth from {args.probe_galaxies // 2} to {args.probe_galaxies} "
+              f"galaxies; table + indexes + TOAST) ==")
+        for table in PROBE_TABLES:
+            v = probe[table]
+            print(f"  {table:<30} {v['rows_per_galaxy']:5.2f} rows/galaxy  {v['bytes_per_row'] or 0:7.0f} B/row "
+                  f"(heap {v['heap_per_row'] or 0:.0f} B/row)")
+        print(f"  share of model masks with a measurement row: {probe['measured_model_masks']:.2f}")
     release_redis_db(args.redis_db)
 
 

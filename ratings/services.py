@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -349,20 +349,23 @@ def answer_submit(*, assignment: Assignment, answers: list[PanelAnswer], seconds
             flagged_bad_image=bool(flagged_bad_image),
             submitted_at=Coalesce("submitted_at", Value(timezone.now())))
         locked = Assignment.objects.get(pk=assignment.pk)
-        for a in answers:
-            cand_id = locked.panel_order[a.panel_position]
-            tied = rank_counts[a.rank] > 1
-            try:
-                with transaction.atomic():
-                    obj, created = Answer.objects.get_or_create(
-                        assignment=locked, candidate_id=cand_id,
-                        defaults={"panel_position": a.panel_position, "rank": a.rank, "tied": tied,
-                                  "quality": a.quality})
-            except IntegrityError:  # a concurrent duplicate won the race; treat as an update
-                obj, created = Answer.objects.get(assignment=locked, candidate_id=cand_id), False
-            if not created and (obj.rank, obj.tied, obj.quality) != (a.rank, tied, a.quality):
+        wanted = {locked.panel_order[a.panel_position]: (a, rank_counts[a.rank] > 1) for a in answers}
+        existing = {x.candidate_id: x for x in Answer.objects.filter(assignment=locked)}
+        new = [Answer(assignment=locked, candidate_id=cid, panel_position=a.panel_position, rank=a.rank, tied=tied,
+                      quality=a.quality) for cid, (a, tied) in wanted.items() if cid not in existing]
+        if new:
+            # ignore_conflicts: a concurrent duplicate that won the race stays; it is compared below like any
+            # earlier answer, so the request still ends with exactly these values and one row per panel
+            Answer.objects.bulk_create(new, ignore_conflicts=True)
+            created = {x.candidate_id: x for x in Answer.objects.filter(
+                assignment=locked, candidate_id__in=[n.candidate_id for n in new])}
+        else:
+            created = {}
+        for cid, (a, tied) in wanted.items():
+            obj = existing.get(cid) or created[cid]
+            if (obj.rank, obj.tied, obj.quality) != (a.rank, tied, a.quality):
                 AnswerRevision.objects.create(answer=obj, rank=obj.rank, tied=obj.tied, quality=obj.quality)
                 obj.rank, obj.tied, obj.quality, obj.edits = a.rank, tied, a.quality, obj.edits + 1
                 obj.save(update_fields=["rank", "tied", "quality", "edits", "updated_at"])
             stored.append(obj)
-    return stored
+    return sorted(stored, key=lambda x: x.panel_position)

@@ -267,11 +267,14 @@ def item(request, token: str):
     if assignment.first_shown_at is None:
         type(assignment).objects.filter(pk=assignment.pk).update(first_shown_at=timezone.now())
     previous = {a.panel_position: a for a in assignment.answers.all()}
-    seq = list(selectors.sequence(rater).values_list("token", "position"))
+    # one query for the place in the sequence and the progress bar
+    seq = list(selectors.sequence(rater).values_list("token", "submitted_at"))
     index = [t for t, _ in seq].index(token)
+    done = sum(1 for _, at in seq if at is not None)
+    progress = {"done": done, "total": len(seq), "percent": round(100 * done / len(seq))}
     context = _item_context(study, assignment.item, n)
     context.update({
-        "assignment": assignment, "progress": selectors.progress(rater), "position": index + 1,
+        "assignment": assignment, "progress": progress, "position": index + 1,
         "previous_token": seq[index - 1][0] if index > 0 else None,
         "panels": [{"index": i, "letter": chr(65 + i), "mask_url": f"/rate/a/{token}/p{i}-mask.png",
                     "layer_url": f"/rate/a/{token}/p{i}-layer.png",

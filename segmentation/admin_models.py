@@ -1,7 +1,7 @@
 """Admin page comparing model versions side by side: metrics, reliability curves, example galaxies.
 
-The ModelVersion admin itself lives in ``admin_runs``; importing this module (from ``apps.ready()``,
-after ``admin_runs``) re-registers that admin with the comparison page added: a URL
+The ModelVersion admin's list and actions live in ``admin_runs``; this module registers it with the
+comparison page added (imported from ``apps.ready()``): a URL
 ``admin:segmentation_modelversion_compare``, a link above the version list, and an action "Compare the
 selected versions". Data come from ``ModelVersion.metrics`` (``quality.evaluate_version`` fills them);
 example masks are the version's stored masks, or predicted when the page is drawn if there are none.
@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from django.utils.http import urlencode
 
 from segmentation import quality, rendering
+from segmentation.admin_runs import ModelVersionAdmin
 from segmentation.models import Mask, ModelVersion
 from segmentation.selectors import image_rgb
 
@@ -207,15 +208,6 @@ class CompareVersionsMixin:
         return TemplateResponse(request, "admin/segmentation/models/compare.html", context)
 
 
-def install(site: admin.AdminSite = admin.site) -> None:
-    """Re-register the ModelVersion admin with the comparison page (idempotent)."""
-    current = site._registry.get(ModelVersion)
-    if isinstance(current, CompareVersionsMixin):
-        return
-    base = type(current) if current is not None else admin.ModelAdmin
-    if current is not None:
-        site.unregister(ModelVersion)
-    site.register(ModelVersion, type("ModelVersionCompareAdmin", (CompareVersionsMixin, base), {}))
-
-
-install()
+@admin.register(ModelVersion)
+class ModelVersionCompareAdmin(CompareVersionsMixin, ModelVersionAdmin):
+    """The model-version admin of ``admin_runs`` with the comparison page added."""

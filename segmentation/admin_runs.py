@@ -326,7 +326,6 @@ class GenerationRunAdmin(RunAdminMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/segmentation/runs/start_form.html", context)
 
 
-@admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ("name", "is_active", "created_at", "training_run", "best_val")
     readonly_fields = [f.name for f in ModelVersion._meta.fields]

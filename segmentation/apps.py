@@ -6,5 +6,5 @@ class SegmentationConfig(AppConfig):
     verbose_name = "Segmentation"
 
     def ready(self):
-        # The admin of background runs lives in its own module beside admin.py.
-        from segmentation import admin_runs  # noqa: F401
+        # The admin of background runs and model versions lives in modules beside admin.py.
+        from segmentation import admin_models, admin_runs  # noqa: F401

@@ -14,7 +14,7 @@ def image_rgb(image: Image) -> np.ndarray:
     with image.file.open("rb") as fh:
         data = fh.read()
     with PILImage.open(io.BytesIO(data)) as pil:
-        arr = np.asarray(pil.convert("RGB"))
+        arr = np.array(pil.convert("RGB"))  # a writable copy: torch refuses read-only arrays
     if arr.shape[:2] != (image.height, image.width):
         raise ValueError(f"image {image.pk}: stored pixels are {arr.shape[1]}x{arr.shape[0]}, "
                          f"expected {image.width}x{image.height}")

@@ -66,8 +66,9 @@ def header_cards(header: fits.Header) -> bytes:
     return keep.tostring(sep="", endcard=False, padding=False).encode("ascii")
 
 
-def image_hdu(data: np.ndarray, cards: bytes = b"", *, primary: bool = False) -> bytes:
-    """Header and data unit of an image (numpy axis order, so an (H, W, 3) array has NAXIS1 = 3).
+def image_hdu(data: np.ndarray, cards: bytes = b"", *, primary: bool = False) -> bytearray:
+    """Header and data unit of an image (numpy axis order, so an (H, W, 3) array has NAXIS1 = 3), as a
+    bytearray (not copied once more into bytes: it is joined with the other HDUs next).
     ``cards``: further header cards after the structural ones (e.g. ``header_cards(wcs_header)``)."""
     data = np.asarray(data)
     kind = f"{data.dtype.kind}{data.dtype.itemsize}"
@@ -80,8 +81,14 @@ def image_hdu(data: np.ndarray, cards: bytes = b"", *, primary: bool = False) ->
     head += [card(f"NAXIS{i + 1}", n) for i, n in enumerate(reversed(data.shape))]
     head += [card("EXTEND", True)] if primary else [card("PCOUNT", 0, "number of parameters"),
                                                     card("GCOUNT", 1, "number of groups")]
-    body = data.astype(data.dtype.newbyteorder(">"), copy=False).tobytes() if data.size else b""
-    return header_block(b"".join(head) + cards) + pad(body)
+    head = header_block(b"".join(head) + cards)
+    # one pass: the pixels are converted to big-endian straight into the output, zero padding included
+    out = bytearray(len(head) + data.nbytes + (-data.nbytes % BLOCK))
+    out[:len(head)] = head
+    if data.size:
+        big = np.frombuffer(out, dtype=data.dtype.newbyteorder(">"), count=data.size, offset=len(head))
+        big.reshape(data.shape)[...] = data
+    return out
 
 
 def _column_array(tform: str, values, nrows: int) -> tuple[str, np.ndarray]:

@@ -156,7 +156,9 @@ def _loader(dataset: FractionDataset, config: UNetConfig, epoch: int, shuffle: b
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     return torch.utils.data.DataLoader(
         dataset, batch_size=config.batch_size, shuffle=shuffle, generator=generator if shuffle else None,
-        num_workers=config.num_workers, drop_last=False,
+        num_workers=config.num_workers,
+        # a last training batch of one image would break BatchNorm; its images come back next epoch
+        drop_last=shuffle and len(dataset) > config.batch_size,
     )
 
 

@@ -158,7 +158,7 @@ def test_a_closed_study_refuses_answers(world):
 def model_study(db):
     """A draft study whose compared model version trained on two of its four galaxies."""
     study = build_study(name="Split study", n_galaxies=4, planned_raters=2, raters_per_item=1, open_it=False,
-                        prefix="sp")
+                        reference=False, prefix="sp")
     producer = Producer.objects.get(kind="model", studies=study)
     galaxies = list(Galaxy.objects.filter(name__startswith="sp").order_by("name"))
     manifest = {"galaxies": [{"galaxy_id": g.pk, "split": s} for g, s in

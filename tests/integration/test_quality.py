@@ -1,12 +1,10 @@
 """Evaluation of a model version on its test split, and the staff page comparing versions (tiny sizes)."""
-import importlib
 
 import numpy as np
 import pytest
-from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.urls import clear_url_caches, reverse
+from django.urls import reverse
 
 from segmentation import quality, services, training
 from segmentation.models import ModelVersion
@@ -141,7 +139,7 @@ def test_stored_masks_of_the_version_are_reused_and_changed_labels_are_reported(
     assert third["skipped"][0]["galaxy"] == name and "not stored here" in third["skipped"][0]["reason"]
 
 
-def test_evaluating_a_version_without_manifest_or_unknown_split_is_refused(survey):
+def test_evaluating_a_version_without_manifest_or_unknown_split_is_refused(db):
     from django.core.files.base import ContentFile
 
     producer = services.producer_get_or_create(kind="model", name="bare", version="1")
@@ -158,19 +156,8 @@ def test_evaluating_a_version_without_manifest_or_unknown_split_is_refused(surve
         call_command("evaluate_model", "--version", "nope")
 
 
-@pytest.fixture
-def admin_urls():
-    """The comparison page's URLs, as the app registers them at start-up (admin_models imported in ready())."""
-    import segmentation.admin_models  # noqa: F401
-
-    importlib.reload(importlib.import_module(django_settings.ROOT_URLCONF))
-    clear_url_caches()
-    yield
-    clear_url_caches()
-
-
 @pytest.mark.slow
-def test_comparison_page_shows_versions_side_by_side_for_staff_only(survey, admin_urls, client):
+def test_comparison_page_shows_versions_side_by_side_for_staff_only(survey, client):
     a = train_version(epochs=1)
     b = train_version(epochs=2, seed=1)
     quality.evaluate_version(version=a, n_boot=200)
