@@ -8,7 +8,7 @@ of a pixel is exactly ``k / N``:
 - binary masks (arc finder, truth): ``k`` in {0, 1}, ``N = 1``.
 
 The numerators are written as a lossless greyscale PNG: 8-bit when ``N <= 255``, else 16-bit. PNG's
-zlib compression makes a typical 525x525 crowd mask 3-15 kB and a binary mask 1-3 kB (see
+zlib compression keeps a 256 px crowd mask near 1 kB, a binary mask under 1 kB and a soft model map near 12 kB (see
 ``docs/masks.md``). The content hash covers the denominator, the shape and the numerators, so two
 masks with the same fractions hash alike whatever produced them.
 """
