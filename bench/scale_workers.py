@@ -230,6 +230,13 @@ def in_process_chunks(images, source, version, repeats: int) -> dict:
 
 
 # --- 2. workers -------------------------------------------------------------------------------------------
+def _children_cpu_s() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def worker_run(*, env: dict, version, galaxy_ids: list[int], warmup_ids: list[int], workers: int,
                chunk_size: int) -> dict:
     """Generate masks for ``galaxy_ids`` with ``workers`` burst workers; one warm-up chunk per worker first."""
@@ -240,13 +247,14 @@ def worker_run(*, env: dict, version, galaxy_ids: list[int], warmup_ids: list[in
                                        chunk_size=1, requested_by="bench warm-up")
     run = generation.generation_start(source="model", galaxies=galaxy_ids, model_version=version,
                                       chunk_size=chunk_size, requested_by="bench")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _children_cpu_s()
     procs = [subprocess.Popen([sys.executable, "manage.py", "rqworker", "--worker-class",
                                "rq.worker.SimpleWorker", "generation", "--burst"],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
              for _ in range(workers)]
     errors = [p.communicate()[1] for p in procs]
     wall = time.perf_counter() - t0
+    cpu = _children_cpu_s() - cpu0  # workers' CPU time, startup included
     if any(p.returncode for p in procs):
         raise SystemExit("a worker failed:\n" + "\n".join(e[-2000:] for e in errors))
     run.refresh_from_db()
@@ -260,7 +268,7 @@ def worker_run(*, env: dict, version, galaxy_ids: list[int], warmup_ids: list[in
     warm_s = [(c["finished_at"] - c["started_at"]).total_seconds() for c in warm.chunks.values(
         "started_at", "finished_at")]
     return {"workers": workers, "chunk_size": chunk_size, "chunks": len(chunks), "rate": progress["done"] / span,
-            "failed": progress["failed"],
+            "failed": progress["failed"], "cores_used": cpu / wall,
             "span_s": span, "wall_s": wall, "warmup_s": max(warm_s),
             # time the workers were not inside a chunk: RQ dequeue/bookkeeping and the ragged end
             "idle_per_chunk_ms": 1000 * max(0.0, workers * span - busy) / len(chunks),
@@ -458,15 +466,17 @@ def main() -> None:
             print(f"  ran {k} worker(s), chunk {s}: {r['rate']:.2f} galaxies/s", flush=True)
         print(f"\n== RQ workers (SimpleWorker, OMP_NUM_THREADS=1), {args.galaxies} galaxies ==")
         print(f"{'workers':>7} {'chunk':>5} {'chunks':>6} {'galaxies/s':>10} {'span s':>7} {'wall s':>7} "
-              f"{'warm-up s':>9} {'idle/chunk ms':>13} {'generate s':>10} {'store s':>7} {'failed':>6}")
+              f"{'warm-up s':>9} {'idle/chunk ms':>13} {'generate s':>10} {'store s':>7} {'failed':>6} "
+              f"{'cores used':>10}")
         for r in rows:
             print(f"{r['workers']:>7} {r['chunk_size']:>5} {r['chunks']:>6} {r['rate']:>10.2f} {r['span_s']:>7.1f} "
                   f"{r['wall_s']:>7.1f} {r['warmup_s']:>9.1f} {r['idle_per_chunk_ms']:>13.0f} "
-                  f"{r['generate_s']:>10.1f} {r['store_s']:>7.1f} {r['failed']:>6}")
+                  f"{r['generate_s']:>10.1f} {r['store_s']:>7.1f} {r['failed']:>6} {r['cores_used']:>10.2f}")
         one = [r for r in rows if r["workers"] == 1 and r["chunk_size"] == args.chunk_size]
         two = [r for r in rows if r["workers"] == 2 and r["chunk_size"] == args.chunk_size]
         if one and two:
-            print(f"2 workers / 1 worker: {two[0]['rate'] / one[0]['rate']:.2f}x (2 cores, shared)")
+            print(f"2 workers / 1 worker: {two[0]['rate'] / one[0]['rate']:.2f}x; the workers got "
+                  f"{one[0]['cores_used']:.2f} and {two[0]['cores_used']:.2f} cores of CPU time (2 cores, shared)")
 
     print(f"\n== encoded mask sizes at {args.image_px} px (PNG) ==")
     sizes = mask_sizes(version, extras[:args.galaxies])

@@ -140,6 +140,7 @@ def ensure_demo_study(version):
     study.sources.set(sources)
     rating.study_set_items(study=study, galaxies=galaxies)
     rating.study_open(study=study)
+    rating.study_render_enqueue(study=study)
     rater = get_user_model().objects.filter(username="rater").first()
     if rater is not None:
         rating.rater_join(study=study, user=rater)

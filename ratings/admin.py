@@ -81,6 +81,10 @@ class InvitationInline(admin.TabularInline):
 
 @admin.register(Study)
 class StudyAdmin(admin.ModelAdmin):
+    def view_on_site(self, obj):
+        """The study's staff dashboard (progress, and results once closed or unlocked)."""
+        return reverse("ratings_staff:dashboard", args=[obj.pk])
+
     list_display = ("name", "state", "n_items", "n_raters", "n_answers", "created_at")
     list_filter = ("state",)
     filter_horizontal = ("sources",)

@@ -163,7 +163,8 @@ def study_open(*, study: Study, user=None) -> Study:
         by_slot: dict[int, list[tuple[Item, tuple[int, ...]]]] = {}
         for s in slots:
             by_slot.setdefault(s.rater, []).append((real[s.item], s.order))
-        attention_pool = _attention_items(study, real, rng)
+        most_checks = max((round(study.attention_rate * len(seq)) for seq in by_slot.values()), default=0)
+        attention_pool = _attention_items(study, real, rng, size=max(5, most_checks))
         rows = []
         for slot, seq in sorted(by_slot.items()):
             seq = list(seq)
@@ -172,10 +173,9 @@ def study_open(*, study: Study, user=None) -> Study:
                 repeat = _repeat_item(item)
                 new_order = tuple(reversed(order))  # same item, different panel order, later in the sequence
                 seq.insert(rng.randint(min(len(seq), seq.index((item, order)) + 3), len(seq)), (repeat, new_order))
-            for _ in range(round(study.attention_rate * len(seq))):
-                if attention_pool:
-                    att = rng.choice(attention_pool)
-                    seq.insert(rng.randint(1, len(seq)), (att, tuple(orders[rng.randrange(len(orders))])))
+            n_checks = min(round(study.attention_rate * len(seq)), len(attention_pool))
+            for att in rng.sample(attention_pool, n_checks):  # without replacement: one of each per rater
+                seq.insert(rng.randint(1, len(seq)), (att, tuple(orders[rng.randrange(len(orders))])))
             for position, (item, order) in enumerate(seq):
                 cands = sorted(item.candidates.all(), key=lambda c: c.pk)
                 panel = [cands[i].pk for i in order if i < len(cands)]
@@ -199,12 +199,13 @@ def _repeat_item(item: Item) -> Item:
     return Item.objects.prefetch_related("candidates").get(pk=repeat.pk)
 
 
-def _attention_items(study: Study, real: list[Item], rng: random.Random) -> list[Item]:
-    """Items where one source's panel is replaced by another galaxy's mask: a deliberately wrong mask."""
+def _attention_items(study: Study, real: list[Item], rng: random.Random, size: int = 5) -> list[Item]:
+    """Up to ``size`` items where one source's panel is replaced by another galaxy's mask: a deliberately
+    wrong mask."""
     if study.attention_rate <= 0 or len(real) < 2:
         return []
     out = []
-    for item in rng.sample(real, min(len(real), 5)):
+    for item in rng.sample(real, min(len(real), size)):
         donors = [r for r in real if r.galaxy_id != item.galaxy_id and r.structure == item.structure]
         cands = sorted(item.candidates.all(), key=lambda c: c.pk)
         if not donors or not cands:

@@ -310,8 +310,12 @@ def blinding(request, study_id: int):
     if selectors.next_assignment(rater) is not None:  # asked only at the end: it must not prime the ratings
         return redirect("ratings:study", study_id=study.pk)
     pending = _guess_candidates(rater)
+    # Only the kinds of source this study compares are offered (plus "I can't tell"), so chance is one
+    # over their number, as the blinding audit assumes (ratings/export.guess_rows).
+    kinds = set(study.sources.values_list("kind", flat=True))
+    choices = [(k, label) for k, label in GUESS_CHOICES if k in kinds or k == "unknown"]
     if request.method == "POST" and pending:
-        valid = {k for k, _ in GUESS_CHOICES}
+        valid = {k for k, _ in choices}
         if request.POST.get("skip") == "1":
             BlindingGuess.objects.filter(pk__in=[g.pk for g in pending]).update(answered_at=timezone.now(),
                                                                                guessed_kind="skipped")
@@ -322,7 +326,7 @@ def blinding(request, study_id: int):
                 BlindingGuess.objects.filter(pk=g.pk).update(guessed_kind=choice if choice in valid else "skipped",
                                                              answered_at=timezone.now())
         return redirect("ratings:study", study_id=study.pk)
-    return render(request, "ratings/blinding.html", {"study": study, "guesses": pending, "choices": GUESS_CHOICES})
+    return render(request, "ratings/blinding.html", {"study": study, "guesses": pending, "choices": choices})
 
 
 @login_required

@@ -267,18 +267,22 @@ def _extra_hdu_bytes(hdu) -> bytes:
 
 
 def gz3d_bytes(*, image: np.ndarray, header: fits.Header, metadata: dict, spiral: list[Classification],
-               bar: list[Classification], extra_hdus=(), counts: tuple[np.ndarray, np.ndarray] | None = None
-               ) -> bytes:
+               bar: list[Classification], extra_hdus=(), counts: tuple[np.ndarray, np.ndarray] | None = None,
+               celestial_header: fits.Header | None = None) -> bytes:
     """The FITS bytes (uncompressed) of ``write_gz3d``'s file. ``extra_hdus``: astropy HDUs or the bytes
     of already laid-out extensions (``segmentation.synthetic.fitsbytes``). ``counts``: HDU 3 / 4 when
-    the caller has them already (``rasterise_task(...).polygon_counts``), else computed here."""
+    the caller has them already (``rasterise_task(...).polygon_counts``), else computed here.
+    ``celestial_header``: the 2-D WCS header of HDUs 1-4 when the caller has it (``make_wcs_header``'s
+    output is one), else ``celestial_wcs(header).to_header()``."""
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be (H, W, 3) uint8, got {image.dtype} {image.shape}")
     shape = image.shape[:2]
     if counts is None:
         counts = (polygon_counts(spiral, shape), polygon_counts(bar, shape))
-    wcs_cards = fitsbytes.header_cards(celestial_wcs(header).to_header())
+    if celestial_header is None:
+        celestial_header = celestial_wcs(header).to_header()
+    wcs_cards = fitsbytes.header_cards(celestial_header)
     blank = fitsbytes.image_hdu(np.zeros(shape, np.float64), wcs_cards)
     clicks = sorted({int(c.classification_id) for c in [*spiral, *bar]})
     parts = [

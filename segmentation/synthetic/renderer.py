@@ -78,7 +78,8 @@ class Grid:
     @classmethod
     def from_wcs(cls, wcs, shape, ra: float, dec: float) -> Grid:
         """The grid of a celestial astropy WCS (any orientation) for a galaxy at (ra, dec) [deg]."""
-        wcs = wcs.celestial
+        if not (wcs.naxis == 2 and wcs.has_celestial and wcs.wcs.lng == 0):
+            wcs = wcs.celestial  # a copy of the WCS: only needed when there is more than (lon, lat)
         eps = 1.0 / 3600  # 1 arcsec, small enough that TAN distortion is negligible
         world = np.array([[ra, dec], [ra + eps / np.cos(np.radians(dec)), dec], [ra, dec + eps]])
         pix = wcs.wcs_world2pix(world, 0)

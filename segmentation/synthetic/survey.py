@@ -282,7 +282,7 @@ def make_galaxy(settings: SurveySettings, index: int) -> GalaxyOutput:
     rasters = {"spiral": gz3d.rasterise_task(spiral, shape), "bar": gz3d.rasterise_task(bar, shape)}
     gz_path = out / "gz3d" / f"gz3d_{mid}_{p.ifu_design}_{subject_id(seed, index)}.fits.gz"
     gz_path.write_bytes(gzip_bytes(gz3d.gz3d_bytes(
-        image=rgb, header=header, metadata=metadata, spiral=spiral, bar=bar,
+        image=rgb, header=header, metadata=metadata, spiral=spiral, bar=bar, celestial_header=header,
         extra_hdus=[truth_hdu_bytes(sub.spiral, sub.bar, params)],
         counts=(rasters["spiral"].polygon_counts, rasters["bar"].polygon_counts))))
     cut_rel = f"{mid}.fits"

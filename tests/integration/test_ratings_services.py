@@ -109,3 +109,23 @@ def test_no_more_raters_than_planned(study):
         services.rater_join(study=study, user=user(f"u{i}"))
     with pytest.raises(services.StudyError, match="taken"):
         services.rater_join(study=study, user=user("late"))
+
+
+def test_a_long_sequence_gets_distinct_attention_checks(db):
+    producers = [seg.producer_get_or_create(kind=k, name=k, version="1") for k in ("volunteers", "model")]
+    galaxies = []
+    for i in range(80):
+        g, _ = seg.galaxy_upsert(name=f"long{i}", defaults={"ra": 100.0 + i * 0.1, "dec": 3.0})
+        im, _ = seg.image_store(galaxy=g, kind="survey_cutout", rgb=np.zeros((8, 8, 3), np.uint8))
+        for p in producers:
+            seg.mask_store(galaxy=g, image=im, structure="spiral", producer=p, state="marked",
+                           numerators=np.eye(8, dtype=np.int64), denominator=1)
+        galaxies.append(g)
+    s = Study.objects.create(name="long", structures=["spiral"], primary_question="q", planned_items=80,
+                             planned_raters=1, raters_per_item=1, stopping_rule="done", attention_rate=0.1)
+    s.sources.set(producers)
+    services.study_set_items(study=s, galaxies=galaxies)
+    services.study_open(study=s)
+    checks = Assignment.objects.filter(study=s, item__kind="attention")
+    assert checks.count() == 8
+    assert checks.values("item").distinct().count() == 8

@@ -108,3 +108,15 @@ def test_text_that_is_not_ascii_is_refused():
     # FITS text is ASCII; the polygons' JSON always is (json.dumps escapes), metadata must be
     with pytest.raises(UnicodeEncodeError):
         fitsbytes.table_hdu([("name", "A", ["Galaxie à bras"])], 1)
+
+
+@pytest.mark.parametrize("ra, dec, size, scale", [(123.4, -45.6, 256, 51.975 / 256), (0.5, 89.0, 97, 0.3),
+                                                   (359.9, 2.0, 525, gz3d.RELEASE_PIXEL_SCALE)])
+def test_make_wcs_header_can_stand_for_the_celestial_header_of_hdus_1_to_4(ra, dec, size, scale):
+    # the survey passes make_wcs_header's output as celestial_header, skipping a WCS round trip
+    kwargs = _gz3d_inputs(size)
+    kwargs["header"] = gz3d.make_wcs_header(ra, dec, (size, size), scale)
+    raw = gz3d.gz3d_bytes(**kwargs, celestial_header=kwargs["header"])
+    assert raw == gz3d.gz3d_bytes(**kwargs)
+    with fits.open(io.BytesIO(raw)) as hdul:
+        assert gz3d.pixel_scale_arcsec(gz3d.celestial_wcs(hdul[3].header)) == pytest.approx(scale, rel=1e-9)
