@@ -6,20 +6,11 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from test_training_jobs import disk_with_arm
 
 from segmentation import quality, services, training
 from segmentation.models import ModelVersion, Producer
 from segmentation.unet.infer import Predictor
-
-
-def disk_with_arm(size, seed):
-    """A toy face-on disk with one log-spiral arm: RGB image and the arm's pixels."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[:size, :size] - size / 2
-    r, th = np.hypot(x, y), np.arctan2(y, x)
-    arm = (np.abs(np.sin(th - np.log(r + 1) * 2)) < 0.3) & (r < size / 2.2) & (r > 3)
-    img = np.clip(np.exp(-r / 8) * 200 + arm * 80 + rng.normal(0, 5, r.shape), 0, 255).astype(np.uint8)
-    return np.repeat(img[..., None], 3, axis=2), arm
 
 
 @pytest.fixture
