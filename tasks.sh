@@ -97,6 +97,7 @@ cmd_run() {
   ensure_redis
   mkdir -p var
   python manage.py migrate --noinput
+  python manage.py createcachetable  # the login rate limit's table
   python manage.py demo_setup
   local host=${EVALSITE_HOST:-127.0.0.1} port=${EVALSITE_PORT:-8000}
   say "starting two RQ workers: one for training, one for generation and short jobs"

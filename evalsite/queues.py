@@ -7,12 +7,14 @@
 Workers for torch jobs run as ``python manage.py rqworker --worker-class rq.worker.SimpleWorker QUEUE``
 so torch is imported once per worker, not once per job (see README, "Workers").
 
-django-rq enqueues on transaction commit: inside ``atomic()`` the job is sent when the transaction
-commits, so a job never sees rows that were rolled back.
+Jobs are sent when the transaction commits, so a job never sees rows that were rolled back; when Redis
+cannot take a job, callers record why on their run row (``on_failure``) and the admin offers Resume.
 """
 import uuid
 
 import django_rq
+from django.db import transaction
+from redis.exceptions import RedisError
 
 DEFAULT = "default"
 TRAINING = "training"
@@ -26,12 +28,25 @@ def get_queue(name: str):
     return django_rq.get_queue(name)
 
 
-def enqueue(name: str, func, *args, job_prefix: str = "job", **kwargs) -> str:
-    """Enqueue ``func(*args, **kwargs)`` on queue ``name`` and return the job id.
+def enqueue(name: str, func, *args, job_prefix: str = "job", on_failure=None, **kwargs) -> str:
+    """Enqueue ``func(*args, **kwargs)`` on queue ``name`` when the current transaction commits (at once
+    outside one) and return the job id, chosen here so callers can record it before the job exists.
 
-    The id is chosen here, so it is known even inside a transaction, where django-rq only sends the job
-    when the transaction commits (and returns no job object).
+    ``on_failure(exc)`` is called when Redis cannot take the job (down, unreachable), so the caller can
+    record the reason on its run row instead of the request failing after the rows were committed;
+    without it the error propagates.
     """
+    if name not in ALL:
+        raise ValueError(f"unknown queue {name!r}; expected one of {', '.join(ALL)}")
     job_id = f"{job_prefix}-{uuid.uuid4().hex[:12]}"
-    get_queue(name).enqueue(func, *args, job_id=job_id, **kwargs)
+
+    def send():
+        try:
+            django_rq.get_queue(name, commit_mode="auto").enqueue(func, *args, job_id=job_id, **kwargs)
+        except RedisError as exc:
+            if on_failure is None:
+                raise
+            on_failure(exc)
+
+    transaction.on_commit(send)
     return job_id

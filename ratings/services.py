@@ -243,8 +243,12 @@ def study_render_enqueue(*, study: Study) -> str:
     """Queue ``study_render_panels`` for this study on the ``default`` queue; returns the job id."""
     from evalsite import queues
 
+    def queue_unavailable(exc):  # not fatal: each panel is rendered when it is first shown instead
+        _log(study, "panel rendering not queued", None, {"reason": str(exc)})
+
     job_id = queues.enqueue(queues.DEFAULT, "ratings.services.study_render_panels", study.pk,
-                            job_prefix=f"study-{study.pk}-panels", job_timeout=3 * 3600)
+                            job_prefix=f"study-{study.pk}-panels", job_timeout=3 * 3600,
+                            on_failure=queue_unavailable)
     _log(study, "panel rendering queued", None, {"job": job_id})
     return job_id
 

@@ -82,8 +82,11 @@ def generation_start(*, source: str, galaxies: Iterable[Galaxy] | Iterable[int],
 def chunk_enqueue(*, chunk: GenerationChunk) -> None:
     from segmentation import jobs
 
+    def queue_unavailable(exc):
+        chunk_fail(chunk_id=chunk.pk, error=f"queue unavailable, not started: {exc}")
+
     job_id = queues.enqueue(queues.GENERATION, jobs.generate_chunk, chunk.pk, job_timeout=6 * 3600,
-                            job_prefix=f"generation-chunk-{chunk.pk}")
+                            job_prefix=f"generation-chunk-{chunk.pk}", on_failure=queue_unavailable)
     GenerationChunk.objects.filter(pk=chunk.pk).update(job_id=job_id)
 
 

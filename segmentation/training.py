@@ -138,8 +138,12 @@ def training_start(*, config: dict, selection: dict | None = None, requested_by:
 def run_enqueue(*, run: TrainingRun) -> None:
     from segmentation import jobs
 
+    def queue_unavailable(exc):
+        TrainingRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, finished_at=timezone.now(),
+                                                     error=f"queue unavailable, not started: {exc}")
+
     job_id = queues.enqueue(queues.TRAINING, jobs.train, run.pk, job_timeout=7 * 24 * 3600,
-                            job_prefix=f"training-run-{run.pk}")
+                            job_prefix=f"training-run-{run.pk}", on_failure=queue_unavailable)
     TrainingRun.objects.filter(pk=run.pk).update(job_id=job_id)
 
 

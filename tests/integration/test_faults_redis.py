@@ -115,18 +115,19 @@ def test_rating_pages_keep_working_while_redis_is_down(db, client, private_redis
     assert client.get(reverse("ratings:study", args=[study.pk]), follow=True).status_code == 200
 
 
-def test_a_launch_while_redis_is_down_fails_loudly_and_resumes_after_restart(
+def test_a_launch_while_redis_is_down_is_marked_failed_and_resumes_after_restart(
         db, private_redis, django_capture_on_commit_callbacks):
     study = build_study(reference=False)
     galaxies = [item.galaxy_id for item in study.items.all()]
     private_redis.stop()
-    with pytest.raises(redis.exceptions.ConnectionError), django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=True):
         generation.generation_start(source="sparcfire", galaxies=galaxies, chunk_size=2)
     run = GenerationRun.objects.get()
-    # the run and its chunks are recorded (queued, two chunks); their job ids were chosen, the jobs never sent
-    assert run.status == RunStatus.QUEUED and run.total == len(galaxies)
+    # the run and its two chunks are recorded as failed with the reason, so the admin offers Resume
+    assert run.status == RunStatus.FAILED and run.total == len(galaxies)
+    assert "queue unavailable" in run.error and "Connection" in run.error
     job_ids = list(run.chunks.values_list("job_id", flat=True))
-    assert len(job_ids) == 2
+    assert len(job_ids) == 2 and set(run.chunks.values_list("status", flat=True)) == {RunStatus.FAILED}
 
     private_redis.start()
     queue = queues.get_queue(queues.GENERATION)
