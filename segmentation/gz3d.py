@@ -397,9 +397,14 @@ def _gunzip(raw: bytes, max_bytes: int | None) -> bytes:
     if max_bytes is None:
         return gzip.decompress(raw)
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out = inflater.decompress(raw, max_bytes + 1)
+    try:
+        out = inflater.decompress(raw, max_bytes + 1)
+    except zlib.error as exc:
+        raise GZ3DError(f"truncated or corrupt gzip data ({exc})") from None
     if len(out) > max_bytes:
         raise GZ3DError(f"decompresses to more than {max_bytes} bytes, over the limit")
+    if not inflater.eof:
+        raise GZ3DError("truncated or corrupt gzip data (the compressed stream ends early)")
     return out
 
 
