@@ -8,7 +8,9 @@ file's HDU 3 / 4 is compared with our own rasterisation; disagreements go to the
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,8 @@ TASKS = (  # structure, classifications attribute, counts attribute, counts HDU
     ("spiral", "spiral", "spiral_counts", gz3d.SPIRAL_COUNTS_HDU),
     ("bar", "bar", "bar_counts", gz3d.BAR_COUNTS_HDU),
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -227,6 +231,12 @@ def _prepare_job(path):
 def _prepared(files, catalogue, on_bad_json, jobs):
     """(path, PreparedFile or None, error or None) per file, in order. With jobs > 1, reading and
     rasterising (the Django-free part) run in worker processes while this process writes."""
+    if jobs > 1 and threading.active_count() > 1:
+        # Forking a process that runs other threads (a web server, a browser driver) can deadlock the
+        # children on a lock held at fork time; read in this process instead.
+        log.warning("import_gz3d: %d threads running, reading files in this process instead of %d jobs",
+                    threading.active_count(), jobs)
+        jobs = 1
     if jobs <= 1:
         for path in files:
             yield _prepare_one(path, catalogue, on_bad_json)

@@ -319,7 +319,10 @@ def iter_galaxies(settings: SurveySettings, workers: int = 1) -> Iterator[Galaxy
         for index in range(settings.n):
             yield make_galaxy(settings, index)
         return
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    # forkserver: children start from a clean single-threaded server, so a caller running threads (a web
+    # server, a browser driver in tests) cannot deadlock them as a plain fork can.
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     with ctx.Pool(workers, initializer=_init_worker, initargs=(settings,)) as pool:
         yield from pool.imap(_work, range(settings.n), chunksize=4)
 
