@@ -81,9 +81,10 @@ def pixels_hash(rgb: np.ndarray) -> str:
 
 def image_store(*, galaxy: Galaxy, kind: str, rgb: np.ndarray, wcs_header: str = "",
                 pixel_scale: float | None = None, bands: str = "", raw_fits: bytes | None = None,
-                batch: ImportBatch | None = None) -> tuple[Image, str]:
+                batch: ImportBatch | None = None, png: bytes | None = None) -> tuple[Image, str]:
     """Store (or update) the galaxy's image of this kind. Returns (image, "created"|"updated"|"unchanged").
 
+    ``png``: ``rgb`` already encoded by ``rgb_png_bytes`` (an importer's reading process can do it).
     Updating an image's pixels is refused when masks already live on it (their grid would change).
     """
     digest = pixels_hash(rgb)
@@ -107,7 +108,7 @@ def image_store(*, galaxy: Galaxy, kind: str, rgb: np.ndarray, wcs_header: str =
     image.width, image.height, image.content_hash, image.import_batch = width, height, digest, batch
     for k, v in meta.items():
         setattr(image, k, v)
-    image.file.save(f"{digest[:2]}/{digest}.png", ContentFile(rgb_png_bytes(rgb)), save=False)
+    image.file.save(f"{digest[:2]}/{digest}.png", ContentFile(png or rgb_png_bytes(rgb)), save=False)
     if raw_fits is not None:
         image.raw.save(f"{digest[:2]}/{digest}.fits", ContentFile(raw_fits), save=False)
     image.save()

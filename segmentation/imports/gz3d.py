@@ -61,6 +61,7 @@ class PreparedFile:
     match: dict
     defaults: dict
     tasks: list[TaskResult] = field(default_factory=list)
+    image_png: bytes | None = None  # encoded by the reading process, so parallel jobs share that work
 
 
 def gz3d_files(paths) -> tuple[list[Path], list[Path], list[tuple[str, str]]]:
@@ -154,6 +155,7 @@ def prepare_file(path: Path, *, catalogue: dict | None = None, on_bad_json: str 
         defaults=defaults,
         tasks=[_task_result(gz, structure, attr, counts_attr, hdu, on_bad_json)
                for structure, attr, counts_attr, hdu in TASKS],
+        image_png=services.rgb_png_bytes(gz.image),
     )
 
 
@@ -188,7 +190,7 @@ def store_file(prepared: PreparedFile, *, release: str = DEFAULT_RELEASE, batch=
             name=_unique_name(prepared.name, manga_id), match=prepared.match, defaults=defaults, batch=batch)
         image, image_status = services.image_store(
             galaxy=galaxy, kind="gz3d_subject", rgb=prepared.image, wcs_header=prepared.wcs_text,
-            pixel_scale=prepared.pixel_scale, bands="RGB (GZ3D subject JPEG)", batch=batch)
+            pixel_scale=prepared.pixel_scale, bands="RGB (GZ3D subject JPEG)", batch=batch, png=prepared.image_png)
         changed = image_status != "unchanged"
         for task in prepared.tasks:
             # a fallback or not-asked task has no usable drawings: stale ones from an earlier import go
@@ -231,11 +233,13 @@ def _prepare_job(path):
 def _prepared(files, catalogue, on_bad_json, jobs):
     """(path, PreparedFile or None, error or None) per file, in order. With jobs > 1, reading and
     rasterising (the Django-free part) run in worker processes while this process writes."""
-    if jobs > 1 and threading.active_count() > 1:
+    busy = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if jobs > 1 and busy:
         # Forking a process that runs other threads (a web server, a browser driver) can deadlock the
-        # children on a lock held at fork time; read in this process instead.
-        log.warning("import_gz3d: %d threads running, reading files in this process instead of %d jobs",
-                    threading.active_count(), jobs)
+        # children on a lock held at fork time; read in this process instead. (Daemon helpers such as
+        # tqdm's monitor hold no such lock.)
+        log.warning("import_gz3d: threads %s are running; reading files in this process instead of %d jobs",
+                    ", ".join(busy), jobs)
         jobs = 1
     if jobs <= 1:
         for path in files:
