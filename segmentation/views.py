@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET
 from segmentation import rendering
 from segmentation.measurements import measurements_for_galaxy
 from segmentation.models import Galaxy, Image, Mask, Producer, Structure
+from segmentation.selectors import image_rgb
 
 COLOUR = "colour"  # the stored RGB picture, unstretched
 IMAGE_MODES = (*rendering.STRETCHES, COLOUR)
@@ -108,12 +109,6 @@ def image_bands(image: Image) -> tuple[rendering.BandData | None, str]:
     return bands, f"band data ({', '.join(bands.names)})"
 
 
-def _read_rgb(image: Image) -> np.ndarray:
-    with image.file.open("rb") as fh:
-        rgb = rendering.decode_png(fh.read())
-    return rgb[..., :3] if rgb.ndim == 3 else rgb
-
-
 # --- rendering endpoints -----------------------------------------------------------------------------------
 @require_GET
 @staff_required("segmentation.view_image")
@@ -127,7 +122,7 @@ def image_png(request: HttpRequest, pk: int) -> HttpResponse:
         high = _float_param(request, "high", rendering.DEFAULT_CLIP[1])
         size = _size_param(request)
         band = request.GET.get("band") or "mean"
-        rgb = _read_rgb(image)
+        rgb = image_rgb(image)
         if mode == COLOUR:
             pixels, source = rgb, "stored RGB"
         else:
