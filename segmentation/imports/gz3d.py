@@ -245,7 +245,10 @@ def _prepared(files, catalogue, on_bad_json, jobs):
         for path in files:
             yield _prepare_one(path, catalogue, on_bad_json)
         return
-    connections.close_all()  # a forked worker must not share this process's database connection
+    # Forked workers only read files (no database), but a connection object they inherit must not be closed
+    # or reused by them; close ours first unless a transaction is open (the children never touch it then).
+    if not any(c.in_atomic_block for c in connections.all(initialized_only=True)):
+        connections.close_all()
     with multiprocessing.get_context("fork").Pool(jobs, _worker_init, (catalogue, on_bad_json)) as pool:
         yield from pool.imap(_prepare_job, files, chunksize=1)
 
