@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods
 
 from ratings import panels, selectors, services
 from ratings.models import BlindingGuess, Candidate, Invitation, Item, Quality, Rater, Study
+from segmentation.models import Mask
 
 GUESS_CHOICES = [("volunteers", "Citizen-science volunteers"), ("model", "A deep-learning model"),
                  ("sparcfire", "An arc-finding algorithm"), ("unknown", "I can't tell")]
@@ -193,8 +194,9 @@ def practice(request, study_id: int, n: int):
     context.update({"practice_n": n + 1, "practice_total": len(items),
                     "panels": [{"index": i, "letter": chr(65 + i),
                                 "mask_url": f"/rate/s/{study.pk}/practice/{n}/p{i}-mask.png",
-                                "layer_url": f"/rate/s/{study.pk}/practice/{n}/p{i}-layer.png"}
-                               for i in range(len(cands))],
+                                "layer_url": f"/rate/s/{study.pk}/practice/{n}/p{i}-layer.png",
+                                "empty": c.mask.state != Mask.State.MARKED}
+                               for i, c in enumerate(cands)],
                     "image_url": f"/rate/s/{study.pk}/practice/{n}/image-"})
     return render(request, "ratings/item.html", context)
 
@@ -272,6 +274,8 @@ def item(request, token: str):
     index = [t for t, _ in seq].index(token)
     done = sum(1 for _, at in seq if at is not None)
     progress = {"done": done, "total": len(seq), "percent": round(100 * done / len(seq))}
+    # An empty mask is shown as an empty panel saying "nothing marked", whatever its source.
+    states = dict(Candidate.objects.filter(pk__in=assignment.panel_order).values_list("pk", "mask__state"))
     context = _item_context(study, assignment.item, n)
     context.update({
         "assignment": assignment, "progress": progress, "position": index + 1,
@@ -279,7 +283,8 @@ def item(request, token: str):
         "panels": [{"index": i, "letter": chr(65 + i), "mask_url": f"/rate/a/{token}/p{i}-mask.png",
                     "layer_url": f"/rate/a/{token}/p{i}-layer.png",
                     "rank": previous[i].rank if i in previous else None,
-                    "quality": previous[i].quality if i in previous else None} for i in range(n)],
+                    "quality": previous[i].quality if i in previous else None,
+                    "empty": states.get(assignment.panel_order[i]) != Mask.State.MARKED} for i in range(n)],
         "image_url": f"/rate/a/{token}/image-",
     })
     return render(request, "ratings/item.html", context)

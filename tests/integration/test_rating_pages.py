@@ -1,12 +1,14 @@
 """The rater's path through a study with the Django test client; blinding of what a rater receives."""
+import io
 import re
 
 import numpy as np
 import pytest
 from django.urls import reverse
+from PIL import Image as PILImage
 
 from ratings import services
-from ratings.models import Answer, Assignment, Invitation, Study
+from ratings.models import Answer, Assignment, Candidate, Invitation, Study
 from segmentation import services as seg
 
 SOURCE_WORDS = ["volunteer", "gz3d", "model", "unet", "sparcfire", "arc", "producer", "truth", "/media/", "masks/"]
@@ -108,3 +110,18 @@ def test_other_people_cannot_open_a_raters_item(client, django_user_model, study
     assert client.get(reverse("ratings:item", args=[token])).status_code == 404
     assert client.get(reverse("ratings:item-png", args=[token, "p0-mask"])).status_code == 404
     assert client.get(reverse("ratings:study", args=[study.pk])).status_code == 404
+
+
+def test_an_empty_mask_is_an_empty_panel_saying_nothing_marked(client, study):
+    walk_to_items(client, study)
+    a = Assignment.objects.filter(rater__user__username="ann").order_by("position").first()
+    cand = Candidate.objects.get(pk=a.panel_order[-1])
+    empty = seg.mask_store(galaxy=cand.mask.galaxy, image=cand.mask.image, structure="spiral",
+                           producer=cand.producer, state="empty", numerators=np.zeros((24, 24), np.int64),
+                           denominator=3).mask
+    Candidate.objects.filter(pk=cand.pk).update(mask=empty)
+    page = client.get(reverse("ratings:item", args=[a.token])).content.decode()
+    assert page.count("Nothing marked") == 1
+    mask_png = client.get(reverse("ratings:item-png", args=[a.token, f"p{len(a.panel_order) - 1}-mask"])).content
+    with PILImage.open(io.BytesIO(mask_png)) as img:
+        assert not np.asarray(img).any()
