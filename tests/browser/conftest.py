@@ -56,9 +56,7 @@ def page(browser):
 
 
 @pytest.fixture
-def staff_user(transactional_db, django_user_model, settings):
-    # the default hasher costs about a second per hash here; browser tests are not about hashing
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def staff_user(transactional_db, django_user_model):
     return django_user_model.objects.create_user(
         username="alice", password=STAFF_PASSWORD, email="alice@localhost", is_staff=True, is_superuser=True)
 

@@ -16,12 +16,6 @@ pytestmark = pytest.mark.django_db
 PASSWORD = "integration-pass-1"
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """The default hasher costs ~1 s per login on this machine; these tests are not about hashing."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def users(django_user_model):
     make = django_user_model.objects.create_user
