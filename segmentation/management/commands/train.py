@@ -22,6 +22,8 @@ class Command(BaseCommand):
         parser.add_argument("--synthetic", choices=["only", "exclude", "any"], default="any")
         parser.add_argument("--limit", type=int, help="at most this many galaxies (for quick trials)")
         parser.add_argument("--image-kind", default="survey_cutout", choices=["survey_cutout", "gz3d_subject", "other"])
+        parser.add_argument("--time-budget", type=float, metavar="SECONDS",
+                            help="stop after the epoch that passes this much training time (best checkpoint kept)")
         parser.add_argument("--threads", type=int, help="torch threads for this process")
         parser.add_argument("--enqueue", action="store_true", help="run as a background job instead")
         parser.add_argument("--resume", type=int, metavar="RUN_ID", help="continue this run from its checkpoint")
@@ -46,7 +48,7 @@ class Command(BaseCommand):
                 selection["limit"] = o["limit"]
             try:
                 run = training.training_start(config=config, selection=selection, requested_by="command line",
-                                              enqueue=o["enqueue"])
+                                              time_budget_s=o["time_budget"], enqueue=o["enqueue"])
             except (TypeError, ValueError) as exc:
                 raise CommandError(str(exc)) from exc
             if o["enqueue"]:
