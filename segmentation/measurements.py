@@ -163,9 +163,10 @@ class MeasureSummary:
 
 
 def masks_selection(*, source: str | None = None, structure: str | None = None, synthetic: str = "any",
-                    names: Iterable[str] | None = None):
+                    names: Iterable[str] | None = None, split: str | None = None):
     """Current masks, optionally of one producer kind, one structure, synthetic galaxies only/excluded,
-    or some galaxy names. Raises ValueError for an unknown choice."""
+    some galaxy names, or the galaxies of one split ("train", "val", "test": the sky-cell split training
+    uses, ``selectors.galaxy_ids_in_split``). Raises ValueError for an unknown choice."""
     qs = Mask.objects.filter(is_current=True)
     if source:
         if source not in Producer.Kind.values:
@@ -183,18 +184,23 @@ def masks_selection(*, source: str | None = None, structure: str | None = None, 
         qs = qs.filter(galaxy__synthetic=False)
     if names:
         qs = qs.filter(galaxy__name__in=list(names))
+    if split:
+        from segmentation.selectors import galaxy_ids_in_split
+
+        selected = Galaxy.objects.filter(pk__in=qs.values("galaxy_id"))
+        qs = qs.filter(galaxy_id__in=galaxy_ids_in_split(split, selected))
     return qs
 
 
 def measure_selection(*, masks=None, source: str | None = None, structure: str | None = None,
-                      synthetic: str = "any", names: Iterable[str] | None = None,
+                      synthetic: str = "any", names: Iterable[str] | None = None, split: str | None = None,
                       cosmology: CosmologyParams | None = None,
                       progress: Callable[[int], None] | None = None) -> MeasureSummary:
     """Measure many masks (``masks`` queryset, else ``masks_selection(...)``); one failure does not stop the
     others. ``progress`` is called with 1 after each mask (e.g. a tqdm bar's ``update``)."""
     cosmology = cosmology or settings_cosmology()
     qs = masks if masks is not None else masks_selection(source=source, structure=structure,
-                                                          synthetic=synthetic, names=names)
+                                                          synthetic=synthetic, names=names, split=split)
     qs = qs.select_related("galaxy", "image", "producer").order_by("image_id", "structure", "id")
     summary = MeasureSummary()
     cache: dict = {}
@@ -448,12 +454,11 @@ def source_values(*, structure: str, attribute: str, sources: Iterable[str] = DE
 
     Sources are producer kinds; when several producers of one kind have masks, each gets its own entry
     ("model: unet v2"). A galaxy with masks on several images is keyed "name [image kind]". ``split``
-    keeps the synthetic galaxies of one split (``truth["split"]``: train, val, test).
+    keeps the galaxies of one split (train, val, test), the sky-cell split of training and of every model
+    version's manifest (``selectors.galaxy_ids_in_split``).
     """
     sources = list(sources)
-    masks = masks_selection(structure=structure, synthetic=synthetic, names=names)
-    if split:
-        masks = masks.filter(galaxy__truth__split=split)
+    masks = masks_selection(structure=structure, synthetic=synthetic, names=names, split=split)
     masks = (masks.filter(producer__kind__in=sources).select_related("galaxy", "image", "producer")
              .order_by("galaxy__name", "image__kind", "id"))
     by_kind: dict[str, set] = {}
@@ -502,13 +507,15 @@ def source_values(*, structure: str, attribute: str, sources: Iterable[str] = DE
 def compare_with_catalogue(*, catalogue: ExternalCatalogue | str, quantity: str, measured: str | None = None,
                            structure: str | None = None, radius_arcsec: float = 10.0,
                            sources: Iterable[str] = DEFAULT_SOURCES, synthetic: str = "any",
-                           names: Iterable[str] | None = None) -> dict[str, AgreementReport]:
+                           names: Iterable[str] | None = None, split: str | None = None
+                           ) -> dict[str, AgreementReport]:
     """Agreement of a measured attribute with a catalogue quantity, per mask source.
 
     ``measured`` defaults by the quantity's unit: kpc -> ``length_kpc``, arcsec -> ``length_arcsec``,
     deg with "pitch" in the name -> ``pitch_abs``. The catalogue's ``QUANTITY_err`` is the reference
     uncertainty when mapped. Galaxies are cross-matched by sky position within ``radius_arcsec`` (arcsec);
-    every galaxy not used is in the report's ``excluded`` with the reason.
+    every galaxy not used is in the report's ``excluded`` with the reason. ``split`` keeps one split, as in
+    ``source_values``.
     """
     from segmentation.measure.agreement import CatalogueRow, MeasuredSource, agreement_report, pair_with_catalogue
 
@@ -535,7 +542,7 @@ def compare_with_catalogue(*, catalogue: ExternalCatalogue | str, quantity: str,
                          err=e.values.get(f"{quantity}_err")) for e in catalogue.entries.all().order_by("key")]
     reports = {}
     for label, sv in source_values(structure=structure, attribute=measured, sources=sources,
-                                   synthetic=synthetic, names=names).items():
+                                   synthetic=synthetic, names=names, split=split).items():
         srcs = [MeasuredSource(key=k, ra=sv.positions[k][0], dec=sv.positions[k][1], value=v, err=e, reason=r)
                 for k, (v, e, r) in sv.values.items()]
         pairs = pair_with_catalogue(srcs, rows, radius_arcsec=radius_arcsec)
@@ -560,7 +567,8 @@ def compare_with_truth(*, quantity: str = "bar_length_kpc", sources: Iterable[st
 
     ``quantity``: one of ``TRUTH_QUANTITIES`` (bar lengths in kpc or arcsec, |pitch| in deg). For pitch,
     ``min_arm_contrast`` leaves out galaxies whose true mean arm contrast (``truth["arm_contrast"]``) is
-    below it, with that reason. Only synthetic galaxies take part; ``split`` (e.g. "test") keeps one split.
+    below it, with that reason. Only synthetic galaxies take part; ``split`` (e.g. "test") keeps one split
+    (the sky-cell split of training, as in ``source_values``).
     """
     from segmentation.measure.agreement import agreement_report, pair_with_truth
 

@@ -6,7 +6,7 @@ import io
 import numpy as np
 from PIL import Image as PILImage
 
-from segmentation.models import Image
+from segmentation.models import Galaxy, Image
 
 
 def image_rgb(image: Image) -> np.ndarray:
@@ -32,3 +32,18 @@ def image_bands(image: Image) -> np.ndarray | None:
             if hdu.data is not None and hdu.data.ndim in (2, 3):
                 return np.asarray(hdu.data, dtype=np.float32)
     return None
+
+
+def galaxy_ids_in_split(split: str, galaxies=None) -> list[int]:
+    """Ids of the galaxies (all, or those of the ``galaxies`` queryset) in ``split``: "train", "val" or "test".
+
+    The split is the sky-cell one of ``segmentation.splits.split_for`` on the galaxy's ra/dec (its name when it
+    has no position), exactly as training assigns it and records it in each model version's manifest, so a
+    test galaxy is the same galaxy for training, generation, measurements and comparisons.
+    """
+    from segmentation.splits import SPLITS, split_for
+
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; one of {', '.join(SPLITS)}")
+    rows = (galaxies if galaxies is not None else Galaxy.objects.all()).values_list("pk", "ra", "dec", "name")
+    return [pk for pk, ra, dec, name in rows.iterator(chunk_size=2000) if split_for(ra, dec, name=name) == split]

@@ -203,8 +203,7 @@ def store_file(prepared: PreparedFile, *, release: str = DEFAULT_RELEASE, batch=
                 details=task.details, batch=batch)
             changed |= result.status != "unchanged"
         if prepared.truth is not None:
-            for result in services.truth_store(galaxy=galaxy, image=image, truth=prepared.truth, batch=batch):
-                changed |= result.status != "unchanged"
+            changed |= services.truth_store(galaxy=galaxy, image=image, truth=prepared.truth, batch=batch).changed
     if created:
         return "imported", galaxy
     return ("updated" if changed else "unchanged"), galaxy

@@ -171,8 +171,8 @@ def _store_row(row: ImageRow, data: imaging.ImageData, *, kind: str, batch, done
             bands=data.bands, raw_fits=data.raw_fits, batch=batch,
         )
         if data.truth is not None:
-            results = services.truth_store(galaxy=galaxy, image=image, truth=data.truth, batch=batch)
-            if status == "unchanged" and any(r.status != "unchanged" for r in results):
+            stored = services.truth_store(galaxy=galaxy, image=image, truth=data.truth, batch=batch)
+            if status == "unchanged" and stored.changed:
                 status = "updated"
     done[galaxy.pk] = row.label
     return "created" if created else status

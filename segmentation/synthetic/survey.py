@@ -38,13 +38,6 @@ SUMMARY_NAME = "survey.json"
 CATALOGUE_COLUMNS = ("name", "ra", "dec", "redshift", "pixel_scale", "manga_id", "file")
 GZIP_LEVEL = 1  # fast; level 6 saves only ~7% on these files and takes twice the time
 BENCHMARK = {"n": 2000, "seed": 20231204, "size": 256}  # the fixed benchmark survey (docs/synthetic.md)
-SPLITS = ("test", "test", "val", "train", "train", "train", "train", "train", "train", "train")  # by index % 10
-
-
-def split_of(index: int) -> str:
-    """'train' (70%), 'val' (10%) or 'test' (20%), as the reference study split; fixed by the index alone,
-    so a galaxy keeps its split whatever the survey's size."""
-    return SPLITS[index % 10]
 
 
 class SurveyError(ValueError):
@@ -141,7 +134,7 @@ def truth_params(p: GalaxyParams, tasks: volunteers.Tasks, settings: SurveySetti
     rendering); pixel quantities are given per image under ``images`` (lengths in px of that grid)."""
     scale = p.kpc_per_arcsec
     params = {
-        "synthetic": True, "seed": settings.seed, "index": p.index, "split": split_of(p.index),
+        "synthetic": True, "seed": settings.seed, "index": p.index,
         "renderer_version": RENDERER_VERSION, "volunteer_model_version": volunteers.VOLUNTEER_MODEL_VERSION,
         "crowd": settings.crowd, "morphology": p.morphology,
         "redshift": round(p.redshift, 6), "kpc_per_arcsec": round(scale, 6),

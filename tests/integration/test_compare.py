@@ -10,10 +10,18 @@ import statsmodels.api as sm
 from astropy import units as u
 from astropy.cosmology import FlatLambdaCDM
 from django.core.management import CommandError, call_command
-from test_measurements_support import PIXEL_SCALE, galaxy_with_image, log_spiral_numerators, producer, store_bar
+from test_measurements_support import (
+    PIXEL_SCALE,
+    galaxy_with_image,
+    log_spiral_numerators,
+    producer,
+    ra_in_split,
+    store_bar,
+)
 
 from segmentation import measurements, services
-from segmentation.models import CatalogueEntry, ExternalCatalogue
+from segmentation.models import CatalogueEntry, ExternalCatalogue, Galaxy
+from segmentation.splits import SPLITS, split_for
 
 ARCSEC = 1 / 3600
 HEADER = "objid,ra,dec,length_avg,length_stdev\n"
@@ -137,6 +145,11 @@ def test_catalogue_report_numbers_and_reasons_per_source(db, tmp_path):
     reports = measurements.compare_with_catalogue(catalogue="Hoyle2011", quantity="bar_length", radius_arcsec=0.5)
     assert reports["model"].n == 0
     assert {e["key"]: e["reason"] for e in reports["model"].excluded}["TWO"] == "no catalogue row within 0.5 arcsec"
+    # a split keeps the galaxies of that sky-cell split (training's), whatever their catalogue match
+    for split in SPLITS:
+        rep = measurements.compare_with_catalogue(catalogue="Hoyle2011", quantity="bar_length", split=split)["model"]
+        keys = {p["key"] for p in rep.points} | {e["key"] for e in rep.excluded}
+        assert keys == {g.name for g in Galaxy.objects.all() if split_for(g.ra, g.dec, name=g.name) == split}
 
 
 def test_compare_refuses_unknown_catalogue_and_quantity(db, tmp_path):
@@ -156,9 +169,9 @@ def test_truth_comparison_per_source(db, tmp_path):
     ]
     measured = {}
     for i, (name, n, z, bar_kpc, pitch, chir, contrast) in enumerate(cases):
-        truth = {"bar_length_kpc": bar_kpc, "pitch_angle_deg": pitch, "chirality": chir, "arm_contrast": contrast,
-                 "split": "test" if i < 2 else "train"}
-        g, img = galaxy_with_image(name, ra=20.0 + i, redshift=z, axis_ratio=1.0, position_angle=0.0,
+        truth = {"bar_length_kpc": bar_kpc, "pitch_angle_deg": pitch, "chirality": chir, "arm_contrast": contrast}
+        ra = ra_in_split("test" if i < 2 else "train", start=20.0 + 2 * i)  # the sky-cell split training uses
+        g, img = galaxy_with_image(name, ra=ra, redshift=z, axis_ratio=1.0, position_angle=0.0,
                                    synthetic=True, truth=truth)
         store_bar(g, img, model, slice(30, 34), slice(7, 7 + n))
         services.mask_store(galaxy=g, image=img, structure="spiral", producer=vols, state="marked",
@@ -188,6 +201,10 @@ def test_truth_comparison_per_source(db, tmp_path):
     test_only = measurements.compare_with_truth(quantity="bar_length_kpc", split="test")["model"]
     assert {p["key"] for p in test_only.points} == {"S0", "S1"} and not test_only.excluded
     assert measurements.chirality_with_truth(split="train")["volunteers"].n == 2
+    call_command("compare_measurements", "--truth", "--split", "test", "--out", str(tmp_path / "test"),
+                 stdout=io.StringIO())
+    rows = {r["source"]: r for r in read_csv(tmp_path / "test" / "truth_bar_length_kpc_agreement.csv")}
+    assert rows["model"]["n"] == "2" and rows["model"]["n_excluded"] == "0"
 
     out = io.StringIO()
     call_command("compare_measurements", "--truth", "--min-arm-contrast", "0.1", "--out", str(tmp_path / "t"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from segmentation import imaging, services
+from segmentation.splits import split_for
 
 SIZE = 64
 PIXEL_SCALE = 0.4  # arcsec / px
@@ -33,6 +34,14 @@ def galaxy_with_image(name: str, *, ra: float | None = 150.0, dec: float | None 
     image, _ = services.image_store(galaxy=galaxy, kind=kind, rgb=rgb, wcs_header=imaging.wcs_to_text(wcs),
                                     pixel_scale=pixel_scale)
     return galaxy, image
+
+
+def ra_in_split(split: str, *, start: float, dec: float = 2.0, step: float = 0.05) -> float:
+    """The first RA (deg) from ``start`` on, in ``step``s, whose sky cell at ``dec`` is in ``split``."""
+    ra = start
+    while split_for(ra, dec) != split:
+        ra += step
+    return ra
 
 
 def producer(kind: str, name: str | None = None, version: str = "1"):

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from segmentation import measurements
 from segmentation.models import Producer
+from segmentation.splits import SPLITS
 
 
 class Command(BaseCommand):
@@ -28,8 +29,9 @@ class Command(BaseCommand):
                             help="With --catalogue: synthetic galaxies only, excluded, or any.")
         parser.add_argument("--min-arm-contrast", type=float, default=None,
                             help="With --truth: pitch only for galaxies whose true arm contrast is at least this.")
-        parser.add_argument("--split", choices=("train", "val", "test"),
-                            help="With --truth: only synthetic galaxies of this split (truth['split']).")
+        parser.add_argument("--split", choices=SPLITS,
+                            help="Only galaxies of this split: the sky-cell split training uses and records in "
+                                 "each model version's manifest (segmentation/splits.py).")
         parser.add_argument("--out", required=True, help="Directory for the report files.")
 
     def handle(self, *args, catalogue, truth, quantity, measured, radius, source, synthetic, min_arm_contrast,
@@ -45,7 +47,7 @@ class Command(BaseCommand):
                     raise CommandError("--catalogue needs --quantity (a quantity mapped at import)")
                 reports = measurements.compare_with_catalogue(
                     catalogue=catalogue, quantity=quantity, measured=measured, radius_arcsec=radius,
-                    sources=sources, synthetic=synthetic)
+                    sources=sources, synthetic=synthetic, split=split)
                 stem = f"{catalogue}_{quantity}".replace("/", "_").replace(" ", "_")
                 self._write(reports, Path(out), stem, f"{quantity}: {catalogue}")
         except ValueError as exc:

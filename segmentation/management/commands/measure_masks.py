@@ -4,6 +4,7 @@ from tqdm import tqdm
 from segmentation import measurements
 from segmentation.measure import MEASUREMENT_CODE_VERSION
 from segmentation.models import MaskMeasurement, Producer
+from segmentation.splits import SPLITS
 
 
 class Command(BaseCommand):
@@ -17,12 +18,15 @@ class Command(BaseCommand):
         parser.add_argument("--synthetic", choices=measurements.SYNTHETIC_CHOICES, default="any",
                             help="Synthetic galaxies only, excluded, or any (default).")
         parser.add_argument("--names", nargs="+", metavar="NAME", help="Only these galaxies (by name).")
+        parser.add_argument("--split", choices=SPLITS,
+                            help="Only galaxies of this split: the sky-cell split training uses and records in "
+                                 "each model version's manifest (segmentation/splits.py).")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
-    def handle(self, *args, source, structure, synthetic, names, no_progress, **options):
+    def handle(self, *args, source, structure, synthetic, names, split, no_progress, **options):
         try:
             masks = measurements.masks_selection(source=source, structure=structure, synthetic=synthetic,
-                                                 names=names)
+                                                 names=names, split=split)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         cosmology = measurements.settings_cosmology()
