@@ -129,13 +129,18 @@ def walk(crawler: Crawler, study, invitation: Invitation, username: str) -> Rate
 def crawled(db, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     study = build_study(n_galaxies=6, planned_raters=N_RATERS, raters_per_item=3, practice_items=1)
-    invitation = Invitation.objects.create(study=study, max_uses=N_RATERS)
+    return study, walk_raters(study, N_RATERS)
+
+
+def walk_raters(study, n: int, crawler_class=None, prefix: str = "rater") -> list:
+    """``n`` new raters, each through one invitation, walk the whole study; their crawlers."""
+    invitation = Invitation.objects.create(study=study, max_uses=n)
     crawlers = []
-    for i in range(N_RATERS):
-        crawler = Crawler(Client())
-        walk(crawler, study, invitation, f"rater{i}")
+    for i in range(n):
+        crawler = (crawler_class or Crawler)(Client())
+        walk(crawler, study, invitation, f"{prefix}{i}")
         crawlers.append(crawler)
-    return study, crawlers
+    return crawlers
 
 
 def identifiers(study) -> list[str]:

@@ -25,11 +25,11 @@ from django.urls import reverse
 from moto.server import ThreadedMotoServer
 from PIL import Image as PILImage
 from storages.backends.s3 import S3Storage
-from test_blinding_crawl import Crawler, walk
+from test_blinding_crawl import Crawler, walk_raters
 from test_rating_data import build_study
 
 from ratings import services
-from ratings.models import Assignment, Invitation, PanelImage
+from ratings.models import Assignment, PanelImage
 from segmentation import rendering
 from segmentation.models import Image, Mask
 from tests.admin_testdata import make_galaxy
@@ -153,12 +153,7 @@ def test_raters_never_see_the_storage(s3_media):
     rendered = s3_media.keys()
     assert any(key.startswith("panels/") for key in rendered)
     markers = leak_markers(s3_media)
-    invitation = Invitation.objects.create(study=study, max_uses=N_RATERS)
-    crawlers = []
-    for i in range(N_RATERS):
-        crawler = StorageCrawler(Client())
-        walk(crawler, study, invitation, f"s3rater{i}")
-        crawlers.append(crawler)
+    crawlers = walk_raters(study, N_RATERS, StorageCrawler, prefix="s3rater")
     assert s3_media.keys() == rendered  # every picture was read back from the bucket, none rendered anew
 
     stored_panels = {s3_media.body(key) for key in rendered if key.startswith("panels/")}
