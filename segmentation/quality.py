@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,9 +67,9 @@ def version_predictor(version: ModelVersion, *, mode: str = "auto", threads: int
 
 
 def _small(a: np.ndarray) -> np.ndarray:
-    # float16 halves the memory of a large test split; fractions k/255 and k/n stay distinguishable at
-    # every reported threshold (spacing <= 2**-11 below 1).
-    return np.asarray(a, np.float32).astype(np.float16)
+    # float32, not float16: float16 rounds 3/15 to 0.19995, which would drop the pixels where exactly a fifth
+    # of the volunteers agree below the 0.2 threshold (metrics.at_least allows for float32 rounding only).
+    return np.asarray(a, np.float32)
 
 
 def volunteer_masks_by_hash(entries: list[dict]) -> dict[tuple[str, str, str], list[Mask]]:
@@ -297,6 +298,60 @@ def calibration_table(report: dict, structure: str) -> list[tuple[str, str, str,
         rows.append((f"{edges[i]:.1f}-{edges[i + 1]:.1f}", "—" if p is None else f"{p:.3f}",
                      "—" if o is None else f"{o:.3f}", int(n)))
     return rows
+
+
+# --- every mask source against the truth -------------------------------------------------------------------
+MASK_SOURCES = (Producer.Kind.MODEL, Producer.Kind.VOLUNTEERS, Producer.Kind.SPARCFIRE)
+
+
+def sources_vs_truth(*, structure: str = "spiral", split: str = "test", sources=MASK_SOURCES,
+                     n_boot: int = 2000, seed: int = 0, progress: Callable[[int], None] | None = None) -> dict:
+    """IoU against the truth of the current ``structure`` masks of every source (producer kinds; each
+    producer of a kind that has several, e.g. two model versions, is its own row) on the synthetic galaxies
+    of ``split``, next to each other with paired bootstrap differences (``metrics.sources_vs_truth``).
+    Thresholds of fraction maps are chosen on the "val" split; masks are compared on the image the truth
+    is stored on. ``progress(n)`` is called per galaxy gathered."""
+    from segmentation.selectors import galaxy_ids_in_split
+    from segmentation.unet.metrics import sources_vs_truth as compare
+
+    if structure not in STRUCTURES:
+        raise ValueError(f"unknown structure {structure!r}; one of {', '.join(STRUCTURES)}")
+    if split not in SPLITS or split == "val":
+        raise ValueError(f"split must be train or test (thresholds come from val), got {split!r}")
+    sources = [str(s) for s in sources]
+    truth: dict[str, dict[int, Mask]] = {}  # split -> {image id: truth mask}
+    for part in ("val", split):
+        rows = (Mask.objects.filter(producer__kind=Producer.Kind.TRUTH, structure=structure, is_current=True,
+                                    galaxy_id__in=galaxy_ids_in_split(part)).select_related("galaxy"))
+        truth[part] = {m.image_id: m for m in rows}
+    masks: dict[int, list[Mask]] = {}
+    for m in Mask.objects.filter(image_id__in=[i for t in truth.values() for i in t], structure=structure,
+                                 is_current=True, producer__kind__in=sources).select_related("producer"):
+        masks.setdefault(m.image_id, []).append(m)
+    producers = {m.producer_id: m.producer for ms in masks.values() for m in ms}
+    n_kind = Counter(p.kind for p in producers.values())
+    label = {pk: p.kind if n_kind[p.kind] == 1 else f"{p.kind}: {p.name} {p.version}" for pk, p in producers.items()}
+    gathered = {}
+    for part, by_image in truth.items():
+        maps: dict[str, dict] = {name: {} for name in label.values()}
+        truths: dict[str, np.ndarray] = {}
+        n_name = Counter(t.galaxy.name for t in by_image.values())
+        for image_id, t in by_image.items():
+            key = t.galaxy.name if n_name[t.galaxy.name] == 1 else f"{t.galaxy.name} [image {image_id}]"
+            truths[key] = _small(t.fractions())
+            for m in masks.get(image_id, []):
+                f = m.fractions()
+                if f is not None:  # not asked of this source: no map
+                    maps[label[m.producer_id]][key] = _small(f)
+            if progress:
+                progress(1)
+        gathered[part] = (maps, truths)
+    (val_maps, val_truth), (test_maps, test_truth) = gathered["val"], gathered[split]
+    report = compare(val_maps, val_truth, test_maps, test_truth, n_boot=n_boot, seed=seed)
+    report.update({"structure": structure, "split": split, "threshold_split": "val", "n_boot": n_boot,
+                   "seed": seed, "computed_at": timezone.now().isoformat(timespec="seconds"),
+                   "code_version": code_version()})
+    return _json_safe(report)
 
 
 # --- transfer between installations -------------------------------------------------------------------------

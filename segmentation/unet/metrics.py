@@ -19,6 +19,10 @@ import numpy as np
 STRUCTURES = ("spiral", "bar")
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 0.951, 0.05))
 REPORT_THRESHOLDS = (0.2, 0.35, 0.5)
+# Fractions k/n come out of storage as float32, where e.g. 7/20 is 0.34999999: a pixel exactly at a threshold
+# must count as reaching it. Any k/n (n <= 255) that is not equal to a two-decimal threshold lies at least
+# 1/(100 n) > 3.9e-5 away from it, far beyond this tolerance.
+FRACTION_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -29,6 +33,11 @@ class EvalItem:
     pred: dict[str, np.ndarray]
     volunteers: dict[str, np.ndarray | None] = field(default_factory=dict)
     truth: dict[str, np.ndarray | None] = field(default_factory=dict)
+
+
+def at_least(fractions: np.ndarray, threshold: float) -> np.ndarray:
+    """Pixels whose fraction reaches ``threshold`` (>=, robust to float32 rounding of k/n)."""
+    return np.asarray(fractions) >= threshold - FRACTION_TOLERANCE
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -102,7 +111,7 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, n_boot: int = 20
 
 def ious_at(preds: Sequence[np.ndarray], refs: Sequence[np.ndarray], t_pred: float, t_ref: float) -> np.ndarray:
     """Per galaxy IoU of (pred >= t_pred) with (ref >= t_ref); NaN where both are empty."""
-    return np.array([iou(p >= t_pred, r >= t_ref) for p, r in zip(preds, refs)])
+    return np.array([iou(at_least(p, t_pred), at_least(r, t_ref)) for p, r in zip(preds, refs)])
 
 
 def _nanmean(v: np.ndarray) -> float:
@@ -235,3 +244,48 @@ def items_from_predictions(keys: Sequence[str], preds: Sequence[np.ndarray],
     truths = truths if truths is not None else [{}] * len(keys)
     return [EvalItem(k, {st: p[i] for i, st in enumerate(STRUCTURES)}, dict(v), dict(t))
             for k, p, v, t in zip(keys, preds, volunteers, truths)]
+
+
+def is_binary(maps: Sequence[np.ndarray]) -> bool:
+    """True when every map holds only 0 and 1 (a binary mask: any threshold in (0, 1] gives the same)."""
+    return all(np.all((m == 0) | (m == 1)) for m in maps)
+
+
+def sources_vs_truth(val: dict[str, dict[str, np.ndarray]], val_truth: dict[str, np.ndarray],
+                     test: dict[str, dict[str, np.ndarray]], test_truth: dict[str, np.ndarray], *,
+                     n_boot: int = 2000, seed: int = 0) -> dict:
+    """Mask IoU against the truth for several mask sources on the same galaxies, with paired differences.
+
+    ``val`` / ``test``: per source label, {galaxy key: fraction map}; ``val_truth`` / ``test_truth``:
+    {galaxy key: truth map}, a pixel being true where the truth is > 0. Each source's threshold is the one
+    with the best mean IoU on the validation galaxies (a binary source needs none); it is then applied on
+    the test galaxies. A test galaxy whose truth is empty is left out (IoU undefined, as in
+    ``quality_report``); one without a map from a source counts as missing for that source only. Every
+    pair of sources gets a paired bootstrap of the IoU difference over the galaxies both have.
+    """
+    truth_t = {k: np.asarray(v) > 0 for k, v in test_truth.items() if np.any(np.asarray(v) > 0)}
+    truth_v = {k: np.asarray(v) > 0 for k, v in val_truth.items() if np.any(np.asarray(v) > 0)}
+    per: dict[str, dict[str, float]] = {}
+    out: dict = {"n_test_truth": len(truth_t), "n_val_truth": len(truth_v), "sources": {}, "differences": []}
+    for label, maps in test.items():
+        vkeys = [k for k in truth_v if k in val.get(label, {})]
+        vmaps = [val[label][k] for k in vkeys]
+        tkeys = [k for k in truth_t if k in maps]
+        if vkeys and is_binary(vmaps) and is_binary([maps[k] for k in tkeys]):
+            threshold, how = 0.5, "binary mask"
+        elif vkeys:
+            threshold = choose_threshold(vmaps, [truth_v[k] for k in vkeys], ref_threshold=0.5)
+            how = f"best mean IoU on {len(vkeys)} validation galaxies"
+        else:
+            threshold, how = 0.5, "no validation maps: 0.5"
+        per[label] = {k: iou(at_least(maps[k], threshold), truth_t[k]) for k in tkeys}
+        out["sources"][label] = {"threshold": threshold, "threshold_from": how,
+                                 "n_missing": len(truth_t) - len(tkeys),
+                                 **bootstrap_ci(list(per[label].values()), n_boot=n_boot, seed=seed)}
+    labels = list(per)
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            common = [k for k in per[a] if k in per[b]]
+            out["differences"].append({"a": a, "b": b, **paired_bootstrap(
+                [per[a][k] for k in common], [per[b][k] for k in common], n_boot=n_boot, seed=seed)})
+    return out

@@ -187,3 +187,66 @@ def test_comparison_page_shows_versions_side_by_side_for_staff_only(survey, clie
                          {"action": "compare", "_selected_action": [a.pk, b.pk]})
     assert action.status_code == 302 and action["Location"].startswith(url)
     assert f"v={a.pk}" in action["Location"] and f"v={b.pk}" in action["Location"]
+
+
+def test_every_source_against_the_truth_side_by_side(survey, capsys, tmp_path):
+    """Crowd fractions thresholded on val, a binary arc-finder mask, two model versions as separate rows, and a
+    galaxy without an arc-finder mask: the numbers are recomputed here from the stored masks."""
+    from segmentation.models import Galaxy, Mask
+    from segmentation.selectors import galaxy_ids_in_split
+
+    finder = services.producer_get_or_create(kind="sparcfire", name="arcfinder", version="t", parameters={"a": 1})
+    models = [services.producer_get_or_create(kind="model", name=f"unet-{v}", version=v) for v in ("a", "b")]
+    split_of = {g.pk: s for s in ("val", "test") for g in Galaxy.objects.filter(pk__in=galaxy_ids_in_split(s))}
+    test_ids = [pk for pk, s in split_of.items() if s == "test"]
+    for g in Galaxy.objects.filter(pk__in=split_of):
+        im = g.images.get()
+        _, arm, _, _, _ = galaxy_maps(int(g.name[1:]))
+        left = arm.copy()
+        left[:, SIZE // 2:] = False
+        if g.pk != test_ids[0]:  # one test galaxy has no arc-finder mask
+            services.mask_store(galaxy=g, image=im, structure="spiral", producer=finder, state="marked",
+                                numerators=left.astype(np.int64), denominator=1)
+        for k, p in enumerate(models):  # "b" is the truth itself, "a" its left half as fractions 0.6
+            plane = arm if k else left
+            services.mask_store(galaxy=g, image=im, structure="spiral", producer=p, state="marked",
+                                numerators=(plane * 153).astype(np.int64), denominator=255)
+
+    report = quality.sources_vs_truth(structure="spiral", split="test", n_boot=300)
+
+    def truth_and(source_kind, producer=None):
+        out = {}
+        for m in Mask.objects.filter(structure="spiral", is_current=True, galaxy_id__in=split_of,
+                                     producer__kind=source_kind, **({"producer": producer} if producer else {})):
+            out[m.galaxy_id] = m.fractions()
+        return out
+
+    truth, crowd = truth_and("truth"), truth_and("volunteers")
+    val = [pk for pk, s in split_of.items() if s == "val"]
+    thresholds = [round(t, 2) for t in np.arange(0.05, 0.951, 0.05)]
+
+    def mean_iou(maps, ids, t):
+        v = [np.count_nonzero((maps[i] >= t) & (truth[i] > 0)) / np.count_nonzero((maps[i] >= t) | (truth[i] > 0))
+             for i in ids if i in maps]
+        return float(np.mean(v)), len(v)
+
+    t_crowd = max(thresholds, key=lambda t: mean_iou(crowd, val, t)[0])
+    assert report["sources"]["volunteers"]["threshold"] == t_crowd
+    assert report["sources"]["volunteers"]["mean"] == pytest.approx(mean_iou(crowd, test_ids, t_crowd)[0], abs=1e-6)
+    arcs = report["sources"]["sparcfire"]
+    finder_maps = truth_and("sparcfire")
+    assert arcs["threshold_from"] == "binary mask" and arcs["n_missing"] == 1 and arcs["n"] == len(test_ids) - 1
+    assert arcs["mean"] == pytest.approx(mean_iou(finder_maps, test_ids, 0.5)[0], abs=1e-6)
+    assert report["sources"]["model: unet-b b"]["mean"] == pytest.approx(1.0)
+    a = report["sources"]["model: unet-a a"]
+    assert a["mean"] == pytest.approx(arcs["mean"], abs=0.05) and a["threshold"] <= 0.6
+    d = {(x["a"], x["b"]): x for x in report["differences"]}
+    pair = d[("model: unet-b b", "sparcfire")]
+    assert pair["n"] == len(test_ids) - 1 and pair["excludes_zero"] and pair["difference"] > 0.3
+
+    out = tmp_path / "spiral.json"
+    call_command("compare_masks", "--split", "test", "--n-boot", "200", "--out", str(out))
+    text = capsys.readouterr().out
+    assert "spiral mask IoU against the truth, test split" in text and "binary" in text
+    assert "model: unet-b b - sparcfire" in text and "interval excludes 0" in text
+    assert out.exists() and "differences" in out.read_text()

@@ -71,3 +71,62 @@ def test_quality_report_puts_model_and_crowd_against_the_truth():
     assert report["structures"]["bar"]["n_test_asked"] == len([k for k in range(40) if k % 3])
     bars = report["bar_detection"]
     assert bars["recall"] == 1.0 and bars["precision"] == 1.0 and bars["tp"] == 20
+
+
+def test_sources_vs_truth_thresholds_on_val_and_pairs_sources_on_common_galaxies():
+    from segmentation.unet.metrics import sources_vs_truth
+
+    rng = np.random.default_rng(3)
+
+    def galaxy(i):
+        truth = np.zeros((20, 20))
+        truth[5:5 + 2 + i % 5, 3:17] = 1.0
+        soft = np.where(truth > 0, 0.7, 0.3) + rng.uniform(-0.05, 0.05, truth.shape)  # right only above ~0.4
+        half = truth.copy()
+        half[:, 10:] = 0  # a binary source that finds the left half of the truth
+        return truth, soft, half
+
+    val, test = {"soft": {}, "half": {}}, {"soft": {}, "half": {}, "absent": {}}
+    val_truth, test_truth = {}, {}
+    for i in range(12):
+        t, s, h = galaxy(i)
+        val_truth[f"v{i}"], val["soft"][f"v{i}"], val["half"][f"v{i}"] = t, s, h
+    for i in range(30):
+        t, s, h = galaxy(i + 100)
+        test_truth[f"t{i}"], test["soft"][f"t{i}"] = t, s
+        if i % 3:  # the binary source has no mask for every third galaxy
+            test["half"][f"t{i}"] = h
+    test_truth["empty"] = np.zeros((20, 20))  # a galaxy without the structure: IoU undefined, left out
+    test["soft"]["empty"] = np.full((20, 20), 0.2)
+
+    r = sources_vs_truth(val, val_truth, test, test_truth, n_boot=500)
+
+    assert r["n_test_truth"] == 30 and r["n_val_truth"] == 12
+    soft, half, absent = r["sources"]["soft"], r["sources"]["half"], r["sources"]["absent"]
+    assert 0.35 <= soft["threshold"] <= 0.65 and soft["threshold_from"].startswith("best mean IoU on 12")
+    assert soft["mean"] == pytest.approx(1.0) and soft["n"] == 30 and soft["n_missing"] == 0
+    assert half["threshold_from"] == "binary mask" and half["n"] == 20 and half["n_missing"] == 10
+    expected_half = [np.count_nonzero(galaxy(i + 100)[2]) / np.count_nonzero(galaxy(i + 100)[0])
+                     for i in range(30) if i % 3]
+    assert half["mean"] == pytest.approx(np.mean(expected_half))
+    assert absent["n"] == 0 and absent["mean"] is None and absent["n_missing"] == 30
+    d = {(x["a"], x["b"]): x for x in r["differences"]}
+    assert d[("soft", "half")]["n"] == 20 and d[("soft", "half")]["excludes_zero"]
+    assert d[("soft", "half")]["difference"] == pytest.approx(1.0 - np.mean(expected_half))
+    assert d[("soft", "absent")]["n"] == 0 and d[("soft", "absent")]["difference"] is None
+
+
+def test_a_fraction_exactly_at_a_threshold_reaches_it_despite_float32_rounding():
+    from segmentation import maskcodec
+    from segmentation.unet.metrics import at_least, ious_at
+
+    votes = np.array([[7, 6, 3, 2]])
+    f20 = maskcodec.decode(maskcodec.encode(votes, 20).png, 20)  # float32, 7/20 = 0.34999999
+    assert f20[0, 0] < np.float64(0.35)  # the rounding this guards against (thresholds are float64)
+    assert at_least(f20, np.float64(0.35)).tolist() == [[True, False, False, False]]
+    f15 = maskcodec.decode(maskcodec.encode(votes, 15).png, 15)
+    assert at_least(f15, 0.2).tolist() == [[True, True, True, False]]
+    assert ious_at([f20], [np.array([[1.0, 0, 0, 0]])], 0.35, 0.5).tolist() == [1.0]
+    # a fraction one vote below stays below, also out of 255
+    f255 = maskcodec.decode(maskcodec.encode(np.array([[89, 90]]), 255).png, 255)  # 0.349, 0.353
+    assert at_least(f255, 0.35).tolist() == [[False, True]]
