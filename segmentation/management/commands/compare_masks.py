@@ -26,7 +26,7 @@ class Command(BaseCommand):
         if n_boot < 100:
             raise CommandError(f"--n-boot {n_boot} is too few for a 95% interval; use at least 100")
         if not Producer.objects.filter(kind=Producer.Kind.TRUTH).exists():
-            raise CommandError("no truth masks here: this comparison needs synthetic galaxies (make_synthetic --import)")
+            raise CommandError("no truth masks here: this needs synthetic galaxies (make_synthetic --import)")
         with tqdm(desc=f"gathering {structure} masks", unit="galaxy") as bar:
             report = quality.sources_vs_truth(structure=structure, split=split, n_boot=n_boot,
                                               sources=source or quality.MASK_SOURCES, progress=bar.update)
