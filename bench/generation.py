@@ -1,10 +1,13 @@
 """Model mask generation end to end vs the raw model forward pass, in one process.
 
     .venv/bin/python bench/generation.py [--galaxies 48] [--image-px 256] [--size 128] [--repeats 5]
+        [--weights MODEL.pt] [--images 'DIR/*.png']
 
 Sets up a throw-away SQLite database and media folder (the project's settings, migrated), stores
-``--galaxies`` toy galaxy images as survey cutouts and a U-Net (resnet18, untrained unless
-``--train-epochs``) as a ModelVersion, loads one Predictor as a generation worker would (mode "auto"),
+``--galaxies`` toy galaxy images (or the first of ``--images``, e.g. a synthetic survey's stored cutouts)
+as survey cutouts and a U-Net (resnet18, untrained unless ``--train-epochs``, or a trained model file
+given with ``--weights``: trained maps compress differently from an untrained model's noise) as a
+ModelVersion, loads one Predictor as a generation worker would (mode "auto"),
 then alternates, ``--repeats`` times:
 
 - raw: ``Predictor.forward`` on the same images already preprocessed, in batches of the predictor's size;
@@ -18,6 +21,7 @@ time beyond the model goes: image load, pre/postprocessing, mask encoding + stor
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import statistics
 import sys
@@ -42,7 +46,7 @@ def setup_django(tmp: Path) -> None:
     call_command("migrate", verbosity=0)
 
 
-def make_version(config, images: list[np.ndarray], train_epochs: int):
+def make_version(config, images: list[np.ndarray], train_epochs: int, weights: Path | None = None):
     """A ModelVersion holding an untrained (or briefly trained on toy galaxies) model with calibration images."""
     import hashlib
 
@@ -53,7 +57,11 @@ def make_version(config, images: list[np.ndarray], train_epochs: int):
     from segmentation.unet.infer import calibration_images
     from segmentation.unet.model import build_model, model_bytes
 
-    if train_epochs:
+    if weights is not None:
+        from segmentation.unet.model import load_model
+
+        model, config, _ = load_model(weights)
+    elif train_epochs:
         from segmentation.unet.toy import toy_samples
         from segmentation.unet.train import train
 
@@ -82,6 +90,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--train-epochs", type=int, default=0)
+    ap.add_argument("--weights", type=Path, help="a trained model file (e.g. a ModelVersion's weights)")
+    ap.add_argument("--images", help="glob of RGB PNG/JPEG images to use instead of toy galaxies")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="generation-bench-"))
@@ -98,21 +108,34 @@ def main() -> None:
     from segmentation.unet.toy import toy_galaxy
 
     config = UNetConfig(encoder=args.encoder, **({"image_size": args.size} if args.size else {}))
+    if args.weights:
+        from segmentation.unet.model import read_bundle
+
+        config = UNetConfig.from_dict(read_bundle(args.weights)["config"])
     rng = np.random.default_rng(0)
+    files = sorted(glob.glob(args.images))[: args.galaxies] if args.images else []
+    if args.images and len(files) < args.galaxies:
+        raise SystemExit(f"--images matches {len(files)} files, fewer than --galaxies {args.galaxies}")
     images, stored = [], []
     for i in range(args.galaxies):
-        rgb = toy_galaxy(rng, args.image_px).image
+        if files:
+            from PIL import Image as PILImage
+
+            with PILImage.open(files[i]) as pil:
+                rgb = np.array(pil.convert("RGB"))
+        else:
+            rgb = toy_galaxy(rng, args.image_px).image
         g, _ = services.galaxy_upsert(name=f"bench-{i}", defaults={"ra": 10 + i * 0.1, "dec": 0.0})
         im, _ = services.image_store(galaxy=g, kind="survey_cutout", rgb=rgb)
         images.append(rgb)
         stored.append(im)
-    version, blob = make_version(config, images, args.train_epochs)
+    version, blob = make_version(config, images, args.train_epochs, args.weights)
     t0 = time.perf_counter()
     predictor = Predictor(blob, threads=args.threads, batch_size=args.batch)
     load_s = time.perf_counter() - t0
     source = Source(version, predictor)
     runtime = predictor.describe()
-    print(f"{args.galaxies} galaxies of {args.image_px} px, {config.encoder} at {config.image_size} px, "
+    print(f"{args.galaxies} galaxies of {images[0].shape[1]} px, {config.encoder} at {config.image_size} px, "
           f"mode {runtime['mode']} ({runtime['reason']}), {runtime['threads']} threads, batch {args.batch}; "
           f"predictor loaded in {load_s:.1f} s (once per worker, not timed below); data under {tmp}")
 

@@ -97,6 +97,19 @@ def preprocess(image_rgb: np.ndarray, config: UNetConfig) -> torch.Tensor:
     return (_resize(t, size)[0].float() / 255.0).clamp_(0.0, 1.0)
 
 
+def preprocess_batch(images: Sequence[np.ndarray], config: UNetConfig) -> torch.Tensor:
+    """``preprocess`` of several images as one (B, 3, S, S) tensor, identical to stacking ``preprocess`` of
+    each; images of one size are resized in one call (inference batches are usually one survey's cutouts)."""
+    arrays = [check_image(im) for im in images]
+    if not arrays:
+        raise ValueError("no images to preprocess")
+    if len({a.shape for a in arrays}) > 1:
+        return torch.stack([preprocess(a, config) for a in arrays])
+    t = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+    size = (config.image_size, config.image_size)
+    return (_resize(t, size).float() / 255.0).clamp_(0.0, 1.0)
+
+
 def preprocess_map(fractions: np.ndarray, config: UNetConfig) -> torch.Tensor:
     """(H, W) fractions -> (S, S) float32 on the network grid, resampled like the image."""
     t = torch.from_numpy(np.ascontiguousarray(fractions, dtype=np.float32))[None, None]
@@ -111,6 +124,18 @@ def postprocess(pred: torch.Tensor | np.ndarray, original_shape: tuple[int, ...]
         raise ValueError(f"expected a (C, S, S) prediction, got shape {tuple(t.shape)}")
     h, w = int(original_shape[0]), int(original_shape[1])
     return _resize(t[None], (h, w))[0].clamp(0.0, 1.0).numpy()
+
+
+def postprocess_batch(preds: torch.Tensor, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
+    """``postprocess`` of a (B, C, S, S) batch, one entry per image shape; one resize call when all
+    images share a shape."""
+    shapes = [tuple(int(v) for v in sh[:2]) for sh in shapes]
+    if len(shapes) != len(preds):
+        raise ValueError(f"{len(preds)} predictions for {len(shapes)} image shapes")
+    if len(set(shapes)) != 1:
+        return [postprocess(p, sh) for p, sh in zip(preds, shapes)]
+    out = _resize(torch.as_tensor(preds).float(), shapes[0]).clamp(0.0, 1.0).numpy()
+    return list(out)
 
 
 # --- dataset -------------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from segmentation.unet import device as dev
-from segmentation.unet.data import postprocess, preprocess
+from segmentation.unet.data import postprocess_batch, preprocess, preprocess_batch
 from segmentation.unet.model import STRUCTURES, FractionUNet, UNetConfig, load_model, read_bundle
 
 MODES = ("auto", "fp32", "reduced", "int8")
@@ -151,9 +151,8 @@ class Predictor:
         out: list[np.ndarray] = []
         for start in range(0, len(images), self.batch_size):
             chunk = images[start:start + self.batch_size]
-            batch = torch.stack([preprocess(img, self.config) for img in chunk])
-            fractions = self.forward(batch)
-            out.extend(postprocess(f, np.asarray(img).shape) for f, img in zip(fractions, chunk))
+            fractions = self.forward(preprocess_batch(chunk, self.config))
+            out.extend(postprocess_batch(fractions, [np.shape(img) for img in chunk]))
         return out
 
     def predict_one(self, image: np.ndarray) -> np.ndarray:

@@ -16,7 +16,9 @@ from segmentation.unet.data import (
     Sample,
     loss_weights,
     postprocess,
+    postprocess_batch,
     preprocess,
+    preprocess_batch,
 )
 from segmentation.unet.infer import Predictor, calibration_images, fraction_difference
 from segmentation.unet.losses import masked_loss
@@ -204,6 +206,25 @@ def test_preprocess_and_postprocess_contract():
     assert back.shape == (2, 50, 70) and np.allclose(back, 0.25)
     with pytest.raises(ValueError, match="uint8 RGB"):
         preprocess(img[..., 0], cfg)
+
+
+def test_batched_pre_and_postprocessing_equal_the_one_image_functions():
+    """Inference resizes a batch in one call; it must be bit for bit what training's per-image function gives."""
+    cfg = tiny_config()
+    rng = np.random.default_rng(2)
+    same = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(4)]
+    mixed = same[:2] + [rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)]
+    for images in (same, mixed):
+        assert torch.equal(preprocess_batch(images, cfg), torch.stack([preprocess(im, cfg) for im in images]))
+        preds = torch.rand(len(images), 2, 32, 32)
+        batched = postprocess_batch(preds, [im.shape for im in images])
+        single = [postprocess(p, im.shape) for p, im in zip(preds, images)]
+        assert all(np.array_equal(b, s) for b, s in zip(batched, single))
+        assert [b.shape for b in batched] == [(2, *im.shape[:2]) for im in images]
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        preprocess_batch([same[0], same[1][..., 0]], cfg)
+    with pytest.raises(ValueError, match="2 predictions for 3"):
+        postprocess_batch(torch.rand(2, 2, 32, 32), [im.shape for im in mixed])
 
 
 def test_predictor_outputs_fractions_at_each_image_size(tmp_path):
