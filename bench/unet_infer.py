@@ -1,11 +1,11 @@
 """U-Net inference speed: optimised CPU path vs plain fp32 eager, in one process, on trained weights.
 
     .venv/bin/python bench/unet_infer.py [--size 128] [--encoder resnet18] [--repeats 5] [--threads 2]
-        [--weights MODEL.pt --images 'DIR/*.png']
+        [--weights MODEL.pt --image-glob 'DIR/*.png']
 
 Trains a model briefly on toy galaxies (segmentation.unet.toy) so the precision check runs on trained
 weights - or loads a trained model file (``--weights``, e.g. a ModelVersion's, with its stored
-calibration images) and predicts real images (``--images``, e.g. a synthetic survey's stored cutouts) -
+calibration images) and predicts real images (``--image-glob``, e.g. a synthetic survey's stored cutouts) -
 then times, in alternating repeats: plain fp32 eager (contiguous), the default optimised path ("auto":
 bf16 + channels_last where the CPU has native bf16, else int8 calibrated on validation images),
 channels_last fp32 and bf16 autocast + channels_last. Prints the medians, the ratios against fp32 and the
@@ -45,8 +45,7 @@ def main() -> None:
     ap.add_argument("--train-epochs", type=int, default=4)
     ap.add_argument("--train-images", type=int, default=64)
     ap.add_argument("--weights", type=Path, help="a trained model file instead of the brief toy training")
-    ap.add_argument("--images", help="with --weights: glob of RGB PNG/JPEG images to predict (first --images-n)")
-    ap.add_argument("--images-n", type=int, default=16)
+    ap.add_argument("--image-glob", help="with --weights: RGB PNG/JPEG images to predict (the first --images)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -55,15 +54,15 @@ def main() -> None:
         bundle = read_bundle(args.weights)
         model, cfg, _ = load_model(bundle)
         calibration = bundle.get("calibration")
-        files = sorted(glob.glob(args.images or ""))[: args.images_n]
+        files = sorted(glob.glob(args.image_glob or ""))[: args.images]
         if not files:
-            raise SystemExit("--weights needs --images: a glob of the images to predict")
+            raise SystemExit("--weights needs --image-glob: the images to predict")
         images = []
         for f in files:
             with PILImage.open(f) as pil:
                 images.append(np.array(pil.convert("RGB")))
         print(f"trained model {args.weights} ({cfg.encoder} @ {cfg.image_size}px), {len(images)} images "
-              f"of {images[0].shape[1]} px from {args.images}", flush=True)
+              f"of {images[0].shape[1]} px from {args.image_glob}", flush=True)
     else:
         cfg = UNetConfig(encoder=args.encoder, image_size=args.size, epochs=args.train_epochs, batch_size=8)
         print(f"training {args.encoder} @ {args.size}px briefly on toy galaxies ...", flush=True)
@@ -72,10 +71,11 @@ def main() -> None:
         print(f"  val L1 {result.best_val_loss:.4f} after {result.epochs_run} epochs, "
               f"{result.images_per_s:.1f} img/s training, peak RSS {result.peak_memory_mb:.0f} MB")
         model, calibration = result.model, result.calibration
-        images = [s.image for s in toy_samples(args.images_n, 160, seed=3)]
+        images = [s.image for s in toy_samples(args.images, 160, seed=3)]
     batch = torch.stack([preprocess(img, cfg) for img in images[: args.batch]])
     modes = {"fp32 eager": ("fp32", None), "optimised (auto)": ("auto", calibration),
-             "channels_last fp32": ("auto", None), "bf16 autocast": ("reduced", None)}
+             "channels_last fp32": ("auto", None), "bf16 autocast": ("reduced", None),
+             "int8 (calibrated)": ("int8", calibration)}
     if cpu_bf16_native():
         del modes["channels_last fp32"]
     predictors = {name: Predictor(model, cfg, device="cpu", mode=mode, calibration=cal, batch_size=args.batch)
@@ -113,7 +113,7 @@ def main() -> None:
         print(f"trained weights: val L1 {first:.4f} after epoch 1 -> best {result.best_val_loss:.4f}; "
               f"the |diff| figures are on {len(images)} unseen toy galaxies")
     else:
-        print(f"the |diff| figures are on {len(images)} images of {args.images}")
+        print(f"the |diff| figures are on {len(images)} images of {args.image_glob}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,10 @@ import numpy as np
 from PIL import Image
 
 MODEL_DENOMINATOR = 255
+# zlib's run-length strategy after PNG's row filters: 10-40x faster to write than the default strategy
+# (mask encoding was the largest cost of model mask generation) and as small for crowd and binary masks;
+# see docs/masks.md for sizes. Any PNG reader decodes it; the content hash does not depend on it.
+ZLIB_RLE = 3
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ def encode(numerators: np.ndarray, denominator: int) -> EncodedMask:
     else:
         img = Image.fromarray(arr.astype(np.uint16))
     buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False, compress_level=6)
+    img.save(buf, format="PNG", optimize=False, compress_level=6, compress_type=ZLIB_RLE)
     return EncodedMask(
         png=buf.getvalue(),
         denominator=int(denominator),
