@@ -4,7 +4,8 @@ A GenerationRun covers a galaxy selection for one producer (a model version or t
 parameters). It is split into chunks; each chunk is one RQ job on the ``generation`` queue, so any number
 of workers on any number of machines share the run. Work is idempotent per galaxy: a galaxy whose
 current masks from this producer already exist on the target image is skipped, so a chunk whose worker
-died can simply run again (no mask is duplicated or lost). Masks are stored one galaxy per transaction.
+died can simply run again (no mask is duplicated or lost). A batch's masks are stored in one transaction;
+when that fails, galaxy by galaxy, so one bad galaxy fails alone with its reason.
 """
 from __future__ import annotations
 
@@ -122,23 +123,17 @@ def chunk_process(*, chunk_id: int, source_impl=None) -> GenerationChunk:
         t0 = time.perf_counter()
         outputs = impl.generate(batch)  # one entry per image: dict structure -> MaskOutput, or an Exception
         t1 = time.perf_counter()
+        ok = []
         for image, output in zip(batch, outputs):
             if isinstance(output, Exception):
                 failed += 1
                 failures.append({"galaxy": image.galaxy.name, "galaxy_id": image.galaxy_id, "reason": str(output)})
-                continue
-            try:
-                with transaction.atomic():
-                    for structure, m in output.items():
-                        services.mask_store(
-                            galaxy=image.galaxy, image=image, structure=structure, producer=run.producer,
-                            state=m.state, numerators=m.numerators, denominator=m.denominator, details=m.details,
-                        )
-                done += 1
-            except Exception as exc:  # a storage or database error fails this galaxy, not the chunk
-                log.exception("storing masks for galaxy %s failed", image.galaxy_id)
-                failed += 1
-                failures.append({"galaxy": image.galaxy.name, "galaxy_id": image.galaxy_id, "reason": repr(exc)})
+            else:
+                ok.append((image, output))
+        stored, store_failures = _store(ok, run.producer)
+        done += stored
+        failed += len(store_failures)
+        failures.extend(store_failures)
         t_model += t1 - t0
         t_store += time.perf_counter() - t1
         GenerationChunk.objects.filter(pk=chunk.pk).update(
@@ -155,6 +150,32 @@ def chunk_process(*, chunk_id: int, source_impl=None) -> GenerationChunk:
     run_update_status(run_id=run.pk)
     chunk.refresh_from_db()
     return chunk
+
+
+def _mask_inputs(image: Image, output: dict, producer) -> list:
+    return [services.MaskInput(galaxy=image.galaxy, image=image, structure=structure, producer=producer,
+                               state=m.state, numerators=m.numerators, denominator=m.denominator, details=m.details)
+            for structure, m in output.items()]
+
+
+def _store(outputs: list[tuple[Image, dict]], producer) -> tuple[int, list[dict]]:
+    """Store a batch's masks: all in one transaction, or - when that fails - galaxy by galaxy, so that a
+    storage or database error fails its galaxy (recorded with the reason), not the chunk. Returns the
+    number of galaxies stored and the failures."""
+    try:
+        services.masks_store([i for image, output in outputs for i in _mask_inputs(image, output, producer)])
+        return len(outputs), []
+    except Exception:  # find the culprit below; everything else is stored one galaxy at a time
+        log.info("storing a batch of %d galaxies at once failed; storing them one by one", len(outputs))
+    stored, failures = 0, []
+    for image, output in outputs:
+        try:
+            services.masks_store(_mask_inputs(image, output, producer))
+            stored += 1
+        except Exception as exc:
+            log.exception("storing masks for galaxy %s failed", image.galaxy_id)
+            failures.append({"galaxy": image.galaxy.name, "galaxy_id": image.galaxy_id, "reason": repr(exc)})
+    return stored, failures
 
 
 def chunk_fail(*, chunk_id: int, error: str) -> None:

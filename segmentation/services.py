@@ -140,6 +140,54 @@ class MaskResult:
 NOT_ASKED_HASH = "not-asked"
 
 
+@dataclass(frozen=True)
+class MaskInput:
+    """One mask to store (the arguments of ``mask_store``)."""
+
+    galaxy: Galaxy
+    image: Image
+    structure: str
+    producer: Producer
+    state: str
+    numerators: np.ndarray | None = None
+    denominator: int = 1
+    n_volunteers: int | None = None
+    details: dict | None = None
+    batch: ImportBatch | None = None
+
+
+def _mask_content(item: MaskInput) -> tuple[str, maskcodec.EncodedMask | None, str]:
+    """Check a mask's pixels against its state and image, encode them: (state, encoded or None, hash)."""
+    state, numerators, image = item.state, item.numerators, item.image
+    if state == Mask.State.NOT_ASKED:
+        if numerators is not None:
+            raise ValueError("a not-asked mask has no pixels")
+        return state, None, NOT_ASKED_HASH
+    if numerators is None:
+        raise ValueError(f"a mask in state {state!r} needs numerators")
+    if numerators.shape != (image.height, image.width):
+        raise ValueError(f"mask shape {numerators.shape} does not match image {image.height}x{image.width}")
+    encoded = maskcodec.encode(numerators, item.denominator)
+    has_pixels = bool(np.any(numerators))
+    if state == Mask.State.EMPTY and has_pixels:
+        raise ValueError("an EMPTY mask must have no marked pixel")
+    if state == Mask.State.MARKED and not has_pixels:
+        state = Mask.State.EMPTY
+    return state, encoded, encoded.content_hash
+
+
+def _new_mask(item: MaskInput, state: str, encoded, digest: str, current: Mask | None) -> Mask:
+    mask = Mask(
+        galaxy=item.galaxy, image=item.image, structure=item.structure, producer=item.producer, state=state,
+        denominator=encoded.denominator if encoded else 1, n_volunteers=item.n_volunteers,
+        width=encoded.width if encoded else item.image.width, height=encoded.height if encoded else item.image.height,
+        content_hash=digest, details=item.details or {}, supersedes=current, import_batch=item.batch,
+    )
+    if encoded is not None:
+        mask.data.save(f"{digest[:2]}/{digest[2:4]}/{digest}.png", ContentFile(encoded.png), save=False)
+    return mask
+
+
 def mask_store(*, galaxy: Galaxy, image: Image, structure: str, producer: Producer, state: str,
                numerators: np.ndarray | None = None, denominator: int = 1, n_volunteers: int | None = None,
                details: dict | None = None, batch: ImportBatch | None = None) -> MaskResult:
@@ -149,26 +197,8 @@ def mask_store(*, galaxy: Galaxy, image: Image, structure: str, producer: Produc
     ``state`` NOT_ASKED takes no numerators. EMPTY and MARKED take numerators on the image's grid;
     EMPTY requires them to be all zero, MARKED requires some pixel above zero.
     """
-    if state == Mask.State.NOT_ASKED:
-        if numerators is not None:
-            raise ValueError("a not-asked mask has no pixels")
-        encoded = None
-        digest, height, width = NOT_ASKED_HASH, image.height, image.width
-    else:
-        if numerators is None:
-            raise ValueError(f"a mask in state {state!r} needs numerators")
-        if numerators.shape != (image.height, image.width):
-            raise ValueError(
-                f"mask shape {numerators.shape} does not match image {image.height}x{image.width}"
-            )
-        encoded = maskcodec.encode(numerators, denominator)
-        has_pixels = bool(np.any(numerators))
-        if state == Mask.State.EMPTY and has_pixels:
-            raise ValueError("an EMPTY mask must have no marked pixel")
-        if state == Mask.State.MARKED and not has_pixels:
-            state = Mask.State.EMPTY
-        digest, height, width = encoded.content_hash, encoded.height, encoded.width
-
+    item = MaskInput(galaxy, image, structure, producer, state, numerators, denominator, n_volunteers, details, batch)
+    state, encoded, digest = _mask_content(item)
     with transaction.atomic():
         current = (
             Mask.objects.select_for_update()
@@ -179,16 +209,46 @@ def mask_store(*, galaxy: Galaxy, image: Image, structure: str, producer: Produc
             return MaskResult(current, "unchanged")
         if current is not None:
             Mask.objects.filter(pk=current.pk).update(is_current=False)
-        mask = Mask(
-            galaxy=galaxy, image=image, structure=structure, producer=producer, state=state,
-            denominator=encoded.denominator if encoded else 1, n_volunteers=n_volunteers,
-            width=width, height=height, content_hash=digest, details=details or {},
-            supersedes=current, import_batch=batch,
-        )
-        if encoded is not None:
-            mask.data.save(f"{digest[:2]}/{digest[2:4]}/{digest}.png", ContentFile(encoded.png), save=False)
+        mask = _new_mask(item, state, encoded, digest, current)
         mask.save()
     return MaskResult(mask, "replaced" if current is not None else "created")
+
+
+def masks_store(items: list[MaskInput]) -> list[MaskResult]:
+    """``mask_store`` for many masks in one transaction and a handful of queries (generation stores a batch
+    of galaxies at a time): all stored, or - on any error - none, so the caller can retry them one galaxy at
+    a time to isolate the culprit. Same rules and results as ``mask_store``, item by item; two items for the
+    same (galaxy, image, structure, producer) are refused."""
+    prepared = [(item, *_mask_content(item)) for item in items]
+    keys = [(i.galaxy.pk, i.image.pk, i.structure, i.producer.pk) for i in items]
+    if len(set(keys)) != len(keys):
+        raise ValueError("masks_store got two masks for the same galaxy, image, structure and producer")
+    if not items:
+        return []
+    with transaction.atomic():
+        rows = Mask.objects.select_for_update().filter(
+            image_id__in={k[1] for k in keys}, producer_id__in={k[3] for k in keys},
+            structure__in={k[2] for k in keys}, is_current=True)
+        current = {(m.galaxy_id, m.image_id, m.structure, m.producer_id): m for m in rows}
+        results: list[MaskResult | None] = []
+        new, superseded = [], []
+        for key, (item, state, encoded, digest) in zip(keys, prepared):
+            cur = current.get(key)
+            if cur is not None and cur.content_hash == digest and cur.state == state:
+                results.append(MaskResult(cur, "unchanged"))
+                continue
+            if cur is not None:
+                superseded.append(cur.pk)
+            new.append(_new_mask(item, state, encoded, digest, cur))
+            results.append(None)
+        if superseded:
+            Mask.objects.filter(pk__in=superseded).update(is_current=False)
+        created = iter(Mask.objects.bulk_create(new))
+        for i, r in enumerate(results):
+            if r is None:
+                mask = next(created)
+                results[i] = MaskResult(mask, "replaced" if mask.supersedes_id else "created")
+        return results
 
 
 def classifications_replace(*, galaxy: Galaxy, image: Image, structure: str, rows: list[dict],

@@ -88,3 +88,32 @@ def test_a_crashed_chunk_is_resumed_without_duplicates(galaxies, redis_conn, dja
     chunk.refresh_from_db()
     assert (chunk.done, chunk.skipped, chunk.status) == (1, 1, RunStatus.SUCCEEDED)
     assert Mask.objects.filter(producer=run.producer, is_current=True).count() == 4
+
+
+def test_a_galaxy_whose_masks_cannot_be_stored_fails_alone(galaxies):
+    """A batch is stored in one transaction; when it fails the galaxies are stored one by one, so only the
+    culprit fails (here a source that returns a mask of the wrong size for one galaxy)."""
+    from segmentation.sources import MaskOutput
+
+    good = [im for _, im in galaxies[:2]]
+    culprit = good[1]
+
+    class Source:
+        batch_size = 8
+
+        def generate(self, images):
+            out = []
+            for im in images:
+                h = im.height if im.pk != culprit.pk else im.height // 2
+                k = np.zeros((h, im.width), np.int64)
+                k[10:20, 10:20] = 1
+                out.append({s: MaskOutput("marked", k, 1, {"test": True}) for s in ("spiral", "bar")})
+            return out
+
+    run = generation.generation_start(source="sparcfire", galaxies=[im.galaxy_id for im in good], enqueue=False)
+    chunk = generation.chunk_process(chunk_id=run.chunks.get().pk, source_impl=Source())
+
+    assert (chunk.done, chunk.failed) == (1, 1)
+    assert chunk.failures[0]["galaxy"] == culprit.galaxy.name and "does not match image" in chunk.failures[0]["reason"]
+    assert Mask.objects.filter(producer=run.producer, image=good[0]).count() == 2
+    assert not Mask.objects.filter(producer=run.producer, image=culprit).exists()

@@ -61,3 +61,38 @@ def test_database_allows_one_current_mask_per_slot(slot):
 def test_shape_mismatch_is_refused(slot):
     with pytest.raises(ValueError, match="does not match image"):
         services.mask_store(**slot, state="marked", numerators=np.ones((8, 8), int), denominator=1)
+
+
+def test_many_masks_in_one_call_follow_the_same_rules(slot):
+    """masks_store: created / unchanged / replaced like mask_store, in one transaction."""
+    bar = {**slot, "structure": "bar"}
+    other_galaxy, _ = services.galaxy_upsert(name="g2", defaults={"ra": 11.0, "dec": 5.0})
+    other_image, _ = services.image_store(galaxy=other_galaxy, kind="gz3d_subject", rgb=np.ones((16, 16, 3), np.uint8))
+    other = {**slot, "galaxy": other_galaxy, "image": other_image}
+    first = services.mask_store(**slot, state="marked", numerators=counts(3), denominator=15)
+    kept = services.mask_store(**bar, state="marked", numerators=counts(2), denominator=15)
+
+    results = services.masks_store([
+        services.MaskInput(**slot, state="marked", numerators=counts(4), denominator=15),  # new content
+        services.MaskInput(**bar, state="marked", numerators=counts(2), denominator=15),  # same content
+        services.MaskInput(**other, state="marked", numerators=counts(0), denominator=15),  # nothing marked
+    ])
+
+    assert [r.status for r in results] == ["replaced", "unchanged", "created"]
+    assert results[0].mask.supersedes_id == first.mask.pk and not Mask.objects.get(pk=first.mask.pk).is_current
+    assert results[1].mask.pk == kept.mask.pk
+    assert results[2].mask.state == "empty"  # "marked" with no pixel becomes empty, as in mask_store
+    assert Mask.objects.filter(is_current=True).count() == 3
+    assert np.array_equal(Mask.objects.get(pk=results[0].mask.pk).fractions(), (counts(4) / 15).astype(np.float32))
+
+
+def test_many_masks_are_all_or_nothing(slot):
+    good = services.MaskInput(**slot, state="marked", numerators=counts(3), denominator=15)
+    bad = services.MaskInput(**{**slot, "structure": "bar"}, state="marked", numerators=np.ones((8, 8), np.int64),
+                             denominator=15)
+    with pytest.raises(ValueError, match="does not match image"):
+        services.masks_store([good, bad])
+    with pytest.raises(ValueError, match="two masks for the same"):
+        services.masks_store([good, good])
+    assert not Mask.objects.exists()
+    assert services.masks_store([]) == []
