@@ -204,21 +204,36 @@ def measure_selection(*, masks=None, source: str | None = None, structure: str |
     qs = qs.select_related("galaxy", "image", "producer").order_by("image_id", "structure", "id")
     summary = MeasureSummary()
     cache: dict = {}
-    for mask in qs.iterator(chunk_size=200):
-        try:
-            obj, status = _measure(mask, cosmology, cache)
-        except (ValueError, OSError) as exc:
-            summary.failures.append({"mask": mask.pk, "galaxy": mask.galaxy.name, "structure": mask.structure,
-                                     "reason": str(exc)})
+    # Ids first, then 200 masks at a time read in full: no read cursor stays open while results are written.
+    # (On SQLite an open cursor pins a snapshot; once another process - a worker, a training run - commits,
+    # this connection can no longer write and fails with "database is locked".)
+    ids = list(qs.values_list("pk", flat=True))
+    for start in range(0, len(ids), 200):
+        batch = {m.pk: m for m in qs.filter(pk__in=ids[start:start + 200])}
+        for pk in ids[start:start + 200]:
+            mask = batch.get(pk)
+            if mask is None:  # deleted meanwhile
+                continue
+            summary = _measure_one(mask, cosmology, cache, summary)
+            if progress:
+                progress(1)
+    return summary
+
+
+def _measure_one(mask: Mask, cosmology: CosmologyParams, cache: dict, summary: MeasureSummary) -> MeasureSummary:
+    """Measure one mask into ``summary``; a bad mask is recorded as a failure, not raised."""
+    try:
+        obj, status = _measure(mask, cosmology, cache)
+    except (ValueError, OSError) as exc:
+        summary.failures.append({"mask": mask.pk, "galaxy": mask.galaxy.name, "structure": mask.structure,
+                                 "reason": str(exc)})
+        return summary
+    setattr(summary, status, getattr(summary, status) + 1)
+    if obj is not None:
+        if obj.measured:
+            summary.measured += 1
         else:
-            setattr(summary, status, getattr(summary, status) + 1)
-            if obj is not None:
-                if obj.measured:
-                    summary.measured += 1
-                else:
-                    summary.not_measured += 1
-        if progress:
-            progress(1)
+            summary.not_measured += 1
     return summary
 
 
