@@ -305,12 +305,14 @@ MASK_SOURCES = (Producer.Kind.MODEL, Producer.Kind.VOLUNTEERS, Producer.Kind.SPA
 
 
 def sources_vs_truth(*, structure: str = "spiral", split: str = "test", sources=MASK_SOURCES,
-                     n_boot: int = 2000, seed: int = 0, progress: Callable[[int], None] | None = None) -> dict:
+                     image_kind: str = Image.Kind.SURVEY_CUTOUT, n_boot: int = 2000, seed: int = 0,
+                     progress: Callable[[int], None] | None = None) -> dict:
     """IoU against the truth of the current ``structure`` masks of every source (producer kinds; each
     producer of a kind that has several, e.g. two model versions, is its own row) on the synthetic galaxies
     of ``split``, next to each other with paired bootstrap differences (``metrics.sources_vs_truth``).
     Thresholds of fraction maps are chosen on the "val" split; masks are compared on the image the truth
-    is stored on. ``progress(n)`` is called per galaxy gathered."""
+    is stored on, of ``image_kind`` (survey cutouts by default: the images generation writes masks on).
+    ``progress(n)`` is called per galaxy gathered."""
     from segmentation.selectors import galaxy_ids_in_split
     from segmentation.unet.metrics import sources_vs_truth as compare
 
@@ -322,7 +324,8 @@ def sources_vs_truth(*, structure: str = "spiral", split: str = "test", sources=
     truth: dict[str, dict[int, Mask]] = {}  # split -> {image id: truth mask}
     for part in ("val", split):
         rows = (Mask.objects.filter(producer__kind=Producer.Kind.TRUTH, structure=structure, is_current=True,
-                                    galaxy_id__in=galaxy_ids_in_split(part)).select_related("galaxy"))
+                                    image__kind=image_kind, galaxy_id__in=galaxy_ids_in_split(part))
+                .select_related("galaxy"))
         truth[part] = {m.image_id: m for m in rows}
     masks: dict[int, list[Mask]] = {}
     for m in Mask.objects.filter(image_id__in=[i for t in truth.values() for i in t], structure=structure,
@@ -348,8 +351,8 @@ def sources_vs_truth(*, structure: str = "spiral", split: str = "test", sources=
         gathered[part] = (maps, truths)
     (val_maps, val_truth), (test_maps, test_truth) = gathered["val"], gathered[split]
     report = compare(val_maps, val_truth, test_maps, test_truth, n_boot=n_boot, seed=seed)
-    report.update({"structure": structure, "split": split, "threshold_split": "val", "n_boot": n_boot,
-                   "seed": seed, "computed_at": timezone.now().isoformat(timespec="seconds"),
+    report.update({"structure": structure, "split": split, "image_kind": str(image_kind), "threshold_split": "val",
+                   "n_boot": n_boot, "seed": seed, "computed_at": timezone.now().isoformat(timespec="seconds"),
                    "code_version": code_version()})
     return _json_safe(report)
 

@@ -271,7 +271,7 @@ def sources_vs_truth(val: dict[str, dict[str, np.ndarray]], val_truth: dict[str,
         vkeys = [k for k in truth_v if k in val.get(label, {})]
         vmaps = [val[label][k] for k in vkeys]
         tkeys = [k for k in truth_t if k in maps]
-        if vkeys and is_binary(vmaps) and is_binary([maps[k] for k in tkeys]):
+        if tkeys and is_binary(vmaps) and is_binary([maps[k] for k in tkeys]):
             threshold, how = 0.5, "binary mask"
         elif vkeys:
             threshold = choose_threshold(vmaps, [truth_v[k] for k in vkeys], ref_threshold=0.5)

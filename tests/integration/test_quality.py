@@ -247,6 +247,6 @@ def test_every_source_against_the_truth_side_by_side(survey, capsys, tmp_path):
     out = tmp_path / "spiral.json"
     call_command("compare_masks", "--split", "test", "--n-boot", "200", "--out", str(out))
     text = capsys.readouterr().out
-    assert "spiral mask IoU against the truth, test split" in text and "binary" in text
+    assert "spiral mask IoU against the truth on the survey_cutout images, test split" in text and "binary" in text
     assert "model: unet-b b - sparcfire" in text and "interval excludes 0" in text
     assert out.exists() and "differences" in out.read_text()

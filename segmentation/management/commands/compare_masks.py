@@ -19,19 +19,22 @@ class Command(BaseCommand):
         parser.add_argument("--split", choices=("test", "train"), default="test")
         parser.add_argument("--source", action="append", choices=[str(k) for k in quality.MASK_SOURCES],
                             help="mask sources (repeatable; default model, volunteers, sparcfire)")
+        parser.add_argument("--image-kind", default="survey_cutout", choices=["survey_cutout", "gz3d_subject", "other"],
+                            help="compare the masks on this image of each galaxy (default survey_cutout)")
         parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap draws (default 2000)")
         parser.add_argument("--out", help="also write the report as JSON to this file")
 
-    def handle(self, *args, structure, split, source, n_boot, out, **options):
+    def handle(self, *args, structure, split, source, image_kind, n_boot, out, **options):
         if n_boot < 100:
             raise CommandError(f"--n-boot {n_boot} is too few for a 95% interval; use at least 100")
         if not Producer.objects.filter(kind=Producer.Kind.TRUTH).exists():
             raise CommandError("no truth masks here: this needs synthetic galaxies (make_synthetic --import)")
         with tqdm(desc=f"gathering {structure} masks", unit="galaxy") as bar:
-            report = quality.sources_vs_truth(structure=structure, split=split, n_boot=n_boot,
+            report = quality.sources_vs_truth(structure=structure, split=split, n_boot=n_boot, image_kind=image_kind,
                                               sources=source or quality.MASK_SOURCES, progress=bar.update)
         w = self.stdout.write
-        w(f"{structure} mask IoU against the truth, {split} split ({report['n_test_truth']} galaxies with a true "
+        w(f"{structure} mask IoU against the truth on the {image_kind} images, {split} split "
+          f"({report['n_test_truth']} galaxies with a true "
           f"{structure}; thresholds from {report['n_val_truth']} validation galaxies)")
         w(f"  {'source':<34} {'threshold':>9}  {'mean IoU [95% CI]':<24} {'n':>5} {'missing':>7}")
         for name, r in report["sources"].items():
