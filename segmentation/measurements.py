@@ -163,11 +163,16 @@ class MeasureSummary:
 
 
 def masks_selection(*, source: str | None = None, structure: str | None = None, synthetic: str = "any",
-                    names: Iterable[str] | None = None, split: str | None = None):
+                    names: Iterable[str] | None = None, split: str | None = None, image_kind: str | None = None):
     """Current masks, optionally of one producer kind, one structure, synthetic galaxies only/excluded,
-    some galaxy names, or the galaxies of one split ("train", "val", "test": the sky-cell split training
-    uses, ``selectors.galaxy_ids_in_split``). Raises ValueError for an unknown choice."""
+    some galaxy names, the galaxies of one split ("train", "val", "test": the sky-cell split training
+    uses, ``selectors.galaxy_ids_in_split``), or on one kind of image. Raises ValueError for an unknown
+    choice."""
     qs = Mask.objects.filter(is_current=True)
+    if image_kind:
+        if image_kind not in Image.Kind.values:
+            raise ValueError(f"unknown image kind {image_kind!r}; known: {', '.join(Image.Kind.values)}")
+        qs = qs.filter(image__kind=image_kind)
     if source:
         if source not in Producer.Kind.values:
             raise ValueError(f"unknown source {source!r}; known: {', '.join(Producer.Kind.values)}")
@@ -463,7 +468,7 @@ class SourceValues:
 
 def source_values(*, structure: str, attribute: str, sources: Iterable[str] = DEFAULT_SOURCES,
                   synthetic: str = "any", names: Iterable[str] | None = None,
-                  split: str | None = None) -> dict[str, SourceValues]:
+                  split: str | None = None, image_kind: str | None = None) -> dict[str, SourceValues]:
     """Per mask source, every galaxy that has a current ``structure`` mask from any of ``sources``, with
     this source's measured ``attribute`` or the reason it has none (no mask, not asked, not measured...).
 
@@ -473,7 +478,8 @@ def source_values(*, structure: str, attribute: str, sources: Iterable[str] = DE
     version's manifest (``selectors.galaxy_ids_in_split``).
     """
     sources = list(sources)
-    masks = masks_selection(structure=structure, synthetic=synthetic, names=names, split=split)
+    masks = masks_selection(structure=structure, synthetic=synthetic, names=names, split=split,
+                            image_kind=image_kind)
     masks = (masks.filter(producer__kind__in=sources).select_related("galaxy", "image", "producer")
              .order_by("galaxy__name", "image__kind", "id"))
     by_kind: dict[str, set] = {}
@@ -522,15 +528,15 @@ def source_values(*, structure: str, attribute: str, sources: Iterable[str] = DE
 def compare_with_catalogue(*, catalogue: ExternalCatalogue | str, quantity: str, measured: str | None = None,
                            structure: str | None = None, radius_arcsec: float = 10.0,
                            sources: Iterable[str] = DEFAULT_SOURCES, synthetic: str = "any",
-                           names: Iterable[str] | None = None, split: str | None = None
-                           ) -> dict[str, AgreementReport]:
+                           names: Iterable[str] | None = None, split: str | None = None,
+                           image_kind: str | None = None) -> dict[str, AgreementReport]:
     """Agreement of a measured attribute with a catalogue quantity, per mask source.
 
     ``measured`` defaults by the quantity's unit: kpc -> ``length_kpc``, arcsec -> ``length_arcsec``,
     deg with "pitch" in the name -> ``pitch_abs``. The catalogue's ``QUANTITY_err`` is the reference
     uncertainty when mapped. Galaxies are cross-matched by sky position within ``radius_arcsec`` (arcsec);
-    every galaxy not used is in the report's ``excluded`` with the reason. ``split`` keeps one split, as in
-    ``source_values``.
+    every galaxy not used is in the report's ``excluded`` with the reason. ``split`` keeps one split and
+    ``image_kind`` the masks on one kind of image, as in ``source_values``.
     """
     from segmentation.measure.agreement import CatalogueRow, MeasuredSource, agreement_report, pair_with_catalogue
 
@@ -557,7 +563,7 @@ def compare_with_catalogue(*, catalogue: ExternalCatalogue | str, quantity: str,
                          err=e.values.get(f"{quantity}_err")) for e in catalogue.entries.all().order_by("key")]
     reports = {}
     for label, sv in source_values(structure=structure, attribute=measured, sources=sources,
-                                   synthetic=synthetic, names=names, split=split).items():
+                                   synthetic=synthetic, names=names, split=split, image_kind=image_kind).items():
         srcs = [MeasuredSource(key=k, ra=sv.positions[k][0], dec=sv.positions[k][1], value=v, err=e, reason=r)
                 for k, (v, e, r) in sv.values.items()]
         pairs = pair_with_catalogue(srcs, rows, radius_arcsec=radius_arcsec)
@@ -577,13 +583,15 @@ TRUTH_QUANTITIES = {
 
 def compare_with_truth(*, quantity: str = "bar_length_kpc", sources: Iterable[str] = DEFAULT_SOURCES,
                        names: Iterable[str] | None = None, split: str | None = None,
-                       min_arm_contrast: float | None = None) -> dict[str, AgreementReport]:
+                       min_arm_contrast: float | None = None,
+                       image_kind: str | None = None) -> dict[str, AgreementReport]:
     """Agreement of a measured quantity with synthetic galaxies' truth (``Galaxy.truth``), per mask source.
 
     ``quantity``: one of ``TRUTH_QUANTITIES`` (bar lengths in kpc or arcsec, |pitch| in deg). For pitch,
     ``min_arm_contrast`` leaves out galaxies whose true mean arm contrast (``truth["arm_contrast"]``) is
     below it, with that reason. Only synthetic galaxies take part; ``split`` (e.g. "test") keeps one split
-    (the sky-cell split of training, as in ``source_values``).
+    (the sky-cell split of training, as in ``source_values``); ``image_kind`` keeps the masks on one kind of
+    image (a galaxy with masks on two images otherwise counts once per image).
     """
     from segmentation.measure.agreement import agreement_report, pair_with_truth
 
@@ -592,7 +600,7 @@ def compare_with_truth(*, quantity: str = "bar_length_kpc", sources: Iterable[st
     structure, attribute, truth_key, unit = TRUTH_QUANTITIES[quantity]
     reports = {}
     for label, sv in source_values(structure=structure, attribute=attribute, sources=sources,
-                                   synthetic="only", names=names, split=split).items():
+                                   synthetic="only", names=names, split=split, image_kind=image_kind).items():
         truth, values = {}, dict(sv.values)
         for key, g in sv.galaxies.items():
             t = g.truth or {}
@@ -624,11 +632,11 @@ class ChiralityReport:
 
 
 def chirality_with_truth(*, sources: Iterable[str] = DEFAULT_SOURCES, names: Iterable[str] | None = None,
-                         split: str | None = None) -> dict[str, ChiralityReport]:
+                         split: str | None = None, image_kind: str | None = None) -> dict[str, ChiralityReport]:
     """Measured spiral chirality (S/Z) against ``truth["chirality"]`` of synthetic galaxies, per source."""
     reports = {}
     for label, sv in source_values(structure="spiral", attribute="chirality", sources=sources,
-                                   synthetic="only", names=names, split=split).items():
+                                   synthetic="only", names=names, split=split, image_kind=image_kind).items():
         rep = ChiralityReport(source=label)
         for key, (value, _, reason) in sv.values.items():
             true = (sv.galaxies[key].truth or {}).get("chirality")

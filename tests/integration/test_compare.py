@@ -215,3 +215,27 @@ def test_truth_comparison_per_source(db, tmp_path):
     assert chir_rows["volunteers"]["n_agree"] == "4" and chir_rows["model"]["n"] == "0"
     assert (tmp_path / "t" / "truth_bar_length_kpc_scatter.png").read_bytes().startswith(b"\x89PNG")
     assert "chirality volunteers: 4 of 4 agree with the truth" in out.getvalue()
+
+
+def test_truth_comparison_on_one_image_kind(db, tmp_path):
+    """A galaxy with a bar mask on its survey cutout and on its GZ3D subject image counts once per image,
+    unless the comparison keeps one kind of image."""
+    model = producer("model")
+    g, cutout = galaxy_with_image("K0", redshift=0.05, axis_ratio=1.0, position_angle=0.0, synthetic=True,
+                                  truth={"bar_length_kpc": 5.0})
+    _, subject = galaxy_with_image("K0", redshift=0.05, synthetic=True, truth={"bar_length_kpc": 5.0},
+                                   kind="gz3d_subject")
+    store_bar(g, cutout, model, slice(30, 34), slice(7, 37))
+    store_bar(g, subject, model, slice(30, 34), slice(7, 47))
+    measurements.measure_selection()
+
+    both = measurements.compare_with_truth(quantity="bar_length_kpc")["model"]
+    assert {p["key"] for p in both.points} == {"K0 [survey_cutout]", "K0 [gz3d_subject]"}
+    one = measurements.compare_with_truth(quantity="bar_length_kpc", image_kind="survey_cutout")["model"]
+    assert [p["key"] for p in one.points] == ["K0"] and one.points[0]["measured"] == pytest.approx(kpc(30, 0.05))
+    with pytest.raises(ValueError, match="unknown image kind"):
+        measurements.compare_with_truth(quantity="bar_length_kpc", image_kind="hexagon")
+    call_command("compare_measurements", "--truth", "--image-kind", "gz3d_subject", "--out", str(tmp_path),
+                 stdout=io.StringIO())
+    rows = {r["source"]: r for r in read_csv(tmp_path / "truth_bar_length_kpc_agreement.csv")}
+    assert rows["model"]["n"] == "1"

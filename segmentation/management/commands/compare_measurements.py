@@ -32,34 +32,37 @@ class Command(BaseCommand):
         parser.add_argument("--split", choices=SPLITS,
                             help="Only galaxies of this split: the sky-cell split training uses and records in "
                                  "each model version's manifest (segmentation/splits.py).")
+        parser.add_argument("--image-kind", choices=["survey_cutout", "gz3d_subject", "other"],
+                            help="Only masks on this kind of image (default: all; a galaxy with masks on two "
+                                 "images then counts once per image).")
         parser.add_argument("--out", required=True, help="Directory for the report files.")
 
     def handle(self, *args, catalogue, truth, quantity, measured, radius, source, synthetic, min_arm_contrast,
-               split, out, **options):
+               split, image_kind, out, **options):
         sources = source or list(measurements.DEFAULT_SOURCES)
         if radius <= 0:
             raise CommandError(f"--radius must be a positive number of arcsec, got {radius}")
         try:
             if truth:
-                self._truth(sources, min_arm_contrast, split, Path(out))
+                self._truth(sources, min_arm_contrast, split, image_kind, Path(out))
             else:
                 if not quantity:
                     raise CommandError("--catalogue needs --quantity (a quantity mapped at import)")
                 reports = measurements.compare_with_catalogue(
                     catalogue=catalogue, quantity=quantity, measured=measured, radius_arcsec=radius,
-                    sources=sources, synthetic=synthetic, split=split)
+                    sources=sources, synthetic=synthetic, split=split, image_kind=image_kind)
                 stem = f"{catalogue}_{quantity}".replace("/", "_").replace(" ", "_")
                 self._write(reports, Path(out), stem, f"{quantity}: {catalogue}")
         except ValueError as exc:
             raise CommandError(str(exc)) from None
 
-    def _truth(self, sources, min_arm_contrast, split, out: Path):
+    def _truth(self, sources, min_arm_contrast, split, image_kind, out: Path):
         for quantity in ("bar_length_kpc", "bar_length_deprojected_kpc", "pitch_abs"):
             reports = measurements.compare_with_truth(
-                quantity=quantity, sources=sources, split=split,
+                quantity=quantity, sources=sources, split=split, image_kind=image_kind,
                 min_arm_contrast=min_arm_contrast if quantity == "pitch_abs" else None)
             self._write(reports, out, f"truth_{quantity}", f"{quantity} against the synthetic truth")
-        chir = measurements.chirality_with_truth(sources=sources, split=split)
+        chir = measurements.chirality_with_truth(sources=sources, split=split, image_kind=image_kind)
         out.mkdir(parents=True, exist_ok=True)
         with (out / "truth_chirality.csv").open("w", newline="") as fh:
             w = csv.writer(fh)
