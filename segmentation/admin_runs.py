@@ -164,7 +164,9 @@ class TrainingForm(forms.Form):
     batch_size = forms.IntegerField(min_value=1, max_value=1024, initial=16)
     learning_rate = forms.FloatField(min_value=1e-6, max_value=1.0, initial=1e-3)
     loss = forms.ChoiceField(
-        choices=[("l1", "L1 (the study's choice)"), ("mse", "MSE"), ("bce", "BCE on soft targets")]
+        choices=[("bce", "BCE on soft targets"), ("l1", "L1 (the study's choice)"), ("mse", "MSE")],
+        initial="bce",  # UNetConfig.loss (not imported here: it would load torch into every web process)
+        help_text="BCE by default: with L1 the bar channel stopped learning (docs/unet.md).",
     )
     galaxies = forms.ChoiceField(
         choices=[("any", "all labelled galaxies"), ("only", "synthetic only"), ("exclude", "real only")]

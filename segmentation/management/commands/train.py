@@ -3,6 +3,7 @@ from tqdm import tqdm
 
 from segmentation import training
 from segmentation.models import TrainingRun
+from segmentation.unet.model import UNetConfig
 
 
 class Command(BaseCommand):
@@ -15,7 +16,8 @@ class Command(BaseCommand):
         parser.add_argument("--epochs", type=int, default=30)
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--learning-rate", type=float, default=1e-3)
-        parser.add_argument("--loss", choices=["l1", "mse", "bce"], default="l1")
+        parser.add_argument("--loss", choices=["l1", "mse", "bce"], default=UNetConfig.loss,
+                            help=f"default {UNetConfig.loss} (docs/unet.md: why not the study's l1)")
         parser.add_argument("--patience", type=int, default=10)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--empty-bar-teaches-no-bar", action="store_true")
