@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 
 from segmentation import generation, training
 from segmentation.models import Galaxy, GenerationRun, Image, ModelVersion, RunStatus, TrainingRun
+from segmentation.selectors import galaxy_ids_in_split
 
 STATUS_COLOURS = {
     "queued": "#6b7280",
@@ -251,6 +252,10 @@ class GenerationForm(forms.Form):
     galaxies = forms.ChoiceField(
         choices=[("any", "all galaxies"), ("only", "synthetic only"), ("exclude", "real only")]
     )
+    split = forms.ChoiceField(
+        choices=[("", "all splits"), ("train", "train"), ("val", "val"), ("test", "test")], required=False,
+        help_text="Only the galaxies of this split (the sky-cell split training uses and records per model version).",
+    )
     names = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
@@ -301,17 +306,19 @@ class GenerationRunAdmin(RunAdminMixin, admin.ModelAdmin):
             names = [n.strip() for n in d["names"].splitlines() if n.strip()]
             if names:
                 galaxies = galaxies.filter(name__in=names)
+            ids = (galaxy_ids_in_split(d["split"], galaxies) if d["split"]
+                   else list(galaxies.values_list("pk", flat=True)))
             version = d["model_version"] or ModelVersion.objects.filter(is_active=True).first()
             try:
                 if d["source"] == "model" and version is None:
                     raise ValueError("no model version: train one first, or choose one")
                 run = generation.generation_start(
                     source=d["source"],
-                    galaxies=list(galaxies.values_list("pk", flat=True)),
+                    galaxies=ids,
                     model_version=version if d["source"] == "model" else None,
                     image_kind=d["image_kind"],
                     chunk_size=d["chunk_size"],
-                    selection={"galaxies": d["galaxies"], "names": names},
+                    selection={"galaxies": d["galaxies"], "names": names, "split": d["split"] or None},
                     requested_by=request.user.username,
                 )
             except ValueError as exc:

@@ -41,6 +41,24 @@ def test_staff_start_generation_from_the_admin_and_watch_it(staff, galaxies, red
     assert run.cancel_requested and run.status == RunStatus.CANCELLED
 
 
+def test_generation_from_the_admin_for_one_split(staff, galaxies, redis_conn, django_capture_on_commit_callbacks):
+    from segmentation.models import Galaxy
+    from segmentation.splits import split_for
+
+    by_split = {}
+    for g in Galaxy.objects.all():
+        by_split.setdefault(split_for(g.ra, g.dec, name=g.name), set()).add(g.pk)
+    split, expected = max(by_split.items(), key=lambda kv: len(kv[1]))
+    assert len(expected) < 5  # the fixture's galaxies fall in more than one split
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(reverse("admin:segmentation_generationrun_add"),
+                              {"source": "sparcfire", "galaxies": "any", "split": split, "names": "",
+                               "image_kind": "survey_cutout", "chunk_size": 10})
+    run = GenerationRun.objects.get()
+    assert response.status_code == 302 and run.total == len(expected) and run.selection["split"] == split
+    assert {g for c in run.chunks.all() for g in c.galaxy_ids} == expected
+
+
 def test_model_generation_without_a_model_is_refused_with_a_reason(staff, galaxies):
     response = staff.post(reverse("admin:segmentation_generationrun_add"),
                           {"source": "model", "galaxies": "any", "image_kind": "survey_cutout", "chunk_size": 2})
