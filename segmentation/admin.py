@@ -220,9 +220,21 @@ class ImageAdmin(ReadOnlyAdmin):
     list_filter = ("kind", origin_filter("galaxy__synthetic"))
     list_select_related = ("galaxy",)
     search_fields = galaxy_search_fields("galaxy__")
-    fields = ("preview", "galaxy_link", "origin", "kind", "size", "pixel_scale", "bands", "file", "raw",
-              "wcs_header_display", "content_hash", "import_batch_link", "created_at")
-    readonly_fields = ("preview", "galaxy_link", "origin", "size", "wcs_header_display", "import_batch_link")
+    fields = ("preview", "galaxy_link", "origin", "kind", "size", "pixel_scale", "bands", "file_display",
+              "raw_display", "wcs_header_display", "content_hash", "import_batch_link", "created_at")
+    readonly_fields = ("preview", "galaxy_link", "origin", "size", "file_display", "raw_display",
+                       "wcs_header_display", "import_batch_link")
+
+    # Stored files are shown by name with a link to the site's own rendering, never as storage URLs: the
+    # site does not serve MEDIA_ROOT, and on S3 a storage URL would be a signed link to the bucket.
+    @admin.display(description="file")
+    def file_display(self, obj):
+        url = reverse("segmentation:image-png", args=[obj.pk])
+        return format_html('<a href="{}">{}</a> (through the site)', url, obj.file.name)
+
+    @admin.display(description="raw")
+    def raw_display(self, obj):
+        return obj.raw.name if obj.raw else "—"
 
     @admin.display(description="")
     def thumbnail(self, obj):
@@ -269,10 +281,17 @@ class MaskAdmin(ReadOnlyAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("image")
     fields = ("preview", "galaxy_link", "origin", "image_link", "structure", "producer_link", "state_display",
-              "is_current", "n_volunteers", "denominator", "width", "height", "content_hash", "data",
+              "is_current", "n_volunteers", "denominator", "width", "height", "content_hash", "data_display",
               "supersedes_link", "import_batch_link", "details_display", "created_at")
     readonly_fields = ("preview", "galaxy_link", "origin", "image_link", "producer_link", "state_display",
-                       "supersedes_link", "import_batch_link", "details_display")
+                       "data_display", "supersedes_link", "import_batch_link", "details_display")
+
+    @admin.display(description="data")
+    def data_display(self, obj):  # by name and through the site, never a storage URL (see ImageAdmin)
+        if not obj.data:
+            return "—"
+        url = reverse("segmentation:mask-png", args=[obj.pk])
+        return format_html('<a href="{}">{}</a> (through the site)', url, obj.data.name)
 
     @admin.display(description="overlay")
     def preview(self, obj):

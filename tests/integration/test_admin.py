@@ -376,8 +376,13 @@ def test_image_and_mask_pages_preview_with_the_rendering_endpoints(client, users
     html = client.get(reverse("admin:segmentation_mask_change", args=[mask.pk])).content.decode()
     assert f"/segmentation/mask/{mask.pk}.png?size=256" in html
     assert f"/admin/segmentation/galaxy/{data.galaxy.pk}/change/?mask={mask.pk}" in html
-    html = client.get(reverse("admin:segmentation_image_change", args=[data.image.pk])).content.decode()
-    assert f"/segmentation/image/{data.image.pk}.png?stretch=colour&amp;size=256" in html
+    assert f'<a href="/segmentation/mask/{mask.pk}.png">{mask.data.name}</a>' in html
+    html_image = client.get(reverse("admin:segmentation_image_change", args=[data.image.pk])).content.decode()
+    assert f"/segmentation/image/{data.image.pk}.png?stretch=colour&amp;size=256" in html_image
+    assert f'<a href="/segmentation/image/{data.image.pk}.png">{data.image.file.name}</a>' in html_image
+    # stored files appear by name and through the site's views, never as storage (MEDIA_URL) links
+    for page in (html, html_image):
+        assert 'href="/media/' not in page and "/media/" + mask.data.name not in page
     assert Image.objects.count() == 1
 
 
