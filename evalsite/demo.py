@@ -2,12 +2,14 @@
 
 Every step checks what is already there, so running it on each start is safe. The heavy part runs as a
 background job (``demo_pipeline`` on the ``training`` queue) so the site is usable at once and the admin
-shows its progress: train the demo model, generate model masks, wait for the arc-finder masks (their
-chunks run on the ``generation`` queue meanwhile), then open a demo study and add the demo rater to it.
+shows its progress: train the demo model, generate model masks, evaluate the model on its test split,
+wait for the arc-finder masks (their chunks run on the ``generation`` queue meanwhile), then open a demo
+study and add the demo rater to it.
 """
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from pathlib import Path
@@ -105,6 +107,7 @@ def demo_pipeline(training_run_id: int, wait_seconds: int = 3600) -> str:
                                       requested_by="demo", enqueue=False)
     for chunk in gen.chunks.order_by("index"):
         generation.chunk_process(chunk_id=chunk.pk)
+    _evaluate(version)
     deadline = time.monotonic() + wait_seconds
     while GenerationRun.objects.filter(source="sparcfire", status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
         if time.monotonic() > deadline:
@@ -112,6 +115,17 @@ def demo_pipeline(training_run_id: int, wait_seconds: int = 3600) -> str:
         time.sleep(5)
     study = ensure_demo_study(version)
     return f"demo study {study.pk} {study.state}"
+
+
+def _evaluate(version) -> None:
+    """The demo model's quality report on its test split (from the masks just stored; no target): shown on
+    the model versions' comparison page. A failure is logged, never stops the demo."""
+    from segmentation import quality
+
+    try:
+        quality.evaluate_version(version=version, n_boot=1000)
+    except Exception:
+        logging.getLogger(__name__).exception("evaluating the demo model %s failed", version.name)
 
 
 def ensure_demo_study(version):
