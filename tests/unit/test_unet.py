@@ -72,9 +72,10 @@ def test_loss_weights_follow_the_masking_rules():
     marked = np.zeros((8, 8), np.float32)
     marked[2, 2] = 0.5
     empty = np.zeros((8, 8), np.float32)
-    default = tiny_config()
-    assert loss_weights(Sample(img, spiral=marked, bar=None), default).tolist() == [1, 0]
-    assert loss_weights(Sample(img, spiral=empty, bar=empty), default).tolist() == [1, 0]  # study: empty bar out
+    study = tiny_config(empty_bar_teaches_no_bar=False)
+    assert loss_weights(Sample(img, spiral=marked, bar=None), study).tolist() == [1, 0]
+    assert loss_weights(Sample(img, spiral=empty, bar=empty), study).tolist() == [1, 0]  # study: empty bar out
+    assert loss_weights(Sample(img, spiral=empty, bar=empty), tiny_config()).tolist() == [1, 1]  # our default
     teach = tiny_config(empty_bar_teaches_no_bar=True, empty_spiral_teaches_no_spiral=False)
     assert loss_weights(Sample(img, spiral=empty, bar=empty), teach).tolist() == [0, 1]
     assert loss_weights(Sample(img, spiral=None, bar=marked), teach).tolist() == [0, 1]

@@ -1,3 +1,5 @@
+import argparse
+
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -20,7 +22,10 @@ class Command(BaseCommand):
                             help=f"default {UNetConfig.loss} (docs/unet.md: why not the study's l1)")
         parser.add_argument("--patience", type=int, default=10)
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--empty-bar-teaches-no-bar", action="store_true")
+        parser.add_argument("--empty-bar-teaches-no-bar", action=argparse.BooleanOptionalAction,
+                            default=UNetConfig.empty_bar_teaches_no_bar,
+                            help="asked-but-empty bar maps teach 'no bar' (default; --no-... leaves them out of "
+                                 "the loss, as the study did)")
         parser.add_argument("--synthetic", choices=["only", "exclude", "any"], default="any")
         parser.add_argument("--limit", type=int, help="at most this many galaxies (for quick trials)")
         parser.add_argument("--image-kind", default="survey_cutout", choices=["survey_cutout", "gz3d_subject", "other"])
