@@ -107,7 +107,7 @@ def main() -> None:
               f"{statistics.median(end_to_end[name]):14.1f} {statistics.median(re):6.2f}  "
               f"{min(rf):5.2f} - {max(rf):5.2f}          {d['p50']:.5f} / {d['p99']:.5f} / {d['max']:.5f}")
     print(f"(medians of {args.repeats} alternating repeats, batch {args.batch}, {args.threads} threads, "
-          f"{args.size}px; target: optimised >= 2.5x fp32 with p99 |diff| <= 0.02)")
+          f"{cfg.image_size}px; target: optimised >= 2.5x fp32 with p99 |diff| <= 0.02)")
     if result is not None:
         first = result.history[0]["val_loss"] if result.history else float("nan")
         print(f"trained weights: val L1 {first:.4f} after epoch 1 -> best {result.best_val_loss:.4f}; "

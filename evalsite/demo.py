@@ -28,7 +28,7 @@ DEMO_SIZE = 256
 DEMO_STUDY = "Demo study (synthetic galaxies)"
 # Small and fast (docs/unet.md has the measurements): segmentation.unet.model.demo_config's schedule, and a
 # time budget so the first start's training ends within 10 minutes on 2 CPU cores.
-DEMO_TRAINING = {"epochs": 20, "patience": 6, "batch_size": 16}
+DEMO_TRAINING = {"image_size": 128, "epochs": 20, "patience": 6, "batch_size": 16}
 DEMO_TIME_BUDGET_S = 540
 DEMO_SELECTION = {"synthetic": True, "image_kind": "survey_cutout"}
 

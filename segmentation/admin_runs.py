@@ -159,7 +159,7 @@ class RunAdminMixin:
 class TrainingForm(forms.Form):
     encoder = forms.ChoiceField(choices=[(e, e) for e in ("resnet18", "resnet34", "efficientnet-b0", "mobilenet_v2")])
     image_size = forms.TypedChoiceField(
-        coerce=int, choices=[(s, f"{s} px") for s in (64, 96, 128, 160, 192, 224, 256)], initial=128
+        coerce=int, choices=[(s, f"{s} px") for s in (64, 96, 128, 160, 192, 224, 256)], initial=192
     )
     epochs = forms.IntegerField(min_value=1, max_value=1000, initial=30)
     batch_size = forms.IntegerField(min_value=1, max_value=1024, initial=16)

@@ -14,7 +14,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--encoder", default="resnet18")
-        parser.add_argument("--image-size", type=int, default=128, help="network input size, px (multiple of 32)")
+        parser.add_argument("--image-size", type=int, default=UNetConfig.image_size,
+                            help=f"network input size, px (multiple of 32; default {UNetConfig.image_size})")
         parser.add_argument("--epochs", type=int, default=30)
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--learning-rate", type=float, default=1e-3)
