@@ -22,9 +22,9 @@ import numpy as np
 from PIL import Image
 
 MODEL_DENOMINATOR = 255
-# zlib's run-length strategy after PNG's row filters: 10-40x faster to write than the default strategy
-# (mask encoding was the largest cost of model mask generation) and as small for crowd and binary masks;
-# see docs/masks.md for sizes. Any PNG reader decodes it; the content hash does not depend on it.
+# zlib's run-length strategy after PNG's row filters: 2-40x faster to write than the default strategy (mask
+# encoding was the largest cost of model mask generation), and on real masks a few % smaller; sizes in
+# docs/model-quality.md. Any PNG reader decodes it; the content hash does not depend on it.
 ZLIB_RLE = 3
 
 
