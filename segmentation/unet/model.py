@@ -119,7 +119,7 @@ def demo_config(**changes) -> UNetConfig:
     """The demo model (small, fast): the default resnet18 encoder and slim decoder at 128 px instead of the
     default 192 px (2.2x fewer pixels), with a short schedule. Pair it with
     ``train(..., time_budget_s=540)`` to stay inside the 10-minute first start."""
-    return UNetConfig(**{"image_size": 128, "epochs": 20, "patience": 6, "batch_size": 16, **changes})
+    return UNetConfig(**{"image_size": 128, "epochs": 60, "patience": 10, "batch_size": 16, **changes})
 
 
 class FractionUNet(nn.Module):
