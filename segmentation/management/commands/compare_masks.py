@@ -36,11 +36,12 @@ class Command(BaseCommand):
         w(f"{structure} mask IoU against the truth on the {image_kind} images, {split} split "
           f"({report['n_test_truth']} galaxies with a true "
           f"{structure}; thresholds from {report['n_val_truth']} validation galaxies)")
-        w(f"  {'source':<34} {'threshold':>9}  {'mean IoU [95% CI]':<24} {'n':>5} {'missing':>7}")
+        width = max([len("source"), *map(len, report["sources"])])
+        w(f"  {'source':<{width}} {'threshold':>9}  {'mean IoU [95% CI]':<24} {'n':>5} {'missing':>7}")
         for name, r in report["sources"].items():
             ci = "—" if r["mean"] is None else f"{r['mean']:.3f} [{r['low']:.3f}, {r['high']:.3f}]"
             t = "binary" if r["threshold_from"] == "binary mask" else f"{r['threshold']:.2f}"
-            w(f"  {name:<34} {t:>9}  {ci:<24} {r['n']:>5} {r['n_missing']:>7}")
+            w(f"  {name:<{width}} {t:>9}  {ci:<24} {r['n']:>5} {r['n_missing']:>7}")
         if report["differences"]:
             w("paired differences (a - b, galaxies both have):")
             for d in report["differences"]:
