@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from segmentation import generation, training
 from segmentation.models import Galaxy, GenerationRun, Image, ModelVersion, RunStatus, TrainingRun
-from segmentation.selectors import galaxy_ids_in_split
+from segmentation.selectors import galaxy_ids
 
 STATUS_COLOURS = {
     "queued": "#6b7280",
@@ -306,8 +306,7 @@ class GenerationRunAdmin(RunAdminMixin, admin.ModelAdmin):
             names = [n.strip() for n in d["names"].splitlines() if n.strip()]
             if names:
                 galaxies = galaxies.filter(name__in=names)
-            ids = (galaxy_ids_in_split(d["split"], galaxies) if d["split"]
-                   else list(galaxies.values_list("pk", flat=True)))
+            ids = galaxy_ids(galaxies, d["split"] or None)
             version = d["model_version"] or ModelVersion.objects.filter(is_active=True).first()
             try:
                 if d["source"] == "model" and version is None:

@@ -219,27 +219,26 @@ def measure_selection(*, masks=None, source: str | None = None, structure: str |
             mask = batch.get(pk)
             if mask is None:  # deleted meanwhile
                 continue
-            summary = _measure_one(mask, cosmology, cache, summary)
+            _measure_one(mask, cosmology, cache, summary)
             if progress:
                 progress(1)
     return summary
 
 
-def _measure_one(mask: Mask, cosmology: CosmologyParams, cache: dict, summary: MeasureSummary) -> MeasureSummary:
-    """Measure one mask into ``summary``; a bad mask is recorded as a failure, not raised."""
+def _measure_one(mask: Mask, cosmology: CosmologyParams, cache: dict, summary: MeasureSummary) -> None:
+    """Measure one mask and count it in ``summary``; a bad mask is recorded as a failure, not raised."""
     try:
         obj, status = _measure(mask, cosmology, cache)
     except (ValueError, OSError) as exc:
         summary.failures.append({"mask": mask.pk, "galaxy": mask.galaxy.name, "structure": mask.structure,
                                  "reason": str(exc)})
-        return summary
+        return
     setattr(summary, status, getattr(summary, status) + 1)
     if obj is not None:
         if obj.measured:
             summary.measured += 1
         else:
             summary.not_measured += 1
-    return summary
 
 
 # --- reading back -------------------------------------------------------------------------------------

@@ -47,3 +47,8 @@ def galaxy_ids_in_split(split: str, galaxies=None) -> list[int]:
         raise ValueError(f"unknown split {split!r}; one of {', '.join(SPLITS)}")
     rows = (galaxies if galaxies is not None else Galaxy.objects.all()).values_list("pk", "ra", "dec", "name")
     return [pk for pk, ra, dec, name in rows.iterator(chunk_size=2000) if split_for(ra, dec, name=name) == split]
+
+
+def galaxy_ids(galaxies, split: str | None = None) -> list[int]:
+    """Ids of the ``galaxies`` queryset, or of those of them in ``split`` when one is given."""
+    return galaxy_ids_in_split(split, galaxies) if split else list(galaxies.values_list("pk", flat=True))

@@ -4,8 +4,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from segmentation import measurements
+from segmentation.management.commands._options import add_split_argument
 from segmentation.models import Producer
-from segmentation.splits import SPLITS
 
 
 class Command(BaseCommand):
@@ -29,9 +29,7 @@ class Command(BaseCommand):
                             help="With --catalogue: synthetic galaxies only, excluded, or any.")
         parser.add_argument("--min-arm-contrast", type=float, default=None,
                             help="With --truth: pitch only for galaxies whose true arm contrast is at least this.")
-        parser.add_argument("--split", choices=SPLITS,
-                            help="Only galaxies of this split: the sky-cell split training uses and records in "
-                                 "each model version's manifest (segmentation/splits.py).")
+        add_split_argument(parser)
         parser.add_argument("--image-kind", choices=["survey_cutout", "gz3d_subject", "other"],
                             help="Only masks on this kind of image (default: all; a galaxy with masks on two "
                                  "images then counts once per image).")

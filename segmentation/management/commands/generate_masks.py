@@ -2,9 +2,9 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from segmentation import generation
+from segmentation.management.commands._options import add_split_argument
 from segmentation.models import Galaxy, GenerationRun, ModelVersion
-from segmentation.selectors import galaxy_ids_in_split
-from segmentation.splits import SPLITS
+from segmentation.selectors import galaxy_ids
 
 
 class Command(BaseCommand):
@@ -17,9 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--model-version", help="name of the model version (default: the active one)")
         parser.add_argument("--names", nargs="+", help="only these galaxies")
         parser.add_argument("--synthetic", choices=["only", "exclude", "any"], default="any")
-        parser.add_argument("--split", choices=SPLITS,
-                            help="only galaxies of this split: the sky-cell split training uses and records in "
-                                 "each model version's manifest (segmentation/splits.py)")
+        add_split_argument(parser)
         parser.add_argument("--image-kind", default="survey_cutout", choices=["survey_cutout", "gz3d_subject", "other"])
         parser.add_argument("--chunk-size", type=int, default=generation.DEFAULT_CHUNK_SIZE)
         parser.add_argument("--enqueue", action="store_true", help="enqueue the chunks instead of running here")
@@ -47,7 +45,7 @@ class Command(BaseCommand):
                 raise CommandError(f"unknown galaxies: {', '.join(sorted(missing))}")
         if o["synthetic"] != "any":
             galaxies = galaxies.filter(synthetic=o["synthetic"] == "only")
-        ids = galaxy_ids_in_split(o["split"], galaxies) if o["split"] else list(galaxies.values_list("pk", flat=True))
+        ids = galaxy_ids(galaxies, o["split"])
         try:
             run = generation.generation_start(
                 source=o["source"], galaxies=ids, model_version=version,

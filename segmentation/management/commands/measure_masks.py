@@ -2,9 +2,9 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from segmentation import measurements
+from segmentation.management.commands._options import add_split_argument
 from segmentation.measure import MEASUREMENT_CODE_VERSION
 from segmentation.models import MaskMeasurement, Producer
-from segmentation.splits import SPLITS
 
 
 class Command(BaseCommand):
@@ -18,9 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--synthetic", choices=measurements.SYNTHETIC_CHOICES, default="any",
                             help="Synthetic galaxies only, excluded, or any (default).")
         parser.add_argument("--names", nargs="+", metavar="NAME", help="Only these galaxies (by name).")
-        parser.add_argument("--split", choices=SPLITS,
-                            help="Only galaxies of this split: the sky-cell split training uses and records in "
-                                 "each model version's manifest (segmentation/splits.py).")
+        add_split_argument(parser)
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
     def handle(self, *args, source, structure, synthetic, names, split, no_progress, **options):
