@@ -218,6 +218,9 @@ def run_train(*, run_id: int, threads: int | None = None, on_epoch=None) -> Trai
             r.save(update_fields=["current_epoch", "history", "timings", "heartbeat_at"])
             if on_epoch:
                 on_epoch(report)
+            # the first batch of the next epoch always asks: a cancel is seen at the latest one epoch on,
+            # however fast the epochs are (between epochs the database is asked at most every 2 s)
+            last_cancel_check[0] = 0.0
 
         result = train(
             config, [_sample_loader(i) for i in train_items], [_sample_loader(i) for i in val_items],
