@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from test_measurements_support import PIXEL_SCALE, disk_image, galaxy_with_image, producer, store_bar
 
 from segmentation import measurements, services
+from segmentation.measure import MEASUREMENT_CODE_VERSION
 
 
 def export(out, *args):
@@ -70,7 +71,7 @@ def test_fits_files_carry_the_image_wcs_and_the_masks_where_the_image_is(db, tmp
         h = bar.header
         assert (h["PRODKIND"], h["PRODNAME"], h["PRODVER"], h["PRODCODE"]) == ("model", "unet", "v3", "test-code-1")
         assert h["STATE"] == "marked" and len(h["PARHASH"]) == 64 and len(h["MASKHASH"]) == 64
-        assert h["MEASVER"] == "measure-1.0" and h["BARLPX"] == pytest.approx(4.0)
+        assert h["MEASVER"] == MEASUREMENT_CODE_VERSION and h["BARLPX"] == pytest.approx(4.0)
         sp = hdul["VOLUNTEERS_SPIRAL"]
         assert sp.header["NVOLUNT"] == 4 and sp.header["DENOM"] == 4
         assert sp.data[21, 15] == pytest.approx(0.75) and sp.data[41, 35] == pytest.approx(0.25)
@@ -83,7 +84,7 @@ def test_fits_files_carry_the_image_wcs_and_the_masks_where_the_image_is(db, tmp
     by_ext = {r["extname"]: r for r in rows}
     bar_row = by_ext["MODEL_BAR"]
     assert bar_row["galaxy"] == "EXP-1" and bar_row["manga_id"] == "1-234" and bar_row["fits_file"] == "EXP-1.fits"
-    assert bar_row["producer_name"] == "unet" and bar_row["measurement_code_version"] == "measure-1.0"
+    assert bar_row["producer_name"] == "unet" and bar_row["measurement_code_version"] == MEASUREMENT_CODE_VERSION
     stored = measurements.current_measurement(galaxy.masks.get(producer__kind="model"))
     assert float(bar_row["length_kpc"]) == pytest.approx(stored.length_kpc)
     assert float(bar_row["length_kpc_err"]) == pytest.approx(stored.result["length_kpc_err"])
@@ -104,7 +105,7 @@ def test_selection_by_name_and_synthetic_and_clear_errors(db, tmp_path):
     export(tmp_path / "a", "--synthetic", "only")
     assert sorted(p.name for p in (tmp_path / "a").glob("*.fits")) == ["SYN-1.fits", "measurements.fits"]
     rows = Table.read(tmp_path / "a" / "measurements.fits")
-    assert list(rows["reason"]) == ["not measured by measure-1.0 (run manage.py measure_masks)"]
+    assert list(rows["reason"]) == [f"not measured by {MEASUREMENT_CODE_VERSION} (run manage.py measure_masks)"]
     export(tmp_path / "b", "--names", "REAL-1")
     assert (tmp_path / "b" / "REAL-1.fits").exists() and not (tmp_path / "b" / "SYN-1.fits").exists()
     with pytest.raises(CommandError, match="no galaxy named NOPE"):
