@@ -255,6 +255,8 @@ HEADLINES = {
         ("deprojected_length_kpc", "Deprojected bar length", "kpc", "deprojected_length_kpc_err"),
         ("length_arcsec", "Bar length", "arcsec", "length_arcsec_err"),
         ("length_px", "Bar length", "px", "length_px_err"),
+        ("profile_length_kpc", "Bar length at half maximum", "kpc", "profile_length_kpc_err"),
+        ("profile_length_px", "Bar length at half maximum", "px", "profile_length_px_err"),
         ("width_kpc", "Bar width", "kpc", None),
         ("position_angle", "Bar position angle", "deg E of N", "position_angle_err"),
         ("axis_ratio", "Bar axis ratio (width/length)", "", None),
@@ -290,6 +292,8 @@ def headline_values(structure: str, result: dict) -> list[dict]:
         if attr == "length_arcsec" and result.get("length_kpc") is not None:
             continue  # kpc is there: arcsec and px would only repeat it
         if attr == "length_px" and result.get("length_arcsec") is not None:
+            continue
+        if attr == "profile_length_px" and result.get("profile_length_kpc") is not None:
             continue
         err = result.get(err_attr) if err_attr else None
         rows.append({"key": attr, "label": label, "value": value, "err": err, "unit": unit,
@@ -576,6 +580,9 @@ TRUTH_QUANTITIES = {
     "bar_length_kpc": ("bar", "length_kpc", "bar_length_kpc", "kpc"),
     "bar_length_deprojected_kpc": ("bar", "deprojected_length_kpc", "bar_length_deprojected_kpc", "kpc"),
     "bar_length_arcsec": ("bar", "length_arcsec", "bar_length_arcsec", "arcsec"),
+    # the same true lengths against the half-maximum profile length
+    "bar_profile_length_kpc": ("bar", "profile_length_kpc", "bar_length_kpc", "kpc"),
+    "bar_profile_length_deprojected_kpc": ("bar", "profile_deprojected_length_kpc", "bar_length_deprojected_kpc", "kpc"),
     "pitch_abs": ("spiral", "pitch_abs", "pitch_angle_deg", "deg"),
 }
 

@@ -47,12 +47,16 @@ BAR_COLUMNS = [
     "deprojected_length_arcsec_err", "deprojected_length_kpc", "deprojected_length_kpc_err",
     "width_px", "width_px_err", "width_arcsec", "width_kpc", "position_angle", "position_angle_err",
     "axis_ratio", "kpc_per_arcsec",
+    "profile_length_px", "profile_length_px_err", "profile_length_arcsec", "profile_length_arcsec_err",
+    "profile_length_kpc", "profile_length_kpc_err", "profile_deprojected_length_px",
+    "profile_deprojected_length_px_err", "profile_deprojected_length_kpc", "profile_deprojected_length_kpc_err",
+    "profile_position_angle",
 ]
 SPIRAL_COLUMNS = [("n_arms", "i2"), ("pitch", "f8"), ("pitch_abs", "f8"), ("pitch_err", "f8"),
                   ("chirality", "S1"), ("chirality_agreement", "f8")]
 CATALOGUE_COLUMNS = IDENTITY_COLUMNS + [(c, "f8") for c in BAR_COLUMNS] + SPIRAL_COLUMNS
 UNITS = {"ra": "deg", "dec": "deg", "pixel_scale": "arcsec/pix", "disk_position_angle": "deg",
-         "position_angle": "deg", "position_angle_err": "deg", "pitch": "deg", "pitch_abs": "deg",
+         "position_angle": "deg", "position_angle_err": "deg", "profile_position_angle": "deg", "pitch": "deg", "pitch_abs": "deg",
          "pitch_err": "deg", "kpc_per_arcsec": "kpc/arcsec"}
 for _c in BAR_COLUMNS:
     for _u, _fits_unit in (("px", "pix"), ("arcsec", "arcsec"), ("kpc", "kpc")):

@@ -7,6 +7,7 @@ from astropy import units as u
 from astropy.cosmology import FlatLambdaCDM
 
 from segmentation.measure import MEASUREMENT_CODE_VERSION
+from segmentation.measure.agreement import measured_value
 from segmentation.measure.bar import BarMeasurement, measure_bar
 from segmentation.measure.cosmology import CosmologyParams
 
@@ -174,3 +175,46 @@ def test_a_dict_from_another_code_version_still_loads():
     del data["width_px_err"]
     loaded = BarMeasurement.from_dict(data)
     assert loaded.length_px == m.length_px and loaded.width_px_err is None
+
+
+# --- the half-maximum profile length ----------------------------------------------------------------------
+def test_profile_length_of_a_drawn_rectangle_in_px_kpc_and_face_on():
+    mask = np.zeros((64, 64))
+    mask[12:52, 28:36] = 1.0  # 40 px north-south
+    m = measure_bar(mask, pixel_scale=PIXEL_SCALE, redshift=REDSHIFT, disk_axis_ratio=0.5,
+                    disk_position_angle=90.0)
+    assert m.profile_reason is None
+    # a binary edge lies somewhere between two pixel centres: the 0.4-0.6 levels move it by 0.1 px each end
+    assert m.profile_length_px == pytest.approx(40.0) and m.profile_length_px_err == pytest.approx(0.2)
+    assert m.profile_position_angle == pytest.approx(0.0, abs=1e-9) or m.profile_position_angle == pytest.approx(180.0)
+    assert m.profile_length_kpc == pytest.approx(expected_kpc(40), rel=1e-9)
+    assert m.profile_deprojected_length_px == pytest.approx(80.0)  # along the disk's minor axis
+    assert m.profile_deprojected_length_kpc == pytest.approx(expected_kpc(80), rel=1e-9)
+
+
+def test_profile_length_of_a_crowd_is_the_median_drawn_length():
+    # 15 volunteers box a 50 px bar at PA 30 deg with lengths scattered by 20%: at each point of the axis
+    # the fraction is the share of boxes reaching past it, so it falls through one half at the median box.
+    rng = np.random.default_rng(4)
+    lengths = 50.0 * np.exp(rng.normal(0, 0.2, 15))
+    crowd = sum(rotated_bar((96, 96), length, 9.0, 30.0) for length in lengths) / len(lengths)
+    m = measure_bar(crowd, pixel_scale=PIXEL_SCALE, redshift=REDSHIFT)
+    assert m.profile_length_px == pytest.approx(np.median(lengths), abs=1.5)
+    assert m.profile_position_angle == pytest.approx(30.0, abs=2.0)
+    assert m.profile_length_px_err > 1.0  # the crowd disagrees about the ends
+    # The recipe keeps the top fifth of the non-zero fractions: the core most volunteers share.
+    assert m.measured and m.length_px < np.median(lengths) - 5.0
+
+
+def test_profile_length_needs_no_single_region_and_explains_an_empty_mask():
+    two = np.zeros((40, 40))
+    two[5:10, 5:20] = 1.0  # the peak: the first pixel at the maximum is in this one
+    two[25:30, 8:18] = 1.0
+    m = measure_bar(two)
+    assert not m.measured and "2 separate regions" in m.reason
+    assert m.profile_reason is None and m.profile_length_px == pytest.approx(15.0)
+    assert measured_value(m, "profile_length_px")[0] == pytest.approx(15.0)
+    assert measured_value(m, "length_px") == (None, None, m.reason)
+    empty = measure_bar(np.zeros((20, 20)))
+    assert "empty" in empty.profile_reason and empty.profile_length_px is None
+    assert measured_value(empty, "profile_length_px") == (None, None, empty.profile_reason)

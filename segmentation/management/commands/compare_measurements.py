@@ -55,7 +55,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
 
     def _truth(self, sources, min_arm_contrast, split, image_kind, out: Path):
-        for quantity in ("bar_length_kpc", "bar_length_deprojected_kpc", "pitch_abs"):
+        for quantity in ("bar_length_kpc", "bar_length_deprojected_kpc", "bar_profile_length_kpc",
+                         "bar_profile_length_deprojected_kpc", "pitch_abs"):
             reports = measurements.compare_with_truth(
                 quantity=quantity, sources=sources, split=split, image_kind=image_kind,
                 min_arm_contrast=min_arm_contrast if quantity == "pitch_abs" else None)
