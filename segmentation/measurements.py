@@ -582,7 +582,8 @@ TRUTH_QUANTITIES = {
     "bar_length_arcsec": ("bar", "length_arcsec", "bar_length_arcsec", "arcsec"),
     # the same true lengths against the half-maximum profile length
     "bar_profile_length_kpc": ("bar", "profile_length_kpc", "bar_length_kpc", "kpc"),
-    "bar_profile_length_deprojected_kpc": ("bar", "profile_deprojected_length_kpc", "bar_length_deprojected_kpc", "kpc"),
+    "bar_profile_length_deprojected_kpc": ("bar", "profile_deprojected_length_kpc", "bar_length_deprojected_kpc",
+                                           "kpc"),
     "pitch_abs": ("spiral", "pitch_abs", "pitch_angle_deg", "deg"),
 }
 

@@ -56,7 +56,8 @@ SPIRAL_COLUMNS = [("n_arms", "i2"), ("pitch", "f8"), ("pitch_abs", "f8"), ("pitc
                   ("chirality", "S1"), ("chirality_agreement", "f8")]
 CATALOGUE_COLUMNS = IDENTITY_COLUMNS + [(c, "f8") for c in BAR_COLUMNS] + SPIRAL_COLUMNS
 UNITS = {"ra": "deg", "dec": "deg", "pixel_scale": "arcsec/pix", "disk_position_angle": "deg",
-         "position_angle": "deg", "position_angle_err": "deg", "profile_position_angle": "deg", "pitch": "deg", "pitch_abs": "deg",
+         "position_angle": "deg", "position_angle_err": "deg", "profile_position_angle": "deg", "pitch": "deg",
+         "pitch_abs": "deg",
          "pitch_err": "deg", "kpc_per_arcsec": "kpc/arcsec"}
 for _c in BAR_COLUMNS:
     for _u, _fits_unit in (("px", "pix"), ("arcsec", "arcsec"), ("kpc", "kpc")):

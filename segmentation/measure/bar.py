@@ -229,7 +229,8 @@ def _profile_fields(fraction, pixel_scale, scale_kpc, disk) -> dict:
            "profile_position_angle": prof.position_angle}
     if disk is not None:
         dep = {lev: float(deprojected_length(v, prof.position_angle, *disk)) for lev, v in prof.lengths.items()}
-        out.update(profile_deprojected_length_px=dep[PROFILE_LEVEL], profile_deprojected_length_px_err=_half_range(list(dep.values())))
+        out.update(profile_deprojected_length_px=dep[PROFILE_LEVEL],
+                   profile_deprojected_length_px_err=_half_range(list(dep.values())))
     if pixel_scale is not None:
         out.update(profile_length_arcsec=prof.length * pixel_scale, profile_length_arcsec_err=prof.err * pixel_scale)
         if scale_kpc is not None:
