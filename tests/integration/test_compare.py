@@ -233,9 +233,14 @@ def test_truth_comparison_on_one_image_kind(db, tmp_path):
     assert {p["key"] for p in both.points} == {"K0 [survey_cutout]", "K0 [gz3d_subject]"}
     one = measurements.compare_with_truth(quantity="bar_length_kpc", image_kind="survey_cutout")["model"]
     assert [p["key"] for p in one.points] == ["K0"] and one.points[0]["measured"] == pytest.approx(kpc(30, 0.05))
+    # the half-maximum profile of a binary bar runs between the same pixel edges as the recipe's rectangle
+    prof = measurements.compare_with_truth(quantity="bar_profile_length_kpc", image_kind="survey_cutout")["model"]
+    assert prof.points[0]["measured"] == pytest.approx(kpc(30, 0.05)) and prof.points[0]["reference"] == 5.0
     with pytest.raises(ValueError, match="unknown image kind"):
         measurements.compare_with_truth(quantity="bar_length_kpc", image_kind="hexagon")
     call_command("compare_measurements", "--truth", "--image-kind", "gz3d_subject", "--out", str(tmp_path),
                  stdout=io.StringIO())
     rows = {r["source"]: r for r in read_csv(tmp_path / "truth_bar_length_kpc_agreement.csv")}
+    assert rows["model"]["n"] == "1"
+    rows = {r["source"]: r for r in read_csv(tmp_path / "truth_bar_profile_length_kpc_agreement.csv")}
     assert rows["model"]["n"] == "1"
