@@ -14,43 +14,27 @@ truth bar mask and the default crowd's consensus (15 volunteers, every barred ga
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
+from _benchmark_masks import benchmark_galaxies, consensus, crowd_drawings, truth_masks
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from astropy.wcs import WCS  # noqa: E402
-
-from segmentation import gz3d  # noqa: E402
-from segmentation.measure.bar import measure_bar  # noqa: E402
-from segmentation.synthetic import renderer, volunteers  # noqa: E402
-from segmentation.synthetic.population import draw_galaxy  # noqa: E402
-from segmentation.synthetic.survey import BENCHMARK, SurveySettings  # noqa: E402
+from segmentation.measure.bar import measure_bar
+from segmentation.synthetic import volunteers
 
 METHODS = {"recipe": "length_px", "profile": "profile_length_px"}
 
 
 def masks(n_galaxies: int):
     """(kind, fraction map, true projected bar length px) for the barred galaxies among the first n."""
-    s = SurveySettings(n=BENCHMARK["n"], seed=BENCHMARK["seed"], size=BENCHMARK["size"], out=Path("."))
-    shape = (s.size, s.size)
-    for i in range(n_galaxies):
-        p = draw_galaxy(np.random.default_rng([s.seed, i, 0]), seed=s.seed, index=i, field_arcsec=s.field_arcsec)
+    for i, p, grid in benchmark_galaxies(n_galaxies):
         if p.bar is None:
             continue
-        grid = renderer.Grid.from_wcs(WCS(gz3d.make_wcs_header(p.ra, p.dec, shape, s.gz3d_pixel_scale)),
-                                      shape, p.ra, p.dec)
         true_length = 2 * volunteers.bar_box(p, grid)["half_length"]
-        _, truth = renderer.truth_masks(renderer.components(p, grid))
-        yield "truth masks", truth.astype(float), true_length
-        tasks = volunteers.ask_tasks(p, np.random.default_rng([s.seed, i, 3]))
-        tasks.bar = True
-        _, drawn = volunteers.draw_crowd(p, grid, tasks, np.random.default_rng([s.seed, i, 2, 0]),
-                                         crowd=volunteers.get_crowd("default"))
-        consensus = gz3d.rasterise_task(drawn, shape).volunteer_counts / len(drawn)
-        if consensus.max() > 0:
-            yield "crowd consensus", consensus, true_length
+        yield "truth masks", truth_masks(p, grid)[1], true_length
+        _, drawn = crowd_drawings(p, grid, i, bar=True)  # every barred galaxy is asked
+        fraction = consensus(drawn, grid)
+        if fraction.max() > 0:
+            yield "crowd consensus", fraction, true_length
 
 
 def main(n_galaxies: int) -> None:

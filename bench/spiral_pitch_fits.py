@@ -14,19 +14,11 @@ absolute error of |pitch| against the true pitch for
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
+from _benchmark_masks import benchmark_galaxies, consensus, crowd_drawings, truth_masks
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from astropy.wcs import WCS  # noqa: E402
-
-from segmentation import gz3d  # noqa: E402
-from segmentation.measure import spiral  # noqa: E402
-from segmentation.synthetic import renderer, volunteers  # noqa: E402
-from segmentation.synthetic.population import draw_galaxy  # noqa: E402
-from segmentation.synthetic.survey import BENCHMARK, SurveySettings  # noqa: E402
+from segmentation.measure import spiral
 
 SHIPPED_FIT = spiral._sides_fit
 
@@ -47,26 +39,17 @@ FITS = {
 
 def masks(n_galaxies: int):
     """(kind, fraction map, galaxy params) for every mask of the first n galaxies with strong arms."""
-    s = SurveySettings(n=BENCHMARK["n"], seed=BENCHMARK["seed"], size=BENCHMARK["size"], out=Path("."))
-    shape = (s.size, s.size)
-    for i in range(n_galaxies):
-        p = draw_galaxy(np.random.default_rng([s.seed, i, 0]), seed=s.seed, index=i, field_arcsec=s.field_arcsec)
+    for i, p, grid in benchmark_galaxies(n_galaxies):
         if not p.arms.amplitudes or np.mean(p.arms.amplitudes) < 1.6:
             continue
-        grid = renderer.Grid.from_wcs(WCS(gz3d.make_wcs_header(p.ra, p.dec, shape, s.gz3d_pixel_scale)),
-                                      shape, p.ra, p.dec)
-        truth, _ = renderer.truth_masks(renderer.components(p, grid))
-        yield "truth masks", truth.astype(float), p
-        tasks = volunteers.ask_tasks(p, np.random.default_rng([s.seed, i, 3]))
-        tasks.spiral = True  # every strong spiral is drawn on, whatever the earlier votes said
-        drawn, _ = volunteers.draw_crowd(p, grid, tasks, np.random.default_rng([s.seed, i, 2, 0]),
-                                         crowd=volunteers.get_crowd("default"))
-        consensus = gz3d.rasterise_task(drawn, shape).volunteer_counts / len(drawn)
-        if consensus.max() > 0:
-            yield "crowd consensus", consensus, p
+        yield "truth masks", truth_masks(p, grid)[0], p
+        drawn, _ = crowd_drawings(p, grid, i, spiral=True)  # every strong spiral is drawn on
+        fraction = consensus(drawn, grid)
+        if fraction.max() > 0:
+            yield "crowd consensus", fraction, p
         for c in drawn[:3]:
             if c.polygons:
-                yield "single volunteers", np.minimum(gz3d.rasterise_task([c], shape).volunteer_counts, 1.0), p
+                yield "single volunteers", consensus([c], grid), p
 
 
 def main(n_galaxies: int) -> None:

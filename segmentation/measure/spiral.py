@@ -252,7 +252,7 @@ def fit_arm(theta_u, ln_r, weights, edge=None, n_boot: int = 200, n_blocks: int 
     pitch_err = float(np.subtract(*np.percentile(boot, [84, 16])) / 2) if len(boot) > 1 else float("nan")
     b = np.tan(np.radians(pitch))
     m_theta, m_lnr = np.average(theta_u, weights=weights), np.average(ln_r, weights=weights)
-    direction = np.array([1.0, -b]) / np.hypot(1.0, b)  # of the fitted line in (theta, ln r)
+    direction = _direction(pitch)  # of the fitted line in (theta, ln r)
     across = -(theta_u - m_theta) * direction[1] + (ln_r - m_lnr) * direction[0]
     t0, t1 = theta_u.min(), theta_u.max()
     ln_r_line = m_lnr - b * (np.linspace(t0, t1, 256) - m_theta)
