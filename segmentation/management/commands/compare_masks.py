@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from segmentation import quality
-from segmentation.models import Producer
+from segmentation.models import Image, Producer
 
 
 class Command(BaseCommand):
@@ -19,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--split", choices=("test", "train"), default="test")
         parser.add_argument("--source", action="append", choices=[str(k) for k in quality.MASK_SOURCES],
                             help="mask sources (repeatable; default model, volunteers, sparcfire)")
-        parser.add_argument("--image-kind", default="survey_cutout", choices=["survey_cutout", "gz3d_subject", "other"],
+        parser.add_argument("--image-kind", default="survey_cutout", choices=Image.Kind.values,
                             help="compare the masks on this image of each galaxy (default survey_cutout)")
         parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap draws (default 2000)")
         parser.add_argument("--out", help="also write the report as JSON to this file")

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from segmentation import measurements
 from segmentation.management.commands._options import add_split_argument
-from segmentation.models import Producer
+from segmentation.models import Image, Producer
 
 
 class Command(BaseCommand):
@@ -30,7 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--min-arm-contrast", type=float, default=None,
                             help="With --truth: pitch only for galaxies whose true arm contrast is at least this.")
         add_split_argument(parser)
-        parser.add_argument("--image-kind", choices=["survey_cutout", "gz3d_subject", "other"],
+        parser.add_argument("--image-kind", choices=Image.Kind.values,
                             help="Only masks on this kind of image (default: all; a galaxy with masks on two "
                                  "images then counts once per image).")
         parser.add_argument("--out", required=True, help="Directory for the report files.")

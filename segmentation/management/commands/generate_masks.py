@@ -3,7 +3,7 @@ from tqdm import tqdm
 
 from segmentation import generation
 from segmentation.management.commands._options import add_split_argument
-from segmentation.models import Galaxy, GenerationRun, ModelVersion
+from segmentation.models import Galaxy, GenerationRun, Image, ModelVersion
 from segmentation.selectors import galaxy_ids
 
 
@@ -18,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--names", nargs="+", help="only these galaxies")
         parser.add_argument("--synthetic", choices=["only", "exclude", "any"], default="any")
         add_split_argument(parser)
-        parser.add_argument("--image-kind", default="survey_cutout", choices=["survey_cutout", "gz3d_subject", "other"])
+        parser.add_argument("--image-kind", default="survey_cutout", choices=Image.Kind.values)
         parser.add_argument("--chunk-size", type=int, default=generation.DEFAULT_CHUNK_SIZE)
         parser.add_argument("--enqueue", action="store_true", help="enqueue the chunks instead of running here")
         parser.add_argument("--resume", type=int, metavar="RUN_ID", help="re-enqueue a run's unfinished chunks")

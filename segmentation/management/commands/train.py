@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from segmentation import training
-from segmentation.models import TrainingRun
+from segmentation.models import Image, TrainingRun
 from segmentation.unet.model import UNetConfig
 
 
@@ -29,7 +29,7 @@ class Command(BaseCommand):
                                  "the loss, as the study did)")
         parser.add_argument("--synthetic", choices=["only", "exclude", "any"], default="any")
         parser.add_argument("--limit", type=int, help="at most this many galaxies (for quick trials)")
-        parser.add_argument("--image-kind", default="survey_cutout", choices=["survey_cutout", "gz3d_subject", "other"])
+        parser.add_argument("--image-kind", default="survey_cutout", choices=Image.Kind.values)
         parser.add_argument("--time-budget", type=float, metavar="SECONDS",
                             help="stop after the epoch that passes this much training time (best checkpoint kept)")
         parser.add_argument("--threads", type=int, help="torch threads for this process")
