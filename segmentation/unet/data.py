@@ -66,15 +66,13 @@ def check_image(image: np.ndarray, key: str = "") -> np.ndarray:
 
 
 def loss_weights(sample: Sample, config: UNetConfig) -> np.ndarray:
-    """Per structure, the map's weight in the loss: ``config.structure_weights`` (1 by default) if it takes
-    part, else 0. It never takes part when not asked; when asked but empty only if the config says empty maps
-    teach "none here"."""
+    """Per structure, 1 if the map takes part in the loss, else 0: never when not asked; when asked but
+    empty only if the config says empty maps teach "none here"."""
     teach_empty = {"spiral": config.empty_spiral_teaches_no_spiral, "bar": config.empty_bar_teaches_no_bar}
     w = np.zeros(len(STRUCTURES), np.float32)
     for i, structure in enumerate(STRUCTURES):
         state = sample.state(structure)
-        takes_part = state == MARKED or (state == EMPTY and teach_empty[structure])
-        w[i] = config.structure_weights[i] if takes_part else 0.0
+        w[i] = 1.0 if state == MARKED or (state == EMPTY and teach_empty[structure]) else 0.0
     return w
 
 

@@ -6,13 +6,10 @@ import torch.nn.functional as F
 
 
 def masked_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, kind: str = "l1") -> torch.Tensor:
-    """Weighted mean over the (galaxy, structure) maps of the per-map mean pixel loss.
+    """Mean over the (galaxy, structure) maps that take part (weight 1) of the per-map mean pixel loss.
 
-    logits, target: (B, C, H, W); weight: (B, C), >= 0: 1 for a map that takes part, 0 for one that does
-    not, and other values where a structure counts more (``UNetConfig.structure_weights``). A map with
-    weight 0 contributes exactly nothing, value or gradient, whatever its target holds. Every pixel of a map
-    shares its weight, so the per-pixel optimum (the mean vote fraction, for BCE) does not move. Returns 0
-    (with a gradient path) if no map takes part.
+    logits, target: (B, C, H, W); weight: (B, C) in {0, 1}. A map with weight 0 contributes exactly nothing,
+    value or gradient, whatever its target holds. Returns 0 (with a gradient path) if no map takes part.
     """
     logits = logits.float()
     target = target.float()
@@ -30,4 +27,4 @@ def masked_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
     w = weight.to(per_map.dtype)
     # where() rather than a product, so a NaN in an ignored map cannot leak into the sum
     contrib = torch.where(w > 0, per_map * w, torch.zeros_like(per_map))
-    return contrib.sum() / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
+    return contrib.sum() / w.sum().clamp_min(1.0)

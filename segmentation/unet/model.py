@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,10 +48,6 @@ class UNetConfig:
     # detection alike; docs/unet.md, "On the benchmark survey").
     empty_bar_teaches_no_bar: bool = True
     empty_spiral_teaches_no_spiral: bool = True
-    # Weight of each structure's maps in the loss, in STRUCTURES order (spiral, bar). Every pixel of a map
-    # shares it, so each pixel's optimum stays the mean vote fraction (calibration kept); a larger bar weight
-    # makes the shared encoder and decoder spend more of their capacity on bars (docs/unet.md).
-    structure_weights: tuple[float, ...] = (1.0, 1.0)
     # optimisation
     epochs: int = 30
     batch_size: int = 16
@@ -76,7 +71,6 @@ class UNetConfig:
         self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
         self.crop_area = tuple(float(a) for a in self.crop_area)
         self.crop_ratio = tuple(float(r) for r in self.crop_ratio)
-        self.structure_weights = tuple(float(w) for w in self.structure_weights)
         self.validate()
 
     def validate(self) -> None:
@@ -92,10 +86,6 @@ class UNetConfig:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.learning_rate <= 0 or self.weight_decay < 0 or self.grad_clip <= 0:
             problems.append("learning_rate and grad_clip must be > 0 and weight_decay >= 0")
-        if len(self.structure_weights) != len(STRUCTURES) or not all(
-                math.isfinite(w) and w > 0 for w in self.structure_weights):
-            problems.append(f"structure_weights needs {len(STRUCTURES)} finite weights > 0 ({', '.join(STRUCTURES)}), "
-                            f"got {self.structure_weights}")
         lo, hi = self.crop_area
         if not (0 < lo <= hi <= 1):
             problems.append(f"crop_area must satisfy 0 < low <= high <= 1, got {self.crop_area}")
