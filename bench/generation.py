@@ -173,7 +173,7 @@ def main() -> None:
         t = time.perf_counter()
         for _ in range(len(pixels) // args.batch):
             for f, p in zip(out, pixels[: args.batch]):
-                postprocess(f, p.shape)
+                postprocess(f, p.shape, config.field_of_view)
         post_s = time.perf_counter() - t
         n = len(pixels)
         return {"load": load / n, "preprocess": pre_s / n, "postprocess": post_s / (len(pixels) // args.batch

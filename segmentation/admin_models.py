@@ -89,8 +89,8 @@ def _version_row(version: ModelVersion, colour: str) -> dict:
     return {
         "version": version, "colour": colour, "evaluation": evaluation,
         "rows": {(st, q): v for st, q, v in quality.summary_rows(evaluation)} if evaluation else {},
-        "config": ", ".join(f"{k} {cfg[k]}" for k in ("encoder", "image_size", "loss", "epochs", "batch_size")
-                            if k in cfg),
+        "config": ", ".join(f"{k} {cfg[k]}" for k in ("encoder", "image_size", "field_of_view", "loss", "epochs",
+                                                            "batch_size") if k in cfg),
         "best_val_loss": f"{best:.4f}" if isinstance(best, float) else "—",
         "best_epoch": version.metrics.get("best_epoch"),
         "imported": version.metrics.get("imported"),

@@ -161,6 +161,10 @@ class TrainingForm(forms.Form):
     image_size = forms.TypedChoiceField(
         coerce=int, choices=[(s, f"{s} px") for s in (64, 96, 128, 160, 192, 224, 256)], initial=192
     )
+    field_of_view = forms.FloatField(
+        min_value=0.05, max_value=1.0, initial=1.0,  # UNetConfig.field_of_view (not imported: see loss below)
+        help_text="Fraction of each image's side the network sees, centred; masks are 0 outside it.",
+    )
     epochs = forms.IntegerField(min_value=1, max_value=1000, initial=30)
     batch_size = forms.IntegerField(min_value=1, max_value=1024, initial=16)
     learning_rate = forms.FloatField(min_value=1e-6, max_value=1.0, initial=1e-3)
@@ -225,7 +229,8 @@ class TrainingRunAdmin(RunAdminMixin, admin.ModelAdmin):
             }
             if d["limit"]:
                 selection["limit"] = d["limit"]
-            config = {k: d[k] for k in ("encoder", "image_size", "epochs", "batch_size", "learning_rate", "loss")}
+            config = {k: d[k] for k in ("encoder", "image_size", "field_of_view", "epochs", "batch_size",
+                                        "learning_rate", "loss")}
             try:
                 run = training.training_start(config=config, selection=selection, requested_by=request.user.username)
             except (TypeError, ValueError) as exc:

@@ -85,14 +85,27 @@ def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
 
 
+def field_box(shape: tuple[int, ...], field_of_view: float) -> tuple[slice, slice]:
+    """The centred part of an (H, W[, ...]) frame the network sees: ``field_of_view`` of each side (at least
+    2 px), as (row slice, column slice)."""
+    out = []
+    for n in (int(shape[0]), int(shape[1])):
+        keep = min(n, max(2, round(n * field_of_view)))
+        start = (n - keep) // 2
+        out.append(slice(start, start + keep))
+    return out[0], out[1]
+
+
 def preprocess(image_rgb: np.ndarray, config: UNetConfig) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (3, S, S) float32 in [0, 1], S = config.image_size px: the whole frame
-    resized (non-square images are stretched; ``postprocess`` undoes it exactly), divided by 255, no
-    normalisation (as in the study). Training and inference both call this."""
+    """(H, W, 3) uint8 RGB -> (3, S, S) float32 in [0, 1], S = config.image_size px: the field of view (the
+    centred ``config.field_of_view`` of the frame; all of it by default) resized (non-square images are
+    stretched; ``postprocess`` undoes it exactly), divided by 255, no normalisation (as in the study).
+    Training and inference both call this."""
     arr = check_image(image_rgb)
+    rows, cols = field_box(arr.shape, config.field_of_view)
     # Resize the uint8 pixels (torch's uint8 path is several times faster than float; values differ
     # by at most 1/255), then scale to [0, 1].
-    t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None]
+    t = torch.from_numpy(np.ascontiguousarray(arr[rows, cols])).permute(2, 0, 1)[None]
     size = (config.image_size, config.image_size)
     return (_resize(t, size)[0].float() / 255.0).clamp_(0.0, 1.0)
 
@@ -105,37 +118,66 @@ def preprocess_batch(images: Sequence[np.ndarray], config: UNetConfig) -> torch.
         raise ValueError("no images to preprocess")
     if len({a.shape for a in arrays}) > 1:
         return torch.stack([preprocess(a, config) for a in arrays])
-    t = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+    rows, cols = field_box(arrays[0].shape, config.field_of_view)
+    t = torch.from_numpy(np.stack([a[rows, cols] for a in arrays])).permute(0, 3, 1, 2)
     size = (config.image_size, config.image_size)
     return (_resize(t, size).float() / 255.0).clamp_(0.0, 1.0)
 
 
 def preprocess_map(fractions: np.ndarray, config: UNetConfig) -> torch.Tensor:
     """(H, W) fractions -> (S, S) float32 on the network grid, resampled like the image."""
-    t = torch.from_numpy(np.ascontiguousarray(fractions, dtype=np.float32))[None, None]
+    rows, cols = field_box(fractions.shape, config.field_of_view)
+    t = torch.from_numpy(np.ascontiguousarray(fractions[rows, cols], dtype=np.float32))[None, None]
     return _resize(t, (config.image_size, config.image_size))[0, 0].clamp_(0.0, 1.0)
 
 
-def postprocess(pred: torch.Tensor | np.ndarray, original_shape: tuple[int, ...]) -> np.ndarray:
+def postprocess(pred: torch.Tensor | np.ndarray, original_shape: tuple[int, ...],
+                field_of_view: float = 1.0) -> np.ndarray:
     """(C, S, S) fractions on the network grid -> (C, H, W) float32 in [0, 1] on the image's full frame,
-    ``original_shape`` = the image's (H, W[, 3]) in px."""
+    ``original_shape`` = the image's (H, W[, 3]) in px; 0 outside the field of view."""
     t = torch.as_tensor(pred).float()
     if t.ndim != 3:
         raise ValueError(f"expected a (C, S, S) prediction, got shape {tuple(t.shape)}")
-    h, w = int(original_shape[0]), int(original_shape[1])
-    return _resize(t[None], (h, w))[0].clamp(0.0, 1.0).numpy()
+    return postprocess_batch(t[None], [original_shape], field_of_view)[0]
 
 
-def postprocess_batch(preds: torch.Tensor, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
+def postprocess_batch(preds: torch.Tensor, shapes: Sequence[tuple[int, ...]],
+                      field_of_view: float = 1.0) -> list[np.ndarray]:
     """``postprocess`` of a (B, C, S, S) batch, one entry per image shape; one resize call when all
     images share a shape."""
     shapes = [tuple(int(v) for v in sh[:2]) for sh in shapes]
     if len(shapes) != len(preds):
         raise ValueError(f"{len(preds)} predictions for {len(shapes)} image shapes")
     if len(set(shapes)) != 1:
-        return [postprocess(p, sh) for p, sh in zip(preds, shapes)]
-    out = _resize(torch.as_tensor(preds).float(), shapes[0]).clamp(0.0, 1.0).numpy()
-    return list(out)
+        return [postprocess_batch(p[None], [sh], field_of_view)[0] for p, sh in zip(preds, shapes)]
+    rows, cols = field_box(shapes[0], field_of_view)
+    inside = _resize(torch.as_tensor(preds).float(), (rows.stop - rows.start, cols.stop - cols.start))
+    if inside.shape[-2:] == shapes[0]:
+        return list(inside.clamp(0.0, 1.0).numpy())
+    out = torch.zeros((*inside.shape[:2], *shapes[0]))
+    out[..., rows, cols] = inside.clamp(0.0, 1.0)
+    return list(out.numpy())
+
+
+def labels_outside_field(samples: Sequence[SampleSource], field_of_view: float) -> dict:
+    """How much of the marked label mass (sum of fractions, both structures) lies outside the field of view:
+    over all ``samples`` and for the worst one. A model never predicts structure there, so an admin should
+    know when a field of view cuts galaxies off."""
+    total = outside = 0.0
+    worst, worst_key = 0.0, None
+    for source in samples:
+        sample = resolve(source)
+        rows, cols = field_box(sample.image.shape, field_of_view)
+        mass = out = 0.0
+        for structure in STRUCTURES:
+            m = getattr(sample, structure)
+            if m is not None:
+                whole = float(m.sum())
+                mass, out = mass + whole, out + whole - float(m[rows, cols].sum())
+        total, outside = total + mass, outside + out
+        if mass and out / mass > worst:
+            worst, worst_key = out / mass, sample.key
+    return {"fraction": outside / total if total else 0.0, "worst": worst, "worst_key": worst_key}
 
 
 # --- dataset -------------------------------------------------------------------------------------------------

@@ -156,7 +156,7 @@ class Predictor:
         for start in range(0, len(images), self.batch_size):
             chunk = images[start:start + self.batch_size]
             fractions = self.forward(preprocess_batch(chunk, self.config))
-            out.extend(postprocess_batch(fractions, [np.shape(img) for img in chunk]))
+            out.extend(postprocess_batch(fractions, [np.shape(img) for img in chunk], self.config.field_of_view))
         return out
 
     def predict_one(self, image: np.ndarray) -> np.ndarray:

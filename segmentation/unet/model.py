@@ -38,6 +38,9 @@ class UNetConfig:
     # 192 px: on the benchmark survey's validation split spiral IoU vs truth 0.641 against 0.610 at 128 px, bar
     # detection better, for ~2.2x the compute (docs/unet.md). The demo model stays at 128 px (demo_config).
     image_size: int = 192
+    # Fraction of the frame's side the network sees: the centred square (rectangle, for non-square frames)
+    # of this size is resized to image_size; masks are 0 outside it. 1 = the whole frame.
+    field_of_view: float = 1.0
     decoder_channels: tuple[int, ...] = (128, 64, 32, 16, 8)
     # BCE on soft targets, not the study's L1: on the benchmark survey an L1 model's bar channel died (sigmoid
     # saturated at 0 where L1's gradient vanishes: no bar ever predicted) while BCE found 76% of bars; BCE is a
@@ -79,6 +82,8 @@ class UNetConfig:
             problems.append(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if not (16 <= self.image_size <= 2048) or self.image_size % 32:
             problems.append(f"image_size must be a multiple of 32 in 32..2048 px, got {self.image_size}")
+        if not (0.05 <= self.field_of_view <= 1):
+            problems.append(f"field_of_view must be a fraction of the frame in 0.05..1, got {self.field_of_view}")
         if len(self.decoder_channels) != 5:
             problems.append(f"decoder_channels needs 5 entries (encoder depth 5), got {self.decoder_channels}")
         for name in ("epochs", "batch_size", "patience"):

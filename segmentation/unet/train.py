@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from segmentation.unet import device as dev
-from segmentation.unet.data import FractionDataset, SampleSource
+from segmentation.unet.data import FractionDataset, SampleSource, labels_outside_field
 from segmentation.unet.infer import calibration_images
 from segmentation.unet.losses import masked_loss
 from segmentation.unet.model import FractionUNet, UNetConfig, build_model, model_bytes, save_model
@@ -224,6 +224,10 @@ def train(
     val_ds = FractionDataset(val_samples, config, augment=False, seed=config.seed)
     val_loader = _loader(val_ds, config, 0, shuffle=False)
     calibration = calibration_images(val_samples, config)
+    if config.field_of_view < 1:
+        cut = labels_outside_field(train_samples, config.field_of_view)
+        log(f"field of view {config.field_of_view:g} of the frame: {cut['fraction']:.2%} of the training labels' "
+            f"marked mass lies outside it (most for one galaxy: {cut['worst']:.1%}, {cut['worst_key'] or '-'})")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
 

@@ -72,11 +72,12 @@ def test_start_training_form_validates_and_enqueues(staff, redis_conn, django_ca
     assert bad.status_code == 200 and not TrainingRun.objects.exists()
     with django_capture_on_commit_callbacks(execute=True):
         ok = staff.post(reverse("admin:segmentation_trainingrun_add"),
-                        {"encoder": "resnet18", "image_size": 64, "epochs": 2, "batch_size": 4,
+                        {"encoder": "resnet18", "image_size": 64, "field_of_view": 0.5, "epochs": 2, "batch_size": 4,
                          "learning_rate": 0.001, "loss": "l1", "galaxies": "any", "image_kind": "survey_cutout"})
     run = TrainingRun.objects.get()
     assert ok.status_code == 302
     assert run.config["unet"]["image_size"] == 64 and run.total_epochs == 2
+    assert run.config["unet"]["field_of_view"] == 0.5
     job_ids = queues.get_queue(queues.TRAINING).job_ids
     assert job_ids == [run.job_id]
 

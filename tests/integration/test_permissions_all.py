@@ -263,8 +263,8 @@ def test_job_launches_and_exports_refuse_non_staff_posts(world):
         "/admin/segmentation/generationrun/add/": {"source": "sparcfire", "galaxies": "any", "names": galaxy.name,
                                                     "image_kind": "survey_cutout", "chunk_size": 8},
         "/admin/segmentation/trainingrun/add/": {"encoder": "resnet18", "image_size": 64, "epochs": 1,
-                                                  "batch_size": 2, "learning_rate": 0.001, "loss": "l1",
-                                                  "galaxies": "any", "image_kind": "survey_cutout"},
+                                                  "field_of_view": 1, "batch_size": 2, "learning_rate": 0.001,
+                                                  "loss": "l1", "galaxies": "any", "image_kind": "survey_cutout"},
         reverse("admin:ratings_study_close", args=[study.pk]): {},
         reverse("ratings_staff:unlock", args=[study.pk]): {},
     }

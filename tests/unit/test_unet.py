@@ -14,6 +14,8 @@ from segmentation.unet.data import (
     NOT_ASKED,
     FractionDataset,
     Sample,
+    field_box,
+    labels_outside_field,
     loss_weights,
     postprocess,
     postprocess_batch,
@@ -147,6 +149,18 @@ def test_resume_restores_the_exact_state(tmp_path):
     assert resumed.best_epoch == straight.best_epoch
 
 
+def test_training_reports_the_labels_its_field_of_view_cuts_off():
+    lines = []
+    train_set = toy_samples(6, 40, seed=1)
+    result = train(tiny_config(epochs=1, field_of_view=0.5), train_set, toy_samples(2, 40, seed=2), threads=1,
+                   log=lines.append)
+    expected = labels_outside_field(train_set, 0.5)
+    assert expected["fraction"] > 0  # the toy galaxies reach beyond the central half
+    said = [line for line in lines if line.startswith("field of view 0.5 of the frame")]
+    assert said and f"{expected['fraction']:.2%} of the training labels" in said[0]
+    assert result.config.field_of_view == 0.5
+
+
 def test_resume_refuses_another_configuration(tmp_path):
     cfg = tiny_config(epochs=1)
     data = toy_samples(4, 32, seed=1)
@@ -209,17 +223,53 @@ def test_preprocess_and_postprocess_contract():
         preprocess(img[..., 0], cfg)
 
 
-def test_batched_pre_and_postprocessing_equal_the_one_image_functions():
+def test_field_of_view_feeds_the_centre_and_puts_the_masks_back_in_place():
+    cfg = tiny_config(field_of_view=0.5)
+    assert field_box((64, 80, 3), 0.5) == (slice(16, 48), slice(20, 60))
+    assert field_box((3, 3), 0.1) == (slice(0, 2), slice(0, 2))  # never below 2 px
+    img = np.random.default_rng(4).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    assert torch.equal(preprocess(img, cfg), preprocess(np.ascontiguousarray(img[16:48, 20:60]), tiny_config()))
+    back = postprocess(torch.full((2, 32, 32), 0.25), img.shape, cfg.field_of_view)
+    assert back.shape == (2, 64, 80)
+    assert np.allclose(back[:, 16:48, 20:60], 0.25) and back.sum() == pytest.approx(0.25 * 2 * 32 * 40)
+    # the training target sees the same part of the frame as the image: a bar marked only near the corner is
+    # outside the field of view, one at the centre lands at the centre of the network grid
+    corner, centre = np.zeros((64, 80), np.float32), np.zeros((64, 80), np.float32)
+    corner[2:8, 2:8] = 1.0
+    centre[28:36, 36:44] = 1.0
+    ds = FractionDataset([Sample(img, spiral=corner, bar=centre)], cfg, augment=False)
+    _, target, _ = ds[0]
+    assert target[0].max() == 0 and target[1, 13:19, 13:19].min() > 0.9 and target[1, :8].max() == 0
+    with pytest.raises(ValueError, match="field_of_view must be a fraction"):
+        tiny_config(field_of_view=1.5)
+    # what the field of view cuts off the labels: the corner spiral (36 px) of 36 + 64 marked px
+    cut = labels_outside_field([Sample(img, spiral=corner, bar=centre, key="g7"), Sample(img, bar=centre)], 0.5)
+    assert cut == {"fraction": pytest.approx(36 / 164), "worst": pytest.approx(36 / 100), "worst_key": "g7"}
+    assert labels_outside_field([Sample(img, bar=centre)], 0.5)["worst_key"] is None
+
+
+def test_predictor_masks_are_zero_outside_the_field_of_view():
+    cfg = tiny_config(field_of_view=0.5)
+    torch.manual_seed(1)
+    img = np.random.default_rng(5).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    out = Predictor(model_bytes(build_model(cfg), cfg), device="cpu", mode="fp32").predict_one(img)
+    inside = np.zeros((64, 64), bool)
+    inside[16:48, 16:48] = True
+    assert out.shape == (2, 64, 64) and (out[:, ~inside] == 0).all() and (out[:, inside] > 0).all()
+
+
+@pytest.mark.parametrize("field_of_view", [1.0, 0.6])
+def test_batched_pre_and_postprocessing_equal_the_one_image_functions(field_of_view):
     """Inference resizes a batch in one call; it must be bit for bit what training's per-image function gives."""
-    cfg = tiny_config()
+    cfg = tiny_config(field_of_view=field_of_view)
     rng = np.random.default_rng(2)
     same = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(4)]
     mixed = same[:2] + [rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)]
     for images in (same, mixed):
         assert torch.equal(preprocess_batch(images, cfg), torch.stack([preprocess(im, cfg) for im in images]))
         preds = torch.rand(len(images), 2, 32, 32)
-        batched = postprocess_batch(preds, [im.shape for im in images])
-        single = [postprocess(p, im.shape) for p, im in zip(preds, images)]
+        batched = postprocess_batch(preds, [im.shape for im in images], field_of_view)
+        single = [postprocess(p, im.shape, field_of_view) for p, im in zip(preds, images)]
         assert all(np.array_equal(b, s) for b, s in zip(batched, single))
         assert [b.shape for b in batched] == [(2, *im.shape[:2]) for im in images]
     with pytest.raises(ValueError, match="uint8 RGB"):

@@ -16,6 +16,9 @@ class Command(BaseCommand):
         parser.add_argument("--encoder", default="resnet18")
         parser.add_argument("--image-size", type=int, default=UNetConfig.image_size,
                             help=f"network input size, px (multiple of 32; default {UNetConfig.image_size})")
+        parser.add_argument("--field-of-view", type=float, default=UNetConfig.field_of_view, metavar="FRACTION",
+                            help="fraction of each image's side the network sees, centred (masks are 0 outside; "
+                                 f"default {UNetConfig.field_of_view:g}; docs/unet.md)")
         parser.add_argument("--epochs", type=int, default=30)
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -46,9 +49,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"run {run.pk} queued to resume")
                 return
         else:
-            config = {"encoder": o["encoder"], "image_size": o["image_size"], "epochs": o["epochs"],
-                      "batch_size": o["batch_size"], "learning_rate": o["learning_rate"], "loss": o["loss"],
-                      "patience": o["patience"], "seed": o["seed"],
+            config = {"encoder": o["encoder"], "image_size": o["image_size"], "field_of_view": o["field_of_view"],
+                      "epochs": o["epochs"], "batch_size": o["batch_size"], "learning_rate": o["learning_rate"],
+                      "loss": o["loss"], "patience": o["patience"], "seed": o["seed"],
                       "empty_bar_teaches_no_bar": o["empty_bar_teaches_no_bar"]}
             selection = {"image_kind": o["image_kind"],
                          "synthetic": {"only": True, "exclude": False}.get(o["synthetic"])}
