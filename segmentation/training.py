@@ -42,9 +42,15 @@ class LabelledGalaxy:
 
 
 def label_producer(selection: dict) -> Producer:
-    """The volunteer producer whose masks the model learns from: the chosen one, else the one with most masks."""
+    """The producer whose masks the model learns from: the chosen one, else the volunteer producer with most
+    masks. The chosen one may be volunteers or, on a synthetic survey, the truth (what a model could learn from
+    perfect labels: the ceiling the images allow, docs/measurements.md)."""
     if selection.get("label_producer"):
-        return Producer.objects.get(pk=selection["label_producer"], kind=Producer.Kind.VOLUNTEERS)
+        kinds = (Producer.Kind.VOLUNTEERS, Producer.Kind.TRUTH)
+        chosen = Producer.objects.filter(pk=selection["label_producer"], kind__in=kinds).first()
+        if chosen is None:
+            raise ValueError(f"no volunteer or truth producer {selection['label_producer']} to learn from")
+        return chosen
     best = (Producer.objects.filter(kind=Producer.Kind.VOLUNTEERS).annotate(n=Count("masks")).order_by("-n")
             .first())
     if best is None:

@@ -4,12 +4,12 @@ measurement and comparison. Real surveys written by ``segmentation.synthetic``, 
 import io
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from segmentation import measurements, training
 from segmentation.imports.synthetic import import_synthetic_survey
 from segmentation.measure.geometry import deprojected_length
-from segmentation.models import Galaxy, Mask, MaskMeasurement
+from segmentation.models import Galaxy, Mask, MaskMeasurement, Producer, TrainingRun
 from segmentation.selectors import galaxy_ids_in_split
 from segmentation.splits import SPLITS, split_for
 from segmentation.synthetic import survey
@@ -142,3 +142,23 @@ def test_unknown_split_is_refused(db):
         galaxy_ids_in_split("testing")
     with pytest.raises(ValueError, match="unknown split 'testing'"):
         measurements.masks_selection(split="testing")
+
+
+def test_training_learns_from_the_true_masks_when_asked(db, small_survey, redis_conn,
+                                                        django_capture_on_commit_callbacks):
+    with pytest.raises(CommandError, match="no true masks to learn from"):
+        call_command("train", "--labels", "truth", "--enqueue", stdout=io.StringIO())
+    import_synthetic_survey(directory=small_survey, progress=False)
+    truth, crowd = Producer.objects.get(kind="truth"), Producer.objects.get(kind="volunteers")
+    by_truth = training.labelled_galaxies(selection={"synthetic": True, "label_producer": truth.pk})
+    assert len(by_truth) == 6
+    assert {m.producer_id for item in by_truth for m in item.masks.values() if m} == {truth.pk}
+    by_default = training.labelled_galaxies(selection={"synthetic": True})
+    assert {m.producer_id for item in by_default for m in item.masks.values() if m} == {crowd.pk}
+    with pytest.raises(ValueError, match="no volunteer or truth producer 99999"):
+        training.labelled_galaxies(selection={"label_producer": 99999})
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("train", "--labels", "truth", "--synthetic", "only", "--epochs", "1", "--enqueue",
+                     stdout=io.StringIO())
+    assert TrainingRun.objects.get().config["selection"]["label_producer"] == truth.pk

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from segmentation import training
-from segmentation.models import Image, TrainingRun
+from segmentation.models import Image, Producer, TrainingRun
 from segmentation.unet.model import UNetConfig
 
 
@@ -31,6 +31,9 @@ class Command(BaseCommand):
                             help="asked-but-empty bar maps teach 'no bar' (default; --no-... leaves them out of "
                                  "the loss, as the study did)")
         parser.add_argument("--synthetic", choices=["only", "exclude", "any"], default="any")
+        parser.add_argument("--labels", choices=["volunteers", "truth"], default="volunteers",
+                            help="learn from the volunteers' masks (default) or, on a synthetic survey, from the "
+                                 "true masks: the ceiling of what the images allow (docs/measurements.md)")
         parser.add_argument("--limit", type=int, help="at most this many galaxies (for quick trials)")
         parser.add_argument("--image-kind", default="survey_cutout", choices=Image.Kind.values)
         parser.add_argument("--time-budget", type=float, metavar="SECONDS",
@@ -57,6 +60,11 @@ class Command(BaseCommand):
                          "synthetic": {"only": True, "exclude": False}.get(o["synthetic"])}
             if o["limit"]:
                 selection["limit"] = o["limit"]
+            if o["labels"] == "truth":
+                truth = Producer.objects.filter(kind=Producer.Kind.TRUTH).first()
+                if truth is None:
+                    raise CommandError("no true masks to learn from: make a synthetic survey first")
+                selection["label_producer"] = truth.pk
             try:
                 run = training.training_start(config=config, selection=selection, requested_by="command line",
                                               time_budget_s=o["time_budget"], enqueue=o["enqueue"])
