@@ -28,10 +28,6 @@ from segmentation.selectors import image_rgb
 
 log = logging.getLogger(__name__)
 
-TRAINING_KEYS = ("encoder", "image_size", "epochs", "batch_size", "learning_rate", "loss", "weight_decay",
-                 "patience", "seed", "empty_bar_teaches_no_bar")
-
-
 @dataclass
 class LabelledGalaxy:
     galaxy_id: int
