@@ -28,6 +28,7 @@ from segmentation.selectors import image_rgb
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class LabelledGalaxy:
     galaxy_id: int
