@@ -55,6 +55,14 @@ def label_producer(selection: dict) -> Producer:
     return best
 
 
+def truth_producer() -> Producer:
+    """The producer of a synthetic survey's true masks, to learn from instead of the volunteers."""
+    truth = Producer.objects.filter(kind=Producer.Kind.TRUTH).first()
+    if truth is None:
+        raise ValueError("no true masks to learn from: make a synthetic survey first")
+    return truth
+
+
 def select_galaxies(selection: dict):
     qs = Galaxy.objects.all()
     if selection.get("synthetic") is True:

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from segmentation import training
-from segmentation.models import Image, Producer, TrainingRun
+from segmentation.models import Image, TrainingRun
 from segmentation.unet.model import UNetConfig
 
 
@@ -60,12 +60,9 @@ class Command(BaseCommand):
                          "synthetic": {"only": True, "exclude": False}.get(o["synthetic"])}
             if o["limit"]:
                 selection["limit"] = o["limit"]
-            if o["labels"] == "truth":
-                truth = Producer.objects.filter(kind=Producer.Kind.TRUTH).first()
-                if truth is None:
-                    raise CommandError("no true masks to learn from: make a synthetic survey first")
-                selection["label_producer"] = truth.pk
             try:
+                if o["labels"] == "truth":
+                    selection["label_producer"] = training.truth_producer().pk
                 run = training.training_start(config=config, selection=selection, requested_by="command line",
                                               time_budget_s=o["time_budget"], enqueue=o["enqueue"])
             except (TypeError, ValueError) as exc:
