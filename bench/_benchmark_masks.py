@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from astropy.wcs import WCS  # noqa: E402
 
-from segmentation import gz3d  # noqa: E402
-from segmentation.synthetic import renderer, volunteers  # noqa: E402
-from segmentation.synthetic.population import draw_galaxy  # noqa: E402
-from segmentation.synthetic.survey import BENCHMARK, SurveySettings  # noqa: E402
+from evalcore.formats import gz3d  # noqa: E402
+from evalcore.synthetic import renderer, volunteers  # noqa: E402
+from evalcore.synthetic.population import draw_galaxy  # noqa: E402
+from evalcore.synthetic.survey import BENCHMARK, SurveySettings  # noqa: E402
 
 SETTINGS = SurveySettings(n=BENCHMARK["n"], seed=BENCHMARK["seed"], size=BENCHMARK["size"], out=Path("."))
 

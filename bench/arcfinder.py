@@ -4,9 +4,9 @@
     .venv/bin/python bench/arcfinder.py --compare 20    # agreement on 20 synthetic spirals (slow: pyarcfire)
     .venv/bin/python bench/arcfinder.py --fixture ../shared/fixtures/sparcfire/G.out   # vs a real run
 
-Inputs: synthetic spiral galaxies from ``segmentation.synthetic`` rendered on a 256x256 north-up grid at the
+Inputs: synthetic spiral galaxies from ``evalcore.synthetic`` rendered on a 256x256 north-up grid at the
 Legacy Surveys' 0.262 arcsec/px (g,r,z cube). Both methods read the same plane: the r band, asinh-scaled
-(``segmentation.arcfinder.inputs``). Runs on one core (thread counts pinned to 1 before numpy loads).
+(``evalcore.arcfinder.inputs``). Runs on one core (thread counts pinned to 1 before numpy loads).
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from segmentation.arcfinder import ArcFinderParams, run_arcfinder  # noqa: E402
-from segmentation.arcfinder.inputs import to_plane  # noqa: E402
+from evalcore.arcfinder import ArcFinderParams, run_arcfinder  # noqa: E402
+from evalcore.arcfinder.inputs import to_plane  # noqa: E402
 
 SIZE = 256
 PIXEL_SCALE = 0.262  # arcsec / px
@@ -36,8 +36,8 @@ PIXEL_SCALE = 0.262  # arcsec / px
 
 def synthetic_spirals(n: int, seed: int = 7):
     """(cube (3, H, W) nmgy, truth dict) of the first ``n`` galaxies with arms of the synthetic population."""
-    from segmentation.synthetic import renderer
-    from segmentation.synthetic.population import draw_galaxy
+    from evalcore.synthetic import renderer
+    from evalcore.synthetic.population import draw_galaxy
 
     grid = renderer.Grid(shape=(SIZE, SIZE), x0=(SIZE - 1) / 2, y0=(SIZE - 1) / 2,
                          cd=np.array([[-PIXEL_SCALE, 0.0], [0.0, -PIXEL_SCALE]]))
@@ -153,7 +153,7 @@ def fixture(run_dir: str, params: ArcFinderParams) -> None:
     from astropy.io import fits
     from scipy import ndimage
 
-    from segmentation.arcfinder import sparcfire_output as so
+    from evalcore.arcfinder import sparcfire_output as so
 
     root = Path(run_dir)
     for name, folder in so.find_galaxies(root):
@@ -198,7 +198,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the comparison rows here")
     parser.add_argument("--fixture", help="a SpArcFiRe output folder (e.g. ../shared/fixtures/sparcfire/G.out)")
     args = parser.parse_args()
-    from segmentation.arcfinder import STUDY_PARAMS
+    from evalcore.arcfinder import STUDY_PARAMS
 
     params = STUDY_PARAMS if args.study else ArcFinderParams()
     if args.fixture:

@@ -28,7 +28,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from segmentation.measure.agreement import agreement_report, pair_with_truth
+    from evalcore.measure.agreement import agreement_report, pair_with_truth
     from segmentation.models import Galaxy, Mask
     from segmentation.selectors import galaxy_ids_in_split
 

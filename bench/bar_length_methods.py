@@ -18,8 +18,8 @@ import sys
 import numpy as np
 from _benchmark_masks import benchmark_galaxies, consensus, crowd_drawings, truth_masks
 
-from segmentation.measure.bar import measure_bar
-from segmentation.synthetic import volunteers
+from evalcore.measure.bar import measure_bar
+from evalcore.synthetic import volunteers
 
 METHODS = {"recipe": "length_px", "profile": "profile_length_px"}
 

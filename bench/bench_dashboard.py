@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_stats import simulated_study  # noqa: E402
 
-from ratings import plots  # noqa: E402
-from ratings.stats import summary_tables  # noqa: E402
+from evalcore.study import plots  # noqa: E402
+from evalcore.study.stats import summary_tables  # noqa: E402
 
 
 def main() -> None:

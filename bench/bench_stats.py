@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ratings.stats import quality_summary, summary_tables  # noqa: E402
+from evalcore.study.stats import quality_summary, summary_tables  # noqa: E402
 
 
 def simulated_study(n_answers: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

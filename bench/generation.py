@@ -52,18 +52,18 @@ def make_version(config, images: list[np.ndarray], train_epochs: int, weights: P
 
     from django.core.files.base import ContentFile
 
+    from evalcore.unet.infer import calibration_images
+    from evalcore.unet.model import build_model, model_bytes
     from segmentation import services
     from segmentation.models import ModelVersion
-    from segmentation.unet.infer import calibration_images
-    from segmentation.unet.model import build_model, model_bytes
 
     if weights is not None:
-        from segmentation.unet.model import load_model
+        from evalcore.unet.model import load_model
 
         model, config, _ = load_model(weights)
     elif train_epochs:
-        from segmentation.unet.toy import toy_samples
-        from segmentation.unet.train import train
+        from evalcore.unet.toy import toy_samples
+        from evalcore.unet.train import train
 
         samples = toy_samples(48, size=config.image_size, seed=1)
         with tempfile.TemporaryDirectory() as d:
@@ -98,18 +98,18 @@ def main() -> None:
     setup_django(tmp)
     import torch
 
+    from evalcore.unet.data import postprocess, preprocess
+    from evalcore.unet.infer import Predictor
+    from evalcore.unet.model import UNetConfig
+    from evalcore.unet.toy import toy_galaxy
     from segmentation import generation, services
     from segmentation.models import Mask
     from segmentation.selectors import image_rgb
     from segmentation.source_model import Source
-    from segmentation.unet.data import postprocess, preprocess
-    from segmentation.unet.infer import Predictor
-    from segmentation.unet.model import UNetConfig
-    from segmentation.unet.toy import toy_galaxy
 
     config = UNetConfig(encoder=args.encoder, **({"image_size": args.size} if args.size else {}))
     if args.weights:
-        from segmentation.unet.model import read_bundle
+        from evalcore.unet.model import read_bundle
 
         config = UNetConfig.from_dict(read_bundle(args.weights)["config"])
     rng = np.random.default_rng(0)

@@ -47,7 +47,7 @@ def bar_polygon(rng, size):
 
 
 def write_files(folder: Path, n: int, size: int) -> list[Path]:
-    from segmentation import gz3d
+    from evalcore.formats import gz3d
 
     rng = np.random.default_rng(1)
     y, x = np.mgrid[0:size, 0:size]
@@ -99,7 +99,7 @@ def main():
     django.setup()
     from django.core.management import call_command
 
-    from segmentation import gz3d
+    from evalcore.formats import gz3d
     from segmentation.imports.gz3d import import_gz3d
     from segmentation.models import Galaxy
 
@@ -143,7 +143,7 @@ def main():
     par = statistics.median(parallel_rates)
     print(f"median of {args.runs} runs, {len(paths)} files of {args.size} px:")
     print(f"  astropy read (baseline)   {read:7.1f} files/s")
-    print(f"  segmentation.gz3d reader  {reader:7.1f} files/s")
+    print(f"  evalcore.formats.gz3d reader  {reader:7.1f} files/s")
     print(f"  full import (new)         {imp:7.1f} files/s")
     print(f"  re-import (unchanged)     {reimp:7.1f} files/s")
     print(f"  full import, --jobs {args.jobs}     {par:7.1f} files/s")

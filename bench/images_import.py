@@ -77,7 +77,7 @@ def main():
     from astropy.table import Table
     from django.core.management import call_command
 
-    from segmentation import catalogue as cat
+    from evalcore.sky import catalogue as cat
     from segmentation.imports.catalogue import import_catalogue
     from segmentation.imports.images import import_image_folder
     from segmentation.models import Galaxy

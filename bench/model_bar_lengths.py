@@ -97,9 +97,9 @@ def main() -> None:
         summary(f"{args.split}, image brightness edge on the true axis", lengths / true_px - 1, true_px)
         return
 
-    from segmentation.measure.bar import profile_length
+    from evalcore.measure.bar import profile_length
+    from evalcore.unet.infer import Predictor
     from segmentation.models import ModelVersion
-    from segmentation.unet.infer import Predictor
 
     if args.model_version:
         with ModelVersion.objects.get(name=args.model_version).weights.open("rb") as fh:

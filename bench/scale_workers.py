@@ -54,9 +54,9 @@ def synthetic_galaxy(index: int, size: int, seed: int = 9):
     """(params, rgb (H, W, 3) uint8 row 0 = north, truth {spiral, bar} 0/1, crowd {structure: (counts, n)})
     for synthetic galaxy ``index``: the issue-3 renderer and volunteer model on a Legacy-Survey-like grid."""
 
-    from segmentation import gz3d, imaging
-    from segmentation.synthetic import renderer, survey, volunteers
-    from segmentation.synthetic.population import draw_galaxy
+    from evalcore.formats import gz3d, imaging
+    from evalcore.synthetic import renderer, survey, volunteers
+    from evalcore.synthetic.population import draw_galaxy
 
     field = size * imaging.LEGACY_SURVEY_PIXEL_SCALE
     p = draw_galaxy(np.random.default_rng([seed, index, 0]), seed=seed, index=index, field_arcsec=field)
@@ -81,7 +81,8 @@ def store_galaxies(n: int, size: int, prefix: str = "scale", start: int = 0) -> 
     """Store ``n`` synthetic galaxies with survey cutouts. Returns (images, per galaxy (truth, crowd))."""
     from tqdm import tqdm
 
-    from segmentation import imaging, services
+    from evalcore.formats import imaging
+    from segmentation import services
 
     images, extras = [], []
     for i in tqdm(range(start, start + n), desc="galaxies", unit="galaxy", leave=False):
@@ -105,10 +106,10 @@ def make_version(config, rgbs: list[np.ndarray], name: str):
 
     from django.core.files.base import ContentFile
 
+    from evalcore.unet.infer import calibration_images
+    from evalcore.unet.model import build_model, model_bytes
     from segmentation import services
     from segmentation.models import ModelVersion, Producer
-    from segmentation.unet.infer import calibration_images
-    from segmentation.unet.model import build_model, model_bytes
 
     blob = model_bytes(build_model(config), config, {"bench": "scale_workers", "trained": False},
                        calibration_images(rgbs, config))
@@ -137,10 +138,11 @@ def step_split(images, predictor, version, repeats: int) -> dict:
     import torch
     from django.db import transaction
 
-    from segmentation import maskcodec, services
+    from evalcore.formats import maskcodec
+    from evalcore.unet.data import postprocess, preprocess
+    from segmentation import services
     from segmentation.selectors import image_rgb
     from segmentation.sources import STRUCTURES
-    from segmentation.unet.data import postprocess, preprocess
 
     config, bs, n = predictor.config, predictor.batch_size, len(images)
     per_rep = []
@@ -187,8 +189,8 @@ def raw_forward(images, predictor, repeats: int) -> float:
     """Galaxies/s of ``Predictor.forward`` alone on preprocessed batches (median of repeats)."""
     import torch
 
+    from evalcore.unet.data import preprocess
     from segmentation.selectors import image_rgb
-    from segmentation.unet.data import preprocess
 
     bs = predictor.batch_size
     x = [preprocess(image_rgb(im), predictor.config) for im in images]
@@ -279,7 +281,7 @@ def worker_run(*, env: dict, version, galaxy_ids: list[int], warmup_ids: list[in
 # --- 3. sizes -----------------------------------------------------------------------------------------------
 def mask_sizes(version, extras) -> dict:
     """Mean PNG bytes per encoded mask, by kind (256 px masks)."""
-    from segmentation import maskcodec
+    from evalcore.formats import maskcodec
     from segmentation.models import Mask
 
     out: dict[str, list[int]] = {"model (untrained, stored)": [m.data.size for m in
@@ -416,10 +418,10 @@ def main() -> None:
     worker_counts = [int(w) for w in args.workers.split(",")]
     chunk_sizes = [int(c) for c in args.chunk_sizes.split(",")]
 
+    from evalcore.unet.infer import Predictor
+    from evalcore.unet.model import UNetConfig
     from segmentation.selectors import image_rgb
     from segmentation.source_model import Source
-    from segmentation.unet.infer import Predictor
-    from segmentation.unet.model import UNetConfig
 
     c = time.perf_counter()
     images, extras = store_galaxies(args.galaxies + max(worker_counts), args.image_px)

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 from _benchmark_masks import benchmark_galaxies, consensus, crowd_drawings, truth_masks
 
-from segmentation.measure import spiral
+from evalcore.measure import spiral
 
 SHIPPED_FIT = spiral._sides_fit
 

@@ -37,7 +37,7 @@ def writer_cpu(folder: Path, survey, limit: int = 20) -> tuple[float, float, boo
     files in ``folder`` (read back, then laid out again both ways), and whether the bytes are identical."""
     from synthetic_fits_reference import astropy_gz3d_bytes
 
-    from segmentation import gz3d, truthfile
+    from evalcore.formats import gz3d, truthfile
 
     theirs = ours = 0.0
     identical = True
@@ -65,8 +65,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    from segmentation.synthetic import survey
-    from segmentation.synthetic.population import _scale_table
+    from evalcore.synthetic import survey
+    from evalcore.synthetic.population import _scale_table
 
     sys.path.insert(0, str(ROOT / "tests" / "unit"))
 

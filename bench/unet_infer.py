@@ -3,7 +3,7 @@
     .venv/bin/python bench/unet_infer.py [--size 128] [--encoder resnet18] [--repeats 5] [--threads 2]
         [--weights MODEL.pt --image-glob 'DIR/*.png']
 
-Trains a model briefly on toy galaxies (segmentation.unet.toy) so the precision check runs on trained
+Trains a model briefly on toy galaxies (evalcore.unet.toy) so the precision check runs on trained
 weights - or loads a trained model file (``--weights``, e.g. a ModelVersion's, with its stored
 calibration images) and predicts real images (``--image-glob``, e.g. a synthetic survey's stored cutouts) -
 then times, in alternating repeats: plain fp32 eager (contiguous), the default optimised path ("auto":
@@ -26,12 +26,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image as PILImage  # noqa: E402
 
-from segmentation.unet.data import preprocess  # noqa: E402
-from segmentation.unet.device import cpu_bf16_native  # noqa: E402
-from segmentation.unet.infer import Predictor, fraction_difference  # noqa: E402
-from segmentation.unet.model import UNetConfig, load_model, read_bundle  # noqa: E402
-from segmentation.unet.toy import toy_samples  # noqa: E402
-from segmentation.unet.train import train  # noqa: E402
+from evalcore.unet.data import preprocess  # noqa: E402
+from evalcore.unet.device import cpu_bf16_native  # noqa: E402
+from evalcore.unet.infer import Predictor, fraction_difference  # noqa: E402
+from evalcore.unet.model import UNetConfig, load_model, read_bundle  # noqa: E402
+from evalcore.unet.toy import toy_samples  # noqa: E402
+from evalcore.unet.train import train  # noqa: E402
 
 
 def main() -> None:

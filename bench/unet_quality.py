@@ -20,11 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from segmentation.unet.infer import Predictor  # noqa: E402
-from segmentation.unet.metrics import items_from_predictions, quality_report  # noqa: E402
-from segmentation.unet.model import UNetConfig  # noqa: E402
-from segmentation.unet.toy import toy_with_truth  # noqa: E402
-from segmentation.unet.train import train  # noqa: E402
+from evalcore.unet.infer import Predictor  # noqa: E402
+from evalcore.unet.metrics import items_from_predictions, quality_report  # noqa: E402
+from evalcore.unet.model import UNetConfig  # noqa: E402
+from evalcore.unet.toy import toy_with_truth  # noqa: E402
+from evalcore.unet.train import train  # noqa: E402
 
 
 def headline(report: dict) -> dict:

@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 def run(encoder: str, size: int, budget: float, threads: int, queue) -> None:
     import torch
 
-    from segmentation.unet.model import UNetConfig, count_parameters
-    from segmentation.unet.toy import toy_samples
-    from segmentation.unet.train import train
+    from evalcore.unet.model import UNetConfig, count_parameters
+    from evalcore.unet.toy import toy_samples
+    from evalcore.unet.train import train
 
     torch.set_num_threads(threads)
     cfg = UNetConfig(encoder=encoder, image_size=size, epochs=200, batch_size=16, patience=200)

@@ -26,7 +26,7 @@ DEMO_GALAXIES = 200
 DEMO_SEED = 1
 DEMO_SIZE = 256
 DEMO_STUDY = "Demo study (synthetic galaxies)"
-# Small and fast (docs/unet.md has the measurements): segmentation.unet.model.demo_config, and a time budget
+# Small and fast (docs/unet.md has the measurements): evalcore.unet.model.demo_config, and a time budget
 # so the first start's training ends within 10 minutes on 2 CPU cores whatever the machine.
 DEMO_TIME_BUDGET_S = 540
 DEMO_SELECTION = {"synthetic": True, "image_kind": "survey_cutout"}
@@ -76,7 +76,7 @@ def ensure_demo_data(stdout) -> bool:
 
 def demo_training_config() -> dict:
     """The demo model's training options (``unet.model.demo_config``: 128 px, a schedule that fits the budget)."""
-    from segmentation.unet.model import demo_config
+    from evalcore.unet.model import demo_config
 
     c = demo_config()
     return {"image_size": c.image_size, "epochs": c.epochs, "patience": c.patience, "batch_size": c.batch_size}
@@ -137,10 +137,10 @@ def _evaluate(version) -> None:
 
 def ensure_demo_study(version):
     """A study over the demo test-split galaxies comparing all three sources, opened, with the demo rater."""
+    from evalcore.sky.splits import split_for
     from ratings import services as rating
     from ratings.models import Study
     from segmentation.models import Galaxy, Producer
-    from segmentation.splits import split_for
 
     study = Study.objects.filter(name=DEMO_STUDY).first()
     if study is not None:

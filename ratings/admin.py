@@ -1,7 +1,7 @@
 """Admin for studies: design, galaxy selection, the pre-opening check, open/close, invitations, log.
 
 Raters' answers are visible here to staff only (read-only); the outcome figures live on the study's
-results page (ratings/stats), shown once the study is closed or an admin unlocks them.
+results page (evalcore/study/stats), shown once the study is closed or an admin unlocks them.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def selected_galaxies(data: dict, study: Study) -> tuple[list[Galaxy], dict]:
         used = {gid for gid, split in model_version_splits(study.test_split_of).items() if split != "test"}
         galaxies = [g for g in galaxies if g.pk not in used]
     elif data["test_split_only"]:
-        from segmentation.splits import split_for
+        from evalcore.sky.splits import split_for
 
         galaxies = [g for g in galaxies if split_for(g.ra, g.dec, name=g.name) == "test"]
     if data["mode"] == "sample":

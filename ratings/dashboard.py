@@ -1,6 +1,6 @@
 """Staff pages of a rating study: progress, outcome figures (when visible), the unlock, CSV downloads.
 
-A thin layer over ``ratings.results`` (cached statistics and figures), ``ratings.plots`` and
+A thin layer over ``ratings.results`` (cached statistics and figures), ``evalcore.study.plots`` and
 ``ratings.export``. Staff only: anonymous visitors are sent to the login page, signed-in non-staff get 403.
 """
 from __future__ import annotations

@@ -19,8 +19,8 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from PIL import Image as PILImage
 
+from evalcore.pixels import rendering
 from ratings.models import Candidate, PanelImage, Study
-from segmentation import rendering
 from segmentation.models import Image, Mask
 from segmentation.selectors import image_rgb
 

@@ -1,6 +1,6 @@
 """A study's results for staff: progress, the cached statistics tables and figures, and the unlock.
 
-The statistics (``ratings.stats.summary_tables``) take seconds on a large study, so they are computed
+The statistics (``evalcore.study.stats.summary_tables``) take seconds on a large study, so they are computed
 once per state of the data and kept in a cache file under MEDIA_ROOT (``ratings-results/study-<id>/``):
 a pickle of the tables and one PNG per figure, named by a fingerprint of everything the statistics read
 (answers, assignments' time/flags, raters, guesses). A page view only recomputes after that data changed.
@@ -25,9 +25,10 @@ from django.db import transaction
 from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
-from ratings import export, plots
+from evalcore.study import plots
+from evalcore.study.stats import summary_tables
+from ratings import export
 from ratings.models import Answer, Assignment, BlindingGuess, Rater, Study, StudyLog
-from ratings.stats import summary_tables
 
 CACHE_DIR = "ratings-results"
 # bump when summary_tables or the figures change shape, so old caches are not served

@@ -18,7 +18,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from ratings import design
+from evalcore.study import design
 from ratings.models import (
     Answer,
     AnswerRevision,

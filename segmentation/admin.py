@@ -391,7 +391,7 @@ class ImportBatchAdmin(ReadOnlyAdmin):
 
     def gallery_png(self, request, pk: int):
         """The synthetic survey's gallery: 16 galaxies with their volunteer masks and truth."""
-        from segmentation.synthetic.gallery import gallery_png
+        from evalcore.synthetic.gallery import gallery_png
 
         batch = get_object_or_404(ImportBatch, pk=pk, kind=ImportBatch.Kind.SYNTHETIC)
         try:

@@ -18,7 +18,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
 
-from segmentation import quality, rendering
+from evalcore.pixels import rendering
+from segmentation import quality
 from segmentation.admin_runs import ModelVersionAdmin
 from segmentation.models import Mask, ModelVersion
 from segmentation.selectors import image_rgb

@@ -1,4 +1,4 @@
-"""Measurements stored per mask (bar length, spiral pitch): the Django layer over ``segmentation.measure``.
+"""Measurements stored per mask (bar length, spiral pitch): the Django layer over ``evalcore.measure``.
 
 ``measure_mask`` measures one mask with the inputs the database holds (the image's pixel scale, the
 galaxy's redshift and disk orientation, the cosmology of ``settings.EVALSITE_COSMOLOGY``) and stores the
@@ -7,7 +7,7 @@ It is idempotent: a mask already measured by this code version with the same inp
 inputs (a redshift imported later, another cosmology) update the stored row in place.
 
 When the galaxy has no catalogue axis ratio / position angle, the disk orientation is fitted to the image
-(``segmentation.measure.disk.disk_orientation``) and the result says so (``disk_orientation_source``).
+(``evalcore.measure.disk.disk_orientation``) and the result says so (``disk_orientation_source``).
 """
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from segmentation.measure import MEASUREMENT_CODE_VERSION
-from segmentation.measure.agreement import AgreementReport
-from segmentation.measure.bar import measure_bar
-from segmentation.measure.cosmology import CosmologyParams
-from segmentation.measure.spiral import measure_spiral
+from evalcore.measure import MEASUREMENT_CODE_VERSION
+from evalcore.measure.agreement import AgreementReport
+from evalcore.measure.bar import measure_bar
+from evalcore.measure.cosmology import CosmologyParams
+from evalcore.measure.spiral import measure_spiral
 from segmentation.models import (
     CatalogueEntry,
     ExternalCatalogue,
@@ -65,7 +65,7 @@ def disk_for(galaxy: Galaxy, image: Image) -> DiskInput:
     """The disk orientation used to deproject: the galaxy's own fields, else a fit to the image."""
     if _galaxy_disk_ok(galaxy):
         return DiskInput(galaxy.axis_ratio, galaxy.position_angle % 180.0, DISK_FROM_GALAXY)
-    from segmentation.measure.disk import disk_orientation
+    from evalcore.measure.disk import disk_orientation
     from segmentation.selectors import image_rgb
 
     try:
@@ -358,9 +358,9 @@ def catalogue_import(*, path, name: str, key: str, ra: str, dec: str, values: di
     name to its column (e.g. {"bar_length": "length_avg", "bar_length_err": "length_stdev"}), ``units``
     a quantity to its unit (e.g. {"bar_length": "kpc"}). All-or-nothing: every problem (missing column,
     text in a number column, repeated key) is reported before anything is written, as a
-    ``segmentation.catalogue.CatalogueError``. Importing the same name again replaces the rows.
+    ``evalcore.sky.catalogue.CatalogueError``. Importing the same name again replaces the rows.
     """
-    from segmentation import catalogue as cat
+    from evalcore.sky import catalogue as cat
 
     units = dict(units or {})
     if not name.strip():
@@ -447,7 +447,7 @@ ERR_OF = {"pitch_abs": "pitch_err"}  # uncertainty attribute where it is not ATT
 
 def _value(result: dict | None, attribute: str) -> tuple[float | None, float | None, str | None]:
     """(value, err, reason) of a stored result dict."""
-    from segmentation.measure.agreement import measured_value
+    from evalcore.measure.agreement import measured_value
 
     if result is None:
         return None, None, f"no measurement by {MEASUREMENT_CODE_VERSION} (run manage.py measure_masks)"
@@ -541,7 +541,7 @@ def compare_with_catalogue(*, catalogue: ExternalCatalogue | str, quantity: str,
     every galaxy not used is in the report's ``excluded`` with the reason. ``split`` keeps one split and
     ``image_kind`` the masks on one kind of image, as in ``source_values``.
     """
-    from segmentation.measure.agreement import CatalogueRow, MeasuredSource, agreement_report, pair_with_catalogue
+    from evalcore.measure.agreement import CatalogueRow, MeasuredSource, agreement_report, pair_with_catalogue
 
     if isinstance(catalogue, str):
         try:
@@ -600,7 +600,7 @@ def compare_with_truth(*, quantity: str = "bar_length_kpc", sources: Iterable[st
     (the sky-cell split of training, as in ``source_values``); ``image_kind`` keeps the masks on one kind of
     image (a galaxy with masks on two images otherwise counts once per image).
     """
-    from segmentation.measure.agreement import agreement_report, pair_with_truth
+    from evalcore.measure.agreement import agreement_report, pair_with_truth
 
     if quantity not in TRUTH_QUANTITIES:
         raise ValueError(f"unknown truth quantity {quantity!r}; known: {', '.join(TRUTH_QUANTITIES)}")
@@ -672,7 +672,7 @@ def write_agreement(*, reports: dict[str, AgreementReport], out_dir, stem: str, 
     import csv
     from pathlib import Path
 
-    from segmentation.measure.agreement import scatter_plot_png
+    from evalcore.measure.agreement import scatter_plot_png
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from segmentation import maskcodec
+from evalcore.formats import maskcodec
 
 
 class Structure(models.TextChoices):
@@ -145,7 +145,7 @@ class Producer(models.Model):
 class Mask(models.Model):
     """A per-pixel fraction map of one structure, on one image's grid, from one producer.
 
-    Stored exactly as integer numerators over ``denominator`` (see ``segmentation.maskcodec``).
+    Stored exactly as integer numerators over ``denominator`` (see ``evalcore.formats.maskcodec``).
     Immutable: services create a new Mask when content changes and flip ``is_current``.
     """
 

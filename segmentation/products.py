@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from segmentation import imaging
-from segmentation.measure import MEASUREMENT_CODE_VERSION
+from evalcore.formats import imaging
+from evalcore.measure import MEASUREMENT_CODE_VERSION
 from segmentation.models import Galaxy, Image, Mask, MaskMeasurement
 
 # Preferred image when a galaxy has several with masks (the GZ3D grid is where volunteers drew).

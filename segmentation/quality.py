@@ -2,7 +2,7 @@
 
 Evaluation: the galaxies come from the version's manifest (the split it really used in training, and
 the content hashes of the volunteer masks it learned from), so a later evaluation uses the same test set
-and the same labels even when masks were re-imported since. The statistics are ``segmentation.unet.metrics``
+and the same labels even when masks were re-imported since. The statistics are ``evalcore.unet.metrics``
 (thresholds chosen on the validation split, reported on the evaluated split with paired bootstrap
 intervals that resample galaxies); this module only gathers the maps from storage, predicts where no
 stored masks of the version exist, and keeps the report in ``ModelVersion.metrics``.
@@ -59,7 +59,7 @@ def version_manifest(version: ModelVersion) -> dict:
 
 def version_predictor(version: ModelVersion, *, mode: str = "auto", threads: int | None = None):
     """A ``unet.infer.Predictor`` for the version's stored weights (``mode`` "auto" = what generation uses)."""
-    from segmentation.unet.infer import Predictor
+    from evalcore.unet.infer import Predictor
 
     with version.weights.open("rb") as fh:
         weights = fh.read()
@@ -114,7 +114,7 @@ def evaluation_set(*, version: ModelVersion, splits: tuple[str, ...] = ("val", "
     its stored current masks where both structures exist, else predicted now with ``predictor`` (made on
     demand from the stored weights). ``limit`` caps galaxies per split (quick looks). ``progress(n)`` is
     called with the number of galaxies just finished."""
-    from segmentation.unet.metrics import EvalItem
+    from evalcore.unet.metrics import EvalItem
 
     for s in splits:
         if s not in SPLITS:
@@ -217,7 +217,7 @@ def evaluate_version(*, version: ModelVersion, split: str = "test", n_boot: int 
     """The quality report of ``version`` on ``split`` of its manifest (thresholds chosen on "val"), stored
     in ``version.metrics[evaluation_key(split)]`` and returned. See ``unet.metrics.quality_report`` for
     the fields; added here: split, counts, skipped galaxies with reasons, where the predictions came from."""
-    from segmentation.unet.metrics import quality_report
+    from evalcore.unet.metrics import quality_report
 
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
@@ -313,8 +313,8 @@ def sources_vs_truth(*, structure: str = "spiral", split: str = "test", sources=
     Thresholds of fraction maps are chosen on the "val" split; masks are compared on the image the truth
     is stored on, of ``image_kind`` (survey cutouts by default: the images generation writes masks on).
     ``progress(n)`` is called per galaxy gathered."""
+    from evalcore.unet.metrics import sources_vs_truth as compare
     from segmentation.selectors import galaxy_ids_in_split
-    from segmentation.unet.metrics import sources_vs_truth as compare
 
     if structure not in STRUCTURES:
         raise ValueError(f"unknown structure {structure!r}; one of {', '.join(STRUCTURES)}")
@@ -416,7 +416,7 @@ def version_export(*, version: ModelVersion, out: str | Path) -> dict:
 
 def read_export(path: str | Path) -> tuple[dict, bytes, bytes]:
     """(model.json, weights bytes, manifest bytes) of an export file, after checking format and hashes."""
-    from segmentation.unet.model import UNetConfig, read_bundle
+    from evalcore.unet.model import UNetConfig, read_bundle
 
     path = Path(path)
     if not path.is_file():

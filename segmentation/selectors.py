@@ -37,11 +37,11 @@ def image_bands(image: Image) -> np.ndarray | None:
 def galaxy_ids_in_split(split: str, galaxies=None) -> list[int]:
     """Ids of the galaxies (all, or those of the ``galaxies`` queryset) in ``split``: "train", "val" or "test".
 
-    The split is the sky-cell one of ``segmentation.splits.split_for`` on the galaxy's ra/dec (its name when it
+    The split is the sky-cell one of ``evalcore.sky.splits.split_for`` on the galaxy's ra/dec (its name when it
     has no position), exactly as training assigns it and records it in each model version's manifest, so a
     test galaxy is the same galaxy for training, generation, measurements and comparisons.
     """
-    from segmentation.splits import SPLITS, split_for
+    from evalcore.sky.splits import SPLITS, split_for
 
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; one of {', '.join(SPLITS)}")

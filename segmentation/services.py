@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image as PILImage
 
-from segmentation import maskcodec
+from evalcore.formats import maskcodec
 from segmentation.models import Galaxy, Image, ImportBatch, Mask, Producer, VolunteerClassification
 
 IDENTIFIER_FIELDS = ("manga_id", "name", "iau_name", "nsa_id", "sdss_objid")

@@ -1,4 +1,4 @@
-"""The arc finder (SpArcFiRe's method, ``segmentation.arcfinder``) as a generation source.
+"""The arc finder (SpArcFiRe's method, ``evalcore.arcfinder``) as a generation source.
 
 It reads the image's band data when it has some (the r band of a g,r,z cube, asinh-scaled, as
 SpArcFiRe reads a single band), otherwise the RGB luminance; see docs/arcfinder.md. It makes spiral
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from evalcore.arcfinder.errors import ArcFinderError
+from evalcore.arcfinder.params import CODE_VERSION, ArcFinderParams
+from evalcore.arcfinder.pipeline import run_arcfinder
 from segmentation import services
-from segmentation.arcfinder.errors import ArcFinderError
-from segmentation.arcfinder.params import CODE_VERSION, ArcFinderParams
-from segmentation.arcfinder.pipeline import run_arcfinder
 from segmentation.models import Producer
 from segmentation.selectors import image_bands, image_rgb
 from segmentation.sources import MaskOutput

@@ -1,6 +1,6 @@
 """A trained U-Net (a ModelVersion) as a generation source.
 
-Preprocessing is the model's own (``segmentation.unet.data.preprocess``, the same function training
+Preprocessing is the model's own (``evalcore.unet.data.preprocess``, the same function training
 used), and masks come back on the full frame of the image they are stored on. Fractions are stored as
 k/255 (``maskcodec``); a map whose largest fraction rounds to 0 is stored as EMPTY.
 """
@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from segmentation import maskcodec
+from evalcore.formats import maskcodec
 from segmentation.models import ModelVersion, Producer
 from segmentation.selectors import image_rgb
 from segmentation.sources import STRUCTURES, MaskOutput
@@ -34,7 +34,7 @@ class Source:
     def loaded(cls, run) -> Source:
         """One Predictor per model version per worker process: building it (and quantising, on CPUs where
         int8 is the fast path) takes seconds, so every later chunk on this worker reuses it."""
-        from segmentation.unet.infer import Predictor
+        from evalcore.unet.infer import Predictor
 
         version = run.model_version
         predictor = _PREDICTORS.get(version.weights_sha256)

@@ -1,6 +1,6 @@
 """Training runs and model versions (services; the RQ job ``jobs.train`` calls ``run_train``).
 
-The science is in ``segmentation.unet``; this module chooses the galaxies, loads their images and
+The science is in ``evalcore.unet``; this module chooses the galaxies, loads their images and
 volunteer masks from storage, reports progress to the TrainingRun row, and turns the best weights into
 a ModelVersion with complete provenance (manifest of training galaxies and mask hashes, code and
 package versions, test metrics).
@@ -78,7 +78,7 @@ def select_galaxies(selection: dict):
 
 def labelled_galaxies(*, selection: dict) -> list[LabelledGalaxy]:
     """Galaxies with an image of the chosen kind and volunteer masks on that image's grid, with their split."""
-    from segmentation.splits import split_for
+    from evalcore.sky.splits import split_for
 
     producer = label_producer(selection)
     image_kind = selection.get("image_kind", Image.Kind.SURVEY_CUTOUT)
@@ -102,7 +102,7 @@ def labelled_galaxies(*, selection: dict) -> list[LabelledGalaxy]:
 
 def _sample_loader(item: LabelledGalaxy):
     """A callable that loads one training sample from storage when the data loader asks for it."""
-    from segmentation.unet.data import Sample
+    from evalcore.unet.data import Sample
 
     def load():
         image = Image.objects.get(pk=item.image_id)
@@ -130,7 +130,7 @@ def training_start(*, config: dict, selection: dict | None = None, requested_by:
     ``time_budget_s``: stop after the epoch that exceeds this much training time (the demo's 10 minutes);
     the best checkpoint so far becomes the model version.
     """
-    from segmentation.unet.model import UNetConfig
+    from evalcore.unet.model import UNetConfig
 
     unknown = set(config) - set(UNetConfig.__dataclass_fields__)
     if unknown:
@@ -193,8 +193,8 @@ def run_train(*, run_id: int, threads: int | None = None, on_epoch=None) -> Trai
 
     ``on_epoch(report)`` is called after each epoch's progress is saved (the command line's progress bar).
     """
-    from segmentation.unet.model import UNetConfig
-    from segmentation.unet.train import train
+    from evalcore.unet.model import UNetConfig
+    from evalcore.unet.train import train
 
     run = TrainingRun.objects.get(pk=run_id)
     if run.status in (RunStatus.SUCCEEDED, RunStatus.CANCELLED):  # finished, or cancelled while queued

@@ -1,6 +1,6 @@
 """Staff-only views behind the admin: PNG renderings of images and masks, and the galaxy viewer's data.
 
-The pixels are made by ``segmentation.rendering``; these views only fetch, check permissions and
+The pixels are made by ``evalcore.pixels.rendering``; these views only fetch, check permissions and
 parse the query string (bad values get a 400 naming the parameter).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404, resolve_url
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from segmentation import rendering
+from evalcore.pixels import rendering
 from segmentation.measurements import measurements_for_galaxy
 from segmentation.models import Galaxy, Image, Mask, Producer, Structure
 from segmentation.selectors import image_rgb

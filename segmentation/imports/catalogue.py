@@ -16,9 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
-from segmentation import catalogue as cat
+from evalcore.sky import catalogue as cat
+from evalcore.sky.crossmatch import AMBIGUOUS, MATCHED, crossmatch
 from segmentation import services
-from segmentation.crossmatch import AMBIGUOUS, MATCHED, crossmatch
 from segmentation.imports.summary import ImportSummary
 from segmentation.models import Galaxy, ImportBatch
 

@@ -1,12 +1,12 @@
 """Fetch survey files from the internet, then import them: GZ3D files and Legacy Survey cutouts.
 
-Downloads go through ``segmentation.downloads`` (retries, resume, size/checksum/FITS checks) into an
+Downloads go through ``evalcore.sky.downloads`` (retries, resume, size/checksum/FITS checks) into an
 output folder that doubles as a cache: a file already there and complete is not fetched again. GZ3D
 files are then imported with ``segmentation.imports.gz3d.import_gz3d``; cutouts with
 ``segmentation.imports.images.import_images`` on a catalogue built from the galaxies' ra/dec.
 
 Base URLs: the command option, else the setting or environment variable ``EVALSITE_GZ3D_BASE_URL`` /
-``EVALSITE_CUTOUT_URL``, else the public default in ``segmentation.downloads``.
+``EVALSITE_CUTOUT_URL``, else the public default in ``evalcore.sky.downloads``.
 """
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ import numpy as np
 from django.conf import settings
 from tqdm import tqdm
 
-from segmentation import downloads, gz3d, services
+from evalcore.formats import gz3d
+from evalcore.sky import downloads
+from segmentation import services
 from segmentation.imports.images import ImageRow, import_images
 from segmentation.imports.summary import ImportSummary
 from segmentation.models import Galaxy, Image, ImportBatch

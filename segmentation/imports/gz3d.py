@@ -1,4 +1,4 @@
-"""Import Galaxy Zoo: 3D files: files -> ``segmentation.gz3d`` -> services. One transaction per galaxy.
+"""Import Galaxy Zoo: 3D files: files -> ``evalcore.formats.gz3d`` -> services. One transaction per galaxy.
 
 For each file: the galaxy (matched by MaNGA id), its subject image, the volunteers' raw polygons, and one
 mask per task whose numerators are the number of classifications covering each pixel over the number of
@@ -19,7 +19,8 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from tqdm import tqdm
 
-from segmentation import gz3d, services
+from evalcore.formats import gz3d
+from segmentation import services
 from segmentation.imports.summary import ImportSummary
 from segmentation.models import Galaxy, Mask
 

@@ -16,8 +16,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from tqdm import tqdm
 
-from segmentation import catalogue as cat
-from segmentation import imaging, services
+from evalcore.formats import imaging
+from evalcore.sky import catalogue as cat
+from segmentation import services
 from segmentation.imports.summary import ImportSummary
 from segmentation.models import Image, ImportBatch
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from segmentation import maskcodec, services
-from segmentation import reproject as sky
+from evalcore.formats import maskcodec
+from evalcore.sky import reproject as sky
+from segmentation import services
 from segmentation.models import Galaxy, Image, Mask, Producer, VolunteerClassification
 
 REPROJECTED_PRODUCERS = (Producer.Kind.VOLUNTEERS, Producer.Kind.TRUTH)

@@ -19,8 +19,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from tqdm import tqdm
 
-from segmentation import imaging, services
-from segmentation.arcfinder import sparcfire_output as so
+from evalcore.arcfinder import sparcfire_output as so
+from evalcore.formats import imaging
+from segmentation import services
 from segmentation.imports.summary import ImportSummary
 from segmentation.models import Galaxy, Image, ImportBatch, Mask, Producer
 

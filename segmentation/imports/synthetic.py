@@ -1,4 +1,4 @@
-"""Import a synthetic survey folder (written by ``segmentation.synthetic.survey``) through the real importers.
+"""Import a synthetic survey folder (written by ``evalcore.synthetic.survey``) through the real importers.
 
 Order: the survey cutouts first (catalogue importer: galaxy, cutout image, its native truth), then the
 GZ3D files through exactly the code path of real GZ3D files (subject image, polygons, volunteer masks,
@@ -12,13 +12,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evalcore.synthetic import survey
 from segmentation import services
 from segmentation.imports import gz3d as gz3d_import
 from segmentation.imports.images import import_image_folder
 from segmentation.imports.reproject import reproject_galaxy_masks
 from segmentation.imports.summary import ImportSummary
 from segmentation.models import Image, ImportBatch
-from segmentation.synthetic import survey
 
 
 class SyntheticImportError(ValueError):

@@ -7,7 +7,8 @@ from django.contrib.auth.models import Permission
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from segmentation import rendering, services
+from evalcore.pixels import rendering
+from segmentation import services
 from segmentation.models import Galaxy, Image, Mask
 from tests.admin_testdata import STAR, VOLUNTEERS, images_for, make_galaxy
 

@@ -42,8 +42,8 @@ def test_staff_start_generation_from_the_admin_and_watch_it(staff, galaxies, red
 
 
 def test_generation_from_the_admin_for_one_split(staff, galaxies, redis_conn, django_capture_on_commit_callbacks):
+    from evalcore.sky.splits import split_for
     from segmentation.models import Galaxy
-    from segmentation.splits import split_for
 
     by_split = {}
     for g in Galaxy.objects.all():

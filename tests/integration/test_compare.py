@@ -19,9 +19,9 @@ from test_measurements_support import (
     store_bar,
 )
 
+from evalcore.sky.splits import SPLITS, split_for
 from segmentation import measurements, services
 from segmentation.models import CatalogueEntry, ExternalCatalogue, Galaxy
-from segmentation.splits import SPLITS, split_for
 
 ARCSEC = 1 / 3600
 HEADER = "objid,ra,dec,length_avg,length_stdev\n"

@@ -8,9 +8,9 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from evalcore.study.stats import validate_answers
 from ratings import export, services
 from ratings.models import Assignment, BlindingGuess, Candidate, Rater, Study
-from ratings.stats import validate_answers
 from segmentation import services as seg
 
 KINDS = ("volunteers", "model", "sparcfire")

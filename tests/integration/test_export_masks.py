@@ -11,8 +11,8 @@ from astropy.wcs import WCS
 from django.core.management import CommandError, call_command
 from test_measurements_support import PIXEL_SCALE, disk_image, galaxy_with_image, producer, store_bar
 
+from evalcore.measure import MEASUREMENT_CODE_VERSION
 from segmentation import measurements, services
-from segmentation.measure import MEASUREMENT_CODE_VERSION
 
 
 def export(out, *args):
@@ -117,7 +117,7 @@ def test_selection_by_name_and_synthetic_and_clear_errors(db, tmp_path):
 
 
 def test_primary_holds_the_imported_band_data_when_there_is_some(db, tmp_path):
-    from segmentation import imaging
+    from evalcore.formats import imaging
 
     galaxy, _ = services.galaxy_upsert(name="BANDS", defaults={"ra": 10.0, "dec": -5.0})
     cube = np.random.default_rng(1).normal(size=(3, 32, 32)).astype(np.float32)

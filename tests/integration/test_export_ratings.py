@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
+from evalcore.study.stats import summary_tables
 from ratings import export, services
 from ratings.models import Answer
-from ratings.stats import summary_tables
 from tests.integration.test_dashboard_study import FORMULA_COMMENT, answer_study, build_study, make_user
 
 N_BOOT = 40  # small: the round trip compares exact numbers, not interval quality

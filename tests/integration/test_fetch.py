@@ -12,7 +12,9 @@ from astropy.table import Table
 from astropy.wcs import WCS
 from django.core.management import CommandError, call_command
 
-from segmentation import downloads, gz3d, imaging, services
+from evalcore.formats import gz3d, imaging
+from evalcore.sky import downloads
+from segmentation import services
 from segmentation.models import Galaxy, ImportBatch, Mask
 from segmentation.selectors import image_rgb
 from tests.downloads_loopback import LoopbackServer
@@ -34,7 +36,7 @@ def call(name, *args):
 
 
 def gz3d_bytes(tmp_path, file_name, manga_id, ra, dec=2.0):
-    """A small file in the release layout (segmentation.gz3d.write_gz3d): 3 volunteers asked about spirals,
+    """A small file in the release layout (evalcore.formats.gz3d.write_gz3d): 3 volunteers asked about spirals,
     two drew a square; bars not asked."""
     path = tmp_path / "src" / file_name
     spiral = [gz3d.Classification(10 + i, "2017-03-01 12:00:00 UTC", polys)

@@ -6,7 +6,7 @@ from astropy.io import fits
 from django.core.management import CommandError, call_command
 from gz3d_samples import bar_drawings, spiral_drawings, square, write_sample
 
-from segmentation import gz3d, truthfile
+from evalcore.formats import gz3d, truthfile
 from segmentation.imports.gz3d import import_gz3d
 from segmentation.models import Galaxy, Image, ImportBatch, Mask, Producer, VolunteerClassification
 

@@ -8,7 +8,8 @@ from astropy.wcs import WCS
 from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 
-from segmentation import imaging, services, truthfile
+from evalcore.formats import imaging, truthfile
+from segmentation import services
 from segmentation.models import Galaxy, Image, ImportBatch, Mask
 from segmentation.selectors import image_rgb
 

@@ -6,8 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 
+from evalcore.arcfinder import sparcfire_output as so
 from segmentation import services
-from segmentation.arcfinder import sparcfire_output as so
 from segmentation.imports.sparcfire import PRODUCER_NAME, import_run
 from segmentation.models import Galaxy, Image, ImportBatch, Mask
 

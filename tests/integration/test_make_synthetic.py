@@ -8,9 +8,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from PIL import Image as PILImage
 
-from segmentation import gz3d
+from evalcore.formats import gz3d
+from evalcore.synthetic import gallery
 from segmentation.models import Galaxy, ImportBatch, Mask, VolunteerClassification
-from segmentation.synthetic import gallery
 
 
 def run(*args):

@@ -16,15 +16,15 @@ from test_measurements_support import (
     store_bar,
 )
 
+from evalcore.measure import MEASUREMENT_CODE_VERSION
 from segmentation import measurements, services
-from segmentation.measure import MEASUREMENT_CODE_VERSION
 from segmentation.models import MaskMeasurement
 
 ROWS, COLS = slice(30, 34), slice(12, 52)  # a 4 x 40 px bar lying east-west (position angle 90 deg)
 
 
 def expected_kpc(length_px, z, H0=67.8, Om0=0.308):
-    """Independent of segmentation.measure: angular size x angular-diameter distance."""
+    """Independent of evalcore.measure: angular size x angular-diameter distance."""
     d_a = FlatLambdaCDM(H0=H0, Om0=Om0).angular_diameter_distance(z)
     return float((d_a * (length_px * PIXEL_SCALE * u.arcsec).to_value(u.rad)).to_value(u.kpc))
 

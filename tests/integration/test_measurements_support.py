@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from segmentation import imaging, services
-from segmentation.splits import split_for
+from evalcore.formats import imaging
+from evalcore.sky.splits import split_for
+from segmentation import services
 
 SIZE = 64
 PIXEL_SCALE = 0.4  # arcsec / px
@@ -63,7 +64,7 @@ def store_bar(galaxy, image, prod, rows: slice, cols: slice, **kw):
 def log_spiral_numerators(size: int = SIZE, pitch_deg: float = 25.0, arms: int = 2, s_wise: bool = True,
                           width: float = 0.45, axis_ratio: float = 1.0) -> np.ndarray:
     """Arms r = r0 exp(b theta) drawn on a disk whose major axis runs north-south (position angle 0) seen
-    at ``axis_ratio`` b/a, 0/1 numerators. S-wise (positive pitch in segmentation.measure.spiral) winds
+    at ``axis_ratio`` b/a, 0/1 numerators. S-wise (positive pitch in evalcore.measure.spiral) winds
     clockwise going outwards with theta anticlockwise on the image."""
     rows, cols = np.indices((size, size)) - (size - 1) / 2
     cols = cols / axis_ratio  # east-west is the minor axis: the disk is foreshortened along it

@@ -8,9 +8,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from test_training_jobs import disk_with_arm
 
+from evalcore.unet.infer import Predictor
 from segmentation import quality, services, training
 from segmentation.models import ModelVersion, Producer
-from segmentation.unet.infer import Predictor
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def untrained(db):
 
     from django.core.files.base import ContentFile
 
-    from segmentation.unet.model import UNetConfig, build_model, model_bytes
+    from evalcore.unet.model import UNetConfig, build_model, model_bytes
 
     config = UNetConfig(image_size=32)
     blob = model_bytes(build_model(config), config)

@@ -6,9 +6,9 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.urls import reverse
 
+from evalcore.sky.splits import split_for
 from segmentation import quality, services, training
 from segmentation.models import ModelVersion
-from segmentation.splits import split_for
 
 SIZE = 40
 

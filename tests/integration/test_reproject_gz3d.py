@@ -6,7 +6,8 @@ from django.core.management import call_command
 from gz3d_samples import DEC, RA, write_sample
 from matplotlib.path import Path as MplPath
 
-from segmentation import gz3d, services, truthfile
+from evalcore.formats import gz3d, truthfile
+from segmentation import services
 from segmentation.imports.gz3d import import_gz3d
 from segmentation.imports.reproject import reproject_masks
 from segmentation.models import Galaxy, Mask

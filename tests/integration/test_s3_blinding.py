@@ -28,9 +28,9 @@ from storages.backends.s3 import S3Storage
 from test_blinding_crawl import Crawler, walk_raters
 from test_rating_data import build_study
 
+from evalcore.pixels import rendering
 from ratings import services
 from ratings.models import Assignment, PanelImage
-from segmentation import rendering
 from segmentation.models import Image, Mask
 from tests.admin_testdata import make_galaxy
 

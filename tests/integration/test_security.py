@@ -17,7 +17,7 @@ from django.db import connection
 from django.urls import reverse
 from gz3d_samples import write_sample
 
-from segmentation import downloads
+from evalcore.sky import downloads
 from segmentation.imports.fetch import cutout_file_name, gz3d_requests
 from segmentation.imports.gz3d import import_gz3d
 from segmentation.imports.images import import_image_folder

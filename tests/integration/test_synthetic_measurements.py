@@ -1,18 +1,18 @@
 """Measuring synthetic galaxies as the benchmark does: the disk orientation the import takes from the truth,
 deprojection of the true bar masks with it, and the sky-cell split shared by training, generation,
-measurement and comparison. Real surveys written by ``segmentation.synthetic``, real importers, real SQLite."""
+measurement and comparison. Real surveys written by ``evalcore.synthetic``, real importers, real SQLite."""
 import io
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from evalcore.measure.geometry import deprojected_length
+from evalcore.sky.splits import SPLITS, split_for
+from evalcore.synthetic import survey
 from segmentation import measurements, training
 from segmentation.imports.synthetic import import_synthetic_survey
-from segmentation.measure.geometry import deprojected_length
 from segmentation.models import Galaxy, Mask, MaskMeasurement, Producer, TrainingRun
 from segmentation.selectors import galaxy_ids_in_split
-from segmentation.splits import SPLITS, split_for
-from segmentation.synthetic import survey
 
 
 def make(out, *, n, seed, size):

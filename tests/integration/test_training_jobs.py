@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from rq.worker import SimpleWorker
 
+from evalcore.sky.splits import split_for
 from evalsite import queues
 from segmentation import generation, services, training
 from segmentation.models import Mask, ModelVersion, RunStatus, TrainingRun
-from segmentation.splits import split_for
 
 
 def disk_with_arm(size, seed):

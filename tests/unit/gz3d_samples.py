@@ -1,11 +1,11 @@
-"""Small GZ3D files in the real layout, written by the tests themselves (``segmentation.gz3d.write_gz3d``)."""
+"""Small GZ3D files in the real layout, written by the tests themselves (``evalcore.formats.gz3d.write_gz3d``)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from segmentation import gz3d
+from evalcore.formats import gz3d
 
 RA, DEC = 150.0, 2.0
 

@@ -1,5 +1,5 @@
 """The GZ3D release layout built the plain way, with astropy HDU objects (``BinTableHDU.from_columns``):
-the reference that ``segmentation.gz3d.write_gz3d``'s hand-laid bytes are compared with (tests) and timed
+the reference that ``evalcore.formats.gz3d.write_gz3d``'s hand-laid bytes are compared with (tests) and timed
 against (bench/synthetic.py)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import numpy as np
 from astropy.io import fits
 
-from segmentation import gz3d
+from evalcore.formats import gz3d
 
 
 def _text_column(name: str, values: list[str]) -> fits.Column:

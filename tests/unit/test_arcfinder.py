@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segmentation.arcfinder import STUDY_PARAMS, ArcFinderError, ArcFinderParams, run_arcfinder
-from segmentation.arcfinder.clustering import cluster_pixels, similarity_edges
-from segmentation.arcfinder.inputs import to_plane
-from segmentation.arcfinder.logspiral import draw_log_spiral, fit_points, pitch_angle_deg, unwrap_from_gap
-from segmentation.arcfinder.orientation import orientation_field, ridge_kernels
-from segmentation.arcfinder.preprocess import clean_plane, light_ellipse, standardise, to_input_frame
+from evalcore.arcfinder import STUDY_PARAMS, ArcFinderError, ArcFinderParams, run_arcfinder
+from evalcore.arcfinder.clustering import cluster_pixels, similarity_edges
+from evalcore.arcfinder.inputs import to_plane
+from evalcore.arcfinder.logspiral import draw_log_spiral, fit_points, pitch_angle_deg, unwrap_from_gap
+from evalcore.arcfinder.orientation import orientation_field, ridge_kernels
+from evalcore.arcfinder.preprocess import clean_plane, light_ellipse, standardise, to_input_frame
 
 
 def galaxy(pitch: float, size: int = 128, amp: float = 0.6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

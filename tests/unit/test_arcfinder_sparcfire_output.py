@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segmentation.arcfinder import sparcfire_output as so
+from evalcore.arcfinder import sparcfire_output as so
 
 NAME = "1237648721789256091"
 
@@ -64,7 +64,7 @@ def test_our_log_spiral_fit_reproduces_sparcfire_pitch_on_its_own_clusters(out_d
     """Same pixels, same convention: our fit of each SpArcFiRe cluster gives SpArcFiRe's pitch angle."""
     from PIL import Image
 
-    from segmentation.arcfinder.logspiral import fit_points, pitch_angle_deg
+    from evalcore.arcfinder.logspiral import fit_points, pitch_angle_deg
 
     folder = out_dir / NAME
     gal = so.read_galaxy(out_dir, NAME, folder)

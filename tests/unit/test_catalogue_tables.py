@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from astropy.table import Table as AstropyTable
 
-from segmentation import catalogue as cat
+from evalcore.sky import catalogue as cat
 
 
 def test_csv_keeps_identifiers_as_text_and_empty_cells_as_none(tmp_path):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from segmentation.crossmatch import AMBIGUOUS, MATCHED, NO_MATCH, NO_POSITION, crossmatch
+from evalcore.sky.crossmatch import AMBIGUOUS, MATCHED, NO_MATCH, NO_POSITION, crossmatch
 
 ARCSEC = 1 / 3600
 

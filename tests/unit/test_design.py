@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
-from ratings.design import assign, position_balance, williams_orders
+from evalcore.study.design import assign, position_balance, williams_orders
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5])

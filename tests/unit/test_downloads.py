@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from segmentation import downloads
+from evalcore.sky import downloads
 from tests.downloads_loopback import LoopbackServer
 
 

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from matplotlib.path import Path as MplPath
 
-from segmentation import gz3d, rasterise
+from evalcore.formats import gz3d
+from evalcore.sky import rasterise
 
 
 def test_square_covers_the_pixel_centres_inside_half_open():

@@ -6,7 +6,7 @@ import pytest
 from astropy.io import fits
 from gz3d_samples import bar_drawings, spiral_drawings, square, write_sample
 
-from segmentation import gz3d, truthfile
+from evalcore.formats import gz3d, truthfile
 
 
 @pytest.mark.parametrize("size", [525, 101])

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from segmentation import gz3d, reproject
+from evalcore.formats import gz3d
+from evalcore.sky import reproject
 
 RA, DEC = 150.0, 2.0
 

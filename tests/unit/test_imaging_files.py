@@ -9,7 +9,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from PIL import Image as PILImage
 
-from segmentation import imaging, truthfile
+from evalcore.formats import imaging, truthfile
 
 LIMITS = {"max_pixels": 10_000, "max_bytes": 2_000_000}
 SCALE = 0.262  # arcsec / px

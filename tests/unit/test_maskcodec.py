@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from segmentation import maskcodec
+from evalcore.formats import maskcodec
 
 
 @pytest.mark.parametrize("n", [1, 7, 15, 40, 255, 1000])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segmentation.measure.agreement import (
+from evalcore.measure.agreement import (
     CatalogueRow,
     MeasuredSource,
     Pair,
@@ -19,7 +19,7 @@ from segmentation.measure.agreement import (
     pairs_from_table,
     scatter_plot_png,
 )
-from segmentation.measure.bar import measure_bar
+from evalcore.measure.bar import measure_bar
 
 ARCSEC = 1 / 3600
 MEASURED = [2.1, 3.9, 6.3, 7.7, 10.4, 11.6, 14.2]

@@ -6,10 +6,10 @@ import pytest
 from astropy import units as u
 from astropy.cosmology import FlatLambdaCDM
 
-from segmentation.measure import MEASUREMENT_CODE_VERSION
-from segmentation.measure.agreement import measured_value
-from segmentation.measure.bar import BarMeasurement, measure_bar
-from segmentation.measure.cosmology import CosmologyParams
+from evalcore.measure import MEASUREMENT_CODE_VERSION
+from evalcore.measure.agreement import measured_value
+from evalcore.measure.bar import BarMeasurement, measure_bar
+from evalcore.measure.cosmology import CosmologyParams
 
 PIXEL_SCALE = 0.099  # arcsec / px, GZ3D
 REDSHIFT = 0.05

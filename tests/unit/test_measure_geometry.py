@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from segmentation.measure.cosmology import kpc_per_arcsec, redshift_problem
-from segmentation.measure.disk import disk_orientation
-from segmentation.measure.geometry import deprojected_length, min_area_rectangle, pixel_corner_points
+from evalcore.measure.cosmology import kpc_per_arcsec, redshift_problem
+from evalcore.measure.disk import disk_orientation
+from evalcore.measure.geometry import deprojected_length, min_area_rectangle, pixel_corner_points
 
 
 def test_minimum_area_rectangle_of_a_rotated_rectangle_is_that_rectangle():

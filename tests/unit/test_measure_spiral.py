@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from segmentation.measure import MEASUREMENT_CODE_VERSION
-from segmentation.measure.spiral import SpiralMeasurement, measure_spiral
+from evalcore.measure import MEASUREMENT_CODE_VERSION
+from evalcore.measure.spiral import SpiralMeasurement, measure_spiral
 
 N = 128
 CENTRE = (N - 1) / 2

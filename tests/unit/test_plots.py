@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from ratings import plots
-from ratings.stats import summary_tables
+from evalcore.study import plots
+from evalcore.study.stats import summary_tables
 from tests.unit.stats_records import reference_study
 
 

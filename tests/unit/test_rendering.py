@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from segmentation import rendering
-from segmentation.rendering import RenderError
+from evalcore.pixels import rendering
+from evalcore.pixels.rendering import RenderError
 
 
 def ramp(h=8, w=10):

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from segmentation.splits import SPLITS, assign_splits, sky_cell, split_for, split_with_neighbours
+from evalcore.sky.splits import SPLITS, assign_splits, sky_cell, split_for, split_with_neighbours
 
 
 def test_split_is_deterministic_and_has_the_planned_fractions():

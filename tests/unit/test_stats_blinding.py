@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ratings.stats import SchemaError, blinding_audit, blinding_confusion
+from evalcore.study.stats import SchemaError, blinding_audit, blinding_confusion
 
 SOURCES = ["model", "volunteers", "sparcfire"]
 

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ratings.stats import crossed_counts, quality_summary, ratio_bootstrap
+from evalcore.study.stats import crossed_counts, quality_summary, ratio_bootstrap
 from tests.unit.stats_records import answer_row
 
 

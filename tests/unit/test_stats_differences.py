@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 
-from ratings.stats import ordinal_model, rank_tests
+from evalcore.study.stats import ordinal_model, rank_tests
 from tests.unit.stats_records import crossed_study
 
 

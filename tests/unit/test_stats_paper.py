@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ratings.stats import first_choice, pairwise_wins, quality_levels, quality_summary
+from evalcore.study.stats import first_choice, pairwise_wins, quality_levels, quality_summary
 from tests.unit.stats_records import reference_study
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ratings.stats import (
+from evalcore.study.stats import (
     alpha_from_counts,
     attention,
     intra_rater,
@@ -135,7 +135,7 @@ def test_failing_raters_are_listed_and_excluded_from_the_primary_analysis_by_the
 
 
 def test_bootstrap_alpha_from_coincidences_agrees_with_the_package():
-    from ratings.stats.reliability import _galaxy_coincidences, _ordinal_alpha
+    from evalcore.study.stats.reliability import _galaxy_coincidences, _ordinal_alpha
 
     rng = np.random.default_rng(4)
     counts = rng.multinomial(4, [0.1, 0.3, 0.4, 0.2], size=30)

@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ratings import stats
-from ratings.stats import SchemaError, summary_tables, validate_answers
+from evalcore.study import stats
+from evalcore.study.stats import SchemaError, summary_tables, validate_answers
 from tests.unit.stats_records import answer_row, reference_study
 
 

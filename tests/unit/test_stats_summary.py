@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ratings.stats import per_rater, position_bias, summary_tables
+from evalcore.study.stats import per_rater, position_bias, summary_tables
 from tests.unit.stats_records import crossed_study
 
 TABLES = {"rules", "exclusions", "quality_levels", "quality_summary", "quality_summary_all_raters", "first_choice",

@@ -8,8 +8,8 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from segmentation import gz3d, truthfile
-from segmentation.synthetic import crowdstats, population, renderer, survey, volunteers
+from evalcore.formats import gz3d, truthfile
+from evalcore.synthetic import crowdstats, population, renderer, survey, volunteers
 
 SEED = 7
 

@@ -8,8 +8,8 @@ from astropy.io import fits
 from gz3d_samples import bar_drawings, metadata, picture, spiral_drawings
 from synthetic_fits_reference import astropy_gz3d_bytes
 
-from segmentation import gz3d, truthfile
-from segmentation.synthetic import fitsbytes, survey
+from evalcore.formats import fitsbytes, gz3d, truthfile
+from evalcore.synthetic import survey
 
 
 @pytest.mark.parametrize("keyword, value, comment", [

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from segmentation.unet.augment import Geometry, apply_geometry, random_geometry
-from segmentation.unet.data import (
+from evalcore.unet.augment import Geometry, apply_geometry, random_geometry
+from evalcore.unet.data import (
     EMPTY,
     MARKED,
     NOT_ASKED,
@@ -22,11 +22,11 @@ from segmentation.unet.data import (
     preprocess,
     preprocess_batch,
 )
-from segmentation.unet.infer import Predictor, calibration_images, fraction_difference
-from segmentation.unet.losses import masked_loss
-from segmentation.unet.model import UNetConfig, build_model, load_model, model_bytes
-from segmentation.unet.toy import toy_samples
-from segmentation.unet.train import TrainingDiverged, load_checkpoint, train
+from evalcore.unet.infer import Predictor, calibration_images, fraction_difference
+from evalcore.unet.losses import masked_loss
+from evalcore.unet.model import UNetConfig, build_model, load_model, model_bytes
+from evalcore.unet.toy import toy_samples
+from evalcore.unet.train import TrainingDiverged, load_checkpoint, train
 
 # the smallest encoder that builds offline; keeps every test to seconds on a shared 2-core machine
 TINY = dict(encoder="tu-mobilenetv3_small_050", image_size=32, decoder_channels=(16, 16, 8, 8, 8), batch_size=4)
@@ -316,7 +316,7 @@ def test_model_file_errors_are_clear(tmp_path):
 
 
 def test_cuda_request_without_cuda_is_an_error():
-    from segmentation.unet.device import pick_device
+    from evalcore.unet.device import pick_device
 
     if torch.cuda.is_available():
         assert pick_device("cuda").type == "cuda"

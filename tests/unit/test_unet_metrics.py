@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segmentation.unet.metrics import (
+from evalcore.unet.metrics import (
     EvalItem,
     iou,
     paired_bootstrap,
@@ -74,7 +74,7 @@ def test_quality_report_puts_model_and_crowd_against_the_truth():
 
 
 def test_sources_vs_truth_thresholds_on_val_and_pairs_sources_on_common_galaxies():
-    from segmentation.unet.metrics import sources_vs_truth
+    from evalcore.unet.metrics import sources_vs_truth
 
     rng = np.random.default_rng(3)
 
@@ -117,8 +117,8 @@ def test_sources_vs_truth_thresholds_on_val_and_pairs_sources_on_common_galaxies
 
 
 def test_a_fraction_exactly_at_a_threshold_reaches_it_despite_float32_rounding():
-    from segmentation import maskcodec
-    from segmentation.unet.metrics import at_least, ious_at
+    from evalcore.formats import maskcodec
+    from evalcore.unet.metrics import at_least, ious_at
 
     votes = np.array([[7, 6, 3, 2]])
     f20 = maskcodec.decode(maskcodec.encode(votes, 20).png, 20)  # float32, 7/20 = 0.34999999

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from segmentation import downloads
+from evalcore.sky import downloads
 from segmentation.imports.fetch import configured_url, default_download_dir, fetch_cutouts, galaxies_for_cutouts
 from segmentation.management.commands.fetch_gz3d import _report
 from segmentation.models import Image

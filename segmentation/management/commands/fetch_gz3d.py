@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from segmentation import downloads, gz3d
+from evalcore.formats import gz3d
+from evalcore.sky import downloads
 from segmentation.imports.fetch import configured_url, default_download_dir, fetch_gz3d
 
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from evalcore.sky.catalogue import CatalogueError
 from segmentation import services
-from segmentation.catalogue import CatalogueError
 from segmentation.imports.images import import_image_folder
 from segmentation.models import Image, ImportBatch
 

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from segmentation import catalogue as cat
+from evalcore.sky import catalogue as cat
 from segmentation import measurements
 
 

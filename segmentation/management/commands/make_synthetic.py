@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from segmentation.synthetic import survey, volunteers
+from evalcore.synthetic import survey, volunteers
 
 
 class Command(BaseCommand):
@@ -50,7 +50,7 @@ class Command(BaseCommand):
         for line in survey.crowd_summary_lines(summary["crowd_statistics"]):
             self.stdout.write(line)
         if gallery:
-            from segmentation.synthetic.gallery import gallery_png
+            from evalcore.synthetic.gallery import gallery_png
 
             try:
                 Path(gallery).write_bytes(gallery_png(out))

@@ -3,9 +3,9 @@ import argparse
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from evalcore.unet.model import UNetConfig
 from segmentation import training
 from segmentation.models import Image, TrainingRun
-from segmentation.unet.model import UNetConfig
 
 
 class Command(BaseCommand):

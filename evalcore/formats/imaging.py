@@ -29,7 +29,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 from PIL import Image as PILImage
 
-from segmentation import truthfile
+from evalcore.formats import truthfile
 
 LEGACY_SURVEY_RGB = {"g": (2, 6.0), "r": (1, 3.4), "z": (0, 2.2)}  # band -> (RGB plane, scale)
 LEGACY_SURVEY_M = 0.03

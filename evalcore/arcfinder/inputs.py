@@ -6,15 +6,15 @@
   the scaling SpArcFiRe applies to survey fluxes before it looks for arcs: linear near the noise, logarithmic
   in bright parts, so faint arms are not lost under the bulge.
 - (H, W, 3) RGB picture (uint8 0-255 or float 0-1): already stretched for display (Legacy Survey asinh,
-  see ``segmentation.imaging``), so only the plane is chosen: Rec. 601 luminance (0.299 R + 0.587 G +
+  see ``evalcore.formats.imaging``), so only the plane is chosen: Rec. 601 luminance (0.299 R + 0.587 G +
   0.114 B) or one channel; no second stretch.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from segmentation.arcfinder.errors import ArcFinderError
-from segmentation.arcfinder.params import ArcFinderParams
+from evalcore.arcfinder.errors import ArcFinderError
+from evalcore.arcfinder.params import ArcFinderParams
 
 CUBE_BANDS = ("g", "r", "z")
 RGB_CHANNELS = {"red": 0, "green": 1, "blue": 2}

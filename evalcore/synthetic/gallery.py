@@ -28,7 +28,7 @@ class GalleryItem:
 def items_from_survey(directory, n: int = GALLERY_SIZE) -> list[GalleryItem]:
     """The first ``n`` galaxies of a survey folder written by ``survey.make_survey``, read back through the
     GZ3D reader (fractions = volunteers covering a pixel / classifications)."""
-    from segmentation import gz3d
+    from evalcore.formats import gz3d
 
     files = sorted(Path(directory, "gz3d").glob("gz3d_*.fits.gz"))[:n]
     if not files:

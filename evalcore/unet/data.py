@@ -13,8 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from segmentation.unet.augment import apply_geometry, random_geometry
-from segmentation.unet.model import STRUCTURES, UNetConfig
+from evalcore.unet.augment import apply_geometry, random_geometry
+from evalcore.unet.model import STRUCTURES, UNetConfig
 
 NOT_ASKED, EMPTY, MARKED = "not_asked", "empty", "marked"  # same words as segmentation.models.Mask.State
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segmentation.gz3d import Classification
-from segmentation.synthetic import renderer
-from segmentation.synthetic.population import GalaxyParams
+from evalcore.formats.gz3d import Classification
+from evalcore.synthetic import renderer
+from evalcore.synthetic.population import GalaxyParams
 
 VOLUNTEER_MODEL_VERSION = "1"
 DEFAULT_VOLUNTEERS = 15

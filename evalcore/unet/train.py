@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from segmentation.unet import device as dev
-from segmentation.unet.data import FractionDataset, SampleSource, labels_outside_field
-from segmentation.unet.infer import calibration_images
-from segmentation.unet.losses import masked_loss
-from segmentation.unet.model import FractionUNet, UNetConfig, build_model, model_bytes, save_model
+from evalcore.unet import device as dev
+from evalcore.unet.data import FractionDataset, SampleSource, labels_outside_field
+from evalcore.unet.infer import calibration_images
+from evalcore.unet.losses import masked_loss
+from evalcore.unet.model import FractionUNet, UNetConfig, build_model, model_bytes, save_model
 
 logger = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "evalsite-unet-checkpoint"

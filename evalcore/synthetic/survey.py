@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 from astropy.wcs import WCS
 
-from segmentation import gz3d, imaging, truthfile
-from segmentation.synthetic import crowdstats, fitsbytes, renderer, volunteers
-from segmentation.synthetic.population import GZ3D_FIELD_ARCSEC, IFU_DIAMETERS, GalaxyParams, _scale_table, draw_galaxy
+from evalcore.formats import fitsbytes, gz3d, imaging, truthfile
+from evalcore.synthetic import crowdstats, renderer, volunteers
+from evalcore.synthetic.population import GZ3D_FIELD_ARCSEC, IFU_DIAMETERS, GalaxyParams, _scale_table, draw_galaxy
 
 RENDERER_VERSION = "1"
 MIN_SIZE = 64  # px: below this a galaxy's arms are a few pixels wide

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from segmentation.unet.data import Sample
+from evalcore.unet.data import Sample
 
 
 def toy_galaxy(rng: np.random.Generator, size: int = 64, *, barred: bool | None = None,

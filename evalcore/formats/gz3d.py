@@ -10,8 +10,8 @@ Layout (DR17 VAC v4_0_0; docs/gz3d.md): 11 HDUs without EXTNAMEs, read by index.
     9  raw spiral drawings, 10 raw bar drawings: classification_id, time_stamp, <task>_paths (JSON)
 
 Size and pixel scale always come from the file (525 px at 0.099"/px in the release, but not assumed).
-Polygons are in image pixels with the fill rule of ``segmentation.rasterise``. Synthetic files may carry
-ground truth after HDU 10 (``segmentation.truthfile``).
+Polygons are in image pixels with the fill rule of ``evalcore.sky.rasterise``. Synthetic files may carry
+ground truth after HDU 10 (``evalcore.formats.truthfile``).
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from segmentation import rasterise, truthfile
-from segmentation.synthetic import fitsbytes
+from evalcore.formats import fitsbytes, truthfile
+from evalcore.sky import rasterise
 
 N_HDUS = 11
 SPIRAL_HDU, BAR_HDU = 9, 10
@@ -230,7 +230,7 @@ def polygon_counts(classifications, shape: tuple[int, int]) -> np.ndarray:
 
 
 # --- writer -----------------------------------------------------------------------------------------
-# The writer lays the FITS bytes out itself (``segmentation.synthetic.fitsbytes``): building astropy
+# The writer lays the FITS bytes out itself (``evalcore.formats.fitsbytes``): building astropy
 # table HDUs cost ~60 ms per file, most of the synthetic survey's time; the bytes are the same.
 def _metadata_columns(metadata: dict) -> list[tuple[str, str, list]]:
     cols = []
@@ -270,7 +270,7 @@ def gz3d_bytes(*, image: np.ndarray, header: fits.Header, metadata: dict, spiral
                bar: list[Classification], extra_hdus=(), counts: tuple[np.ndarray, np.ndarray] | None = None,
                celestial_header: fits.Header | None = None) -> bytes:
     """The FITS bytes (uncompressed) of ``write_gz3d``'s file. ``extra_hdus``: astropy HDUs or the bytes
-    of already laid-out extensions (``segmentation.synthetic.fitsbytes``). ``counts``: HDU 3 / 4 when
+    of already laid-out extensions (``evalcore.formats.fitsbytes``). ``counts``: HDU 3 / 4 when
     the caller has them already (``rasterise_task(...).polygon_counts``), else computed here.
     ``celestial_header``: the 2-D WCS header of HDUs 1-4 when the caller has it (``make_wcs_header``'s
     output is one), else ``celestial_wcs(header).to_header()``."""

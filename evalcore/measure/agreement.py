@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from segmentation.crossmatch import AMBIGUOUS, NO_MATCH, NO_POSITION, crossmatch
+from evalcore.sky.crossmatch import AMBIGUOUS, NO_MATCH, NO_POSITION, crossmatch
 
 from . import MEASUREMENT_CODE_VERSION
 from .results import plain
@@ -195,7 +195,7 @@ def pair_with_catalogue(sources: Sequence[MeasuredSource], catalogue: Sequence[C
     """Pair each measured source with the catalogue row at its sky position (``radius_arcsec``, arcsec).
 
     Every source comes back once, with a reason when it cannot be used: no position, no catalogue row
-    within the radius, several rows within it (see ``segmentation.crossmatch``), the row has no value,
+    within the radius, several rows within it (see ``evalcore.sky.crossmatch``), the row has no value,
     or the source has no measurement (its own reason, e.g. no redshift).
     """
     matches = crossmatch([_nan(s.ra) for s in sources], [_nan(s.dec) for s in sources],

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from segmentation.arcfinder.errors import ArcFinderError
-from segmentation.arcfinder.params import ArcFinderParams
+from evalcore.arcfinder.errors import ArcFinderError
+from evalcore.arcfinder.params import ArcFinderParams
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from segmentation.unet import device as dev
-from segmentation.unet.data import postprocess_batch, preprocess, preprocess_batch
-from segmentation.unet.model import STRUCTURES, FractionUNet, UNetConfig, load_model, read_bundle
+from evalcore.unet import device as dev
+from evalcore.unet.data import postprocess_batch, preprocess, preprocess_batch
+from evalcore.unet.model import STRUCTURES, FractionUNet, UNetConfig, load_model, read_bundle
 
 MODES = ("auto", "fp32", "reduced", "int8")
 INT8_TOLERANCE = 0.02  # p99 of |int8 - fp32| fractions on the calibration images
@@ -166,7 +166,7 @@ class Predictor:
 def calibration_images(samples: Sequence, config: UNetConfig, n: int = 16) -> torch.Tensor:
     """Up to ``n`` images (Samples, callables or RGB arrays) as (N, 3, S, S) uint8 network inputs, evenly
     spread over ``samples``, for storing in a model file."""
-    from segmentation.unet.data import resolve
+    from evalcore.unet.data import resolve
 
     if not len(samples):
         raise ValueError("no images to calibrate on")

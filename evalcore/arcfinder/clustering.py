@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from segmentation.arcfinder.logspiral import fit_points
+from evalcore.arcfinder.logspiral import fit_points
 
 SUBPIXEL_ALLOWANCE = 0.05  # px^2 per pixel
 

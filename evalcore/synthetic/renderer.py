@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import fft as sp_fft
 
-from segmentation.synthetic.population import GalaxyParams
+from evalcore.synthetic.population import GalaxyParams
 
 BANDS = ("g", "r", "z")
 SB_LIMIT_MAG = 24.0  # r mag / arcsec^2

@@ -6,14 +6,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from segmentation.arcfinder.bar import BarCandidate, bar_like, find_bar
-from segmentation.arcfinder.clustering import SUBPIXEL_ALLOWANCE, cluster_pixels
-from segmentation.arcfinder.errors import ArcFinderError
-from segmentation.arcfinder.inputs import to_plane
-from segmentation.arcfinder.logspiral import arc_length, chirality, fit_points, pitch_angle_deg
-from segmentation.arcfinder.orientation import orientation_field
-from segmentation.arcfinder.params import CODE_VERSION, ArcFinderParams
-from segmentation.arcfinder.preprocess import Geometry, clean_plane, standardise, to_input_frame
+from evalcore.arcfinder.bar import BarCandidate, bar_like, find_bar
+from evalcore.arcfinder.clustering import SUBPIXEL_ALLOWANCE, cluster_pixels
+from evalcore.arcfinder.errors import ArcFinderError
+from evalcore.arcfinder.inputs import to_plane
+from evalcore.arcfinder.logspiral import arc_length, chirality, fit_points, pitch_angle_deg
+from evalcore.arcfinder.orientation import orientation_field
+from evalcore.arcfinder.params import CODE_VERSION, ArcFinderParams
+from evalcore.arcfinder.preprocess import Geometry, clean_plane, standardise, to_input_frame
 
 ARC_COLUMNS = ("label", "alen_rank", "math_initial_theta", "pitch_angle", "chirality", "math_initial_radius",
                "relative_theta_start", "relative_theta_end", "r_start", "r_end", "arc_length", "num_pixels",

@@ -1,6 +1,6 @@
 """Figures of a rating study's outcome tables (Django-free; matplotlib's Agg canvas, PNG bytes out).
 
-Every function takes one table of ``ratings.stats.summary_tables`` and returns PNG bytes, or None when
+Every function takes one table of ``evalcore.study.stats.summary_tables`` and returns PNG bytes, or None when
 the table has nothing to draw. Colours are the Okabe-Ito palette (distinguishable with the common
 colour-vision deficiencies), and every bar carries its number, so nothing depends on colour alone.
 """

@@ -4,12 +4,12 @@ Two ways, both exact in k/N:
 
 - ``reproject_classification_counts``: every volunteer polygon vertex goes pixel -> sky (source WCS) ->
   pixel (target WCS) and the polygons are rasterised again on the target grid with the union rule of
-  ``segmentation.rasterise``. Used whenever the raw polygons are known.
+  ``evalcore.sky.rasterise``. Used whenever the raw polygons are known.
 - ``resample_nearest``: each target pixel centre takes the value of the source pixel containing it
   (0 outside the source). Used for masks without polygons (HDU 3 / 4 fallbacks, truth masks); keeps
   integer numerators integer, at the price of aliasing when the target pixels are larger.
 
-Pixels are 0-based with pixel centres at integers (astropy's ``origin=0``), as in ``segmentation.rasterise``.
+Pixels are 0-based with pixel centres at integers (astropy's ``origin=0``), as in ``evalcore.sky.rasterise``.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from segmentation import rasterise
+from evalcore.sky import rasterise
 
 
 def wcs_from_text(text: str) -> WCS:

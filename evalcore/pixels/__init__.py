@@ -1,0 +1,1 @@
+"""Pixels for people: stretches of galaxy images and colour overlays of masks."""

@@ -1,0 +1,1 @@
+"""A blinded rating study without Django: its design (who rates what, in which order), statistics and figures."""
