@@ -80,6 +80,10 @@ ensure_chromium() {
   apt_install chromium || say "WARNING: chromium is missing and apt-get is not usable: browser tests will be skipped"
 }
 
+# The unit tier (tests/unit, the Django-free core) runs in a pytest of its own without pytest-django, so a
+# Django import in the core fails it; the integration and browser tiers run in a second pytest.
+pytest_unit() { python -m pytest -p no:django -W ignore::pytest.PytestConfigWarning "$@"; }
+
 cmd_test() {
   setup_venv
   ensure_redis
@@ -89,7 +93,38 @@ cmd_test() {
   python manage.py check
   python manage.py makemigrations --check --dry-run >/dev/null || die "models and migrations differ: run makemigrations"
   ruff check .
-  python -m pytest "$@"
+  local contracts
+  contracts=$(lint-imports --no-logo --no-cache 2>&1) || { echo "$contracts" >&2; die "an import-linter contract is broken (pyproject.toml, [tool.importlinter])"; }
+  # ./tasks.sh test [unit|integration|browser] [pytest arguments or test paths]
+  local unit=(tests/unit) django=(tests/integration tests/browser) opts=() a
+  case "${1:-}" in
+    unit) django=(); shift ;;
+    integration|browser) unit=(); django=("tests/$1"); shift ;;
+  esac
+  local picked_unit=() picked_django=()
+  for a in "$@"; do
+    if [[ $a == tests/unit* ]]; then picked_unit+=("$a")
+    elif [[ $a == tests/* ]]; then picked_django+=("$a")
+    else opts+=("$a"); fi
+  done
+  if [ ${#picked_unit[@]} -gt 0 ] || [ ${#picked_django[@]} -gt 0 ]; then
+    unit=("${picked_unit[@]}"); django=("${picked_django[@]}")
+  fi
+  # Exit code 5 is "no test collected" (a -m or -k that selects nothing in one tier): not a failure by
+  # itself, but it is when no tier ran anything.
+  local rc_unit=5 rc_django=5
+  if [ ${#unit[@]} -gt 0 ]; then
+    say "unit tier (without Django): ${unit[*]}"
+    pytest_unit "${unit[@]}" "${opts[@]}" && rc_unit=0 || rc_unit=$?
+  fi
+  if [ ${#django[@]} -gt 0 ]; then
+    say "integration and browser tiers: ${django[*]}"
+    python -m pytest "${django[@]}" "${opts[@]}" && rc_django=0 || rc_django=$?
+  fi
+  if [ $rc_unit = 5 ] && [ $rc_django = 5 ]; then die "no test was collected"; fi
+  for rc in $rc_unit $rc_django; do
+    if [ "$rc" != 0 ] && [ "$rc" != 5 ]; then exit "$rc"; fi
+  done
 }
 
 cmd_run() {

@@ -1,24 +1,19 @@
-"""Shared test fixtures.
+"""Fixtures every tier shares; nothing here touches Django, so the unit tier runs without it.
 
-Tiers follow the folder: tests/unit (no database, seconds), tests/integration (database, Redis, files,
-commands), tests/browser (real Chromium). Run one tier with ``-m unit`` etc.; mark heavy tests ``slow``.
-
-Redis: tests use a dedicated database number (EVALSITE_TEST_REDIS_DB, default 13) of the Redis at
-REDIS_URL. Before the first flush the database must be empty or carry our marker key, so a user's data
-in that database is never wiped; otherwise the Redis tests fail with an explanation.
+Tiers follow the folder: tests/unit (the Django-free core, run with ``-p no:django``), tests/integration
+(database, Redis, files, commands), tests/browser (real Chromium). The Django fixtures of the last two
+live in ``tests/django_support.py``. Mark heavy tests ``slow``.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 FIXTURES = SHARED / "fixtures"
-REDIS_MARKER = "evalsite:test-database"
 TIERS = ("unit", "integration", "browser")
 
 
@@ -27,61 +22,6 @@ def pytest_collection_modifyitems(config, items):
         parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
         if parts and parts[0] in TIERS:
             item.add_marker(getattr(pytest.mark, parts[0]))
-
-
-def _test_redis_url() -> str:
-    base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    db = os.environ.get("EVALSITE_TEST_REDIS_DB", "13")
-    parts = urlsplit(base)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
-
-
-TEST_REDIS_URL = _test_redis_url()
-
-
-@pytest.fixture(autouse=True)
-def _jobs_use_test_redis(settings):
-    """Whatever a test enqueues goes to the test database, never to the user's."""
-    settings.REDIS_URL = TEST_REDIS_URL
-    settings.RQ_QUEUES = {name: {**conf, "URL": TEST_REDIS_URL} for name, conf in settings.RQ_QUEUES.items()}
-
-
-@pytest.fixture(autouse=True)
-def _media_in_tmp(settings, tmp_path):
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """Tests log people in often; the production hasher costs about a second per login here."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(scope="session")
-def _redis_session():
-    import redis
-
-    conn = redis.Redis.from_url(TEST_REDIS_URL)
-    try:
-        conn.ping()
-    except redis.exceptions.ConnectionError as exc:
-        pytest.fail(f"Redis at {TEST_REDIS_URL} does not answer ({exc}); ./tasks.sh test starts one")
-    if conn.dbsize() and not conn.exists(REDIS_MARKER):
-        pytest.fail(
-            f"Redis database {TEST_REDIS_URL} holds keys that are not the tests'; refusing to flush it. "
-            "Set EVALSITE_TEST_REDIS_DB to an unused database number."
-        )
-    return conn
-
-
-@pytest.fixture
-def redis_conn(_redis_session):
-    """A clean, dedicated Redis database; flushed before and after the test."""
-    _redis_session.flushdb()
-    _redis_session.set(REDIS_MARKER, "1")
-    yield _redis_session
-    _redis_session.flushdb()
-    _redis_session.set(REDIS_MARKER, "1")
 
 
 @pytest.fixture

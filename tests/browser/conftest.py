@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django_support import *  # noqa: F403
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 

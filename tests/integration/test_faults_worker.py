@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import TEST_REDIS_URL
+from django_support import TEST_REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 N_GALAXIES = 10
