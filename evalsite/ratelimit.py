@@ -27,6 +27,8 @@ from django.core.management import call_command
 from django.db import DatabaseError
 from django.shortcuts import render
 
+from evalsite.accounts import username_key
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PER_USER = 5
@@ -54,8 +56,9 @@ def client_ip(request) -> str:
 
 
 def _keys(request, username: str) -> dict[str, tuple[str, int]]:
-    """Cache key and limit per counter. Usernames are hashed so the cache never holds them in clear."""
-    user_digest = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
+    """Cache key and limit per counter. Usernames are counted by their comparison form (every spelling of
+    one name shares a counter) and hashed so the cache never holds them in clear."""
+    user_digest = hashlib.sha256(username_key(username).encode()).hexdigest()[:32]
     ip_digest = hashlib.sha256(client_ip(request).encode()).hexdigest()[:32]
     return {
         "username": (f"login-fail:user:{user_digest}",
@@ -83,9 +86,9 @@ def _live_count(entry, now: float) -> int:
     return count if ends > now else 0
 
 
-def blocked_by(request, username: str) -> str | None:
-    """Which counter ("username" or "address") has reached its limit, or None."""
-    keys = _keys(request, username)
+def blocked_by(request, username: str, counters=("username", "address")) -> str | None:
+    """Which of ``counters`` ("username", "address") has reached its limit, or None."""
+    keys = {what: k for what, k in _keys(request, username).items() if what in counters}
     entries = _with_table(lambda: _cache().get_many([k for k, _ in keys.values()]))
     now = time.time()
     for what, (key, limit) in keys.items():
@@ -94,8 +97,9 @@ def blocked_by(request, username: str) -> str | None:
     return None
 
 
-def record_failure(request, username: str) -> None:
-    """Count one failed log-in against the username and the client address. The window starts at the first
+def record_failure(request, username: str, counters=("username", "address")) -> None:
+    """Count one failed log-in against the username and the client address (or only the ``counters``
+    named: a refused sign-up counts against the address alone). The window starts at the first
     failure and is not extended by later ones (the window end is stored with the count, because the
     cache's own incr() would reset the expiry). Concurrent failures may lose a count: a limit of N then
     holds within a few attempts, which is the point."""
@@ -103,7 +107,9 @@ def record_failure(request, username: str) -> None:
 
     def bump():
         cache, now = _cache(), time.time()
-        for key, _ in _keys(request, username).values():
+        for what, (key, _) in _keys(request, username).items():
+            if what not in counters:
+                continue
             entry = cache.get(key)
             count = _live_count(entry, now)
             ends = entry[1] if count else now + window
@@ -148,7 +154,7 @@ def rate_limited_login(view):
         # keeps a signed-in user from clearing someone else's count by posting that name
         user = getattr(request, "user", None)
         if (response.status_code in (301, 302) and user is not None and user.is_authenticated
-                and user.get_username().lower() == username.strip().lower()):
+                and username_key(user.get_username()) == username_key(username)):
             record_success(request, username)
         else:
             record_failure(request, username)

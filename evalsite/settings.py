@@ -145,6 +145,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Log-in finds the account by the normalised username (NFKC + case folding; evalsite/accounts.py). Django's
+# own backend stays listed so sessions signed in through it stay valid; it only matches exact names.
+AUTHENTICATION_BACKENDS = ["evalsite.accounts.NormalisedUsernameBackend", "django.contrib.auth.backends.ModelBackend"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "ratings:home"
 LOGOUT_REDIRECT_URL = "login"

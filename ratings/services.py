@@ -10,7 +10,9 @@ Rules kept here:
 """
 from __future__ import annotations
 
+import math
 import random
+import re
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -19,6 +21,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from evalcore.study import design
+from evalsite.accounts import SignUpForm
 from ratings.models import (
     Answer,
     AnswerRevision,
@@ -263,6 +266,18 @@ def study_close(*, study: Study, user=None) -> Study:
 
 
 # --- raters --------------------------------------------------------------------------------------------
+def invitation_problem(invitation: Invitation) -> str | None:
+    """Why an invitation link cannot bring a new rater in (used up, study not open, no place left), or None."""
+    study = invitation.study
+    if invitation.uses >= invitation.max_uses:
+        return "This invitation link is not valid any more: it has been used. Ask the study's organisers for a new one."
+    if study.state != Study.State.OPEN:
+        return "This study is not open for rating."
+    if Rater.objects.filter(study=study).count() >= (study.planned_raters or 0):
+        return "Every planned rater place of this study is taken."
+    return None
+
+
 def rater_join(*, study: Study, user, invitation: Invitation | None = None) -> Rater:
     """Make ``user`` a rater of ``study`` (idempotent) and give them the first free design slot."""
     existing = Rater.objects.filter(study=study, user=user).first()
@@ -285,6 +300,33 @@ def rater_join(*, study: Study, user, invitation: Invitation | None = None) -> R
                                      pseudonym=f"R{free[0] + 1:03d}")
         Assignment.objects.filter(study=study, slot=free[0]).update(rater=rater)
     return rater
+
+
+class SignUpRefused(StudyError):
+    """The join form's data cannot make an account; ``form`` carries the messages per field."""
+
+    def __init__(self, form):
+        super().__init__("the account could not be created")
+        self.form = form
+
+    @property
+    def username_unavailable(self) -> bool:
+        return any(e.code == "unavailable" for e in self.form.errors.as_data().get("username", []))
+
+
+def rater_sign_up(*, invitation: Invitation, data) -> Rater:
+    """A new account from the join form's ``data`` (username, password1, password2), made a rater of the
+    invitation's study in the same transaction: a used-up invitation, a study that is not open or full,
+    or a refused form creates no account. Raises StudyError (SignUpRefused for the form's own messages)."""
+    problem = invitation_problem(invitation)
+    if problem:
+        raise StudyError(problem)
+    form = SignUpForm(data)
+    if not form.is_valid():
+        raise SignUpRefused(form)
+    with transaction.atomic():
+        user = form.save()
+        return rater_join(study=invitation.study, user=user, invitation=invitation)
 
 
 def rater_consent(*, rater: Rater) -> Rater:
@@ -322,23 +364,106 @@ def normalise_ranks(answers: list[PanelAnswer]) -> list[PanelAnswer]:
     return [out[a.panel_position] for a in answers]
 
 
-def answer_submit(*, assignment: Assignment, answers: list[PanelAnswer], seconds: float = 0.0,
+COMMENT_MAX_CHARS = 2000
+SECONDS_CAP = 3600.0  # s per saved item: longer than this is a rater who walked away from the page
+_ASCII_NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
+
+
+def form_number(value) -> int | None:
+    """A whole number written in ASCII digits (``"2"``), else None (empty, ``"²"``, ``"٢"``, ``"2.0"``)."""
+    text = str(value if value is not None else "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 3 else None
+
+
+def answers_from_form(data, n_panels: int) -> list[PanelAnswer]:
+    """The ranks and quality levels of an item form (``rank_<i>``, ``quality_<i>`` for panel i), checked as
+    ``answer_submit`` checks them. Raises StudyError with a message for the rater."""
+    answers = []
+    for i in range(n_panels):
+        letter = chr(65 + i)
+        rank_text, quality_text = data.get(f"rank_{i}", ""), data.get(f"quality_{i}", "")
+        if not str(rank_text).strip() or not str(quality_text).strip():
+            raise StudyError(f"Mask {letter} needs a rank and a quality.")
+        rank, quality = form_number(rank_text), form_number(quality_text)
+        if rank is None:
+            raise StudyError(f"Mask {letter}: the rank must be one of "
+                             f"{', '.join(str(r) for r in range(1, n_panels + 1))}.")
+        if quality is None:
+            raise StudyError(f"Mask {letter}: the quality must be one of the four levels.")
+        answers.append(PanelAnswer(i, rank, quality))
+    check_answers(answers, n_panels)
+    return answers
+
+
+def check_answers(answers: list[PanelAnswer], n_panels: int) -> None:
+    """Every panel once, ranks within 1..n with one panel ranked best, qualities on the scale."""
+    positions = sorted(a.panel_position for a in answers)
+    if positions != list(range(n_panels)):
+        raise StudyError(f"Every one of the {n_panels} masks needs a rank and a quality.")
+    for a in answers:
+        letter = chr(65 + a.panel_position)
+        if a.quality not in Quality.values:
+            raise StudyError(f"Mask {letter}: the quality must be one of the four levels.")
+        if not 1 <= a.rank <= n_panels:
+            raise StudyError(f"Mask {letter}: the rank must be one of "
+                             f"{', '.join(str(r) for r in range(1, n_panels + 1))}.")
+    if min(a.rank for a in answers) != 1:
+        raise StudyError("One mask must be ranked best (rank 1).")
+
+
+def seconds_on_item(value) -> float:
+    """Time on an item as the page reports it (s): a finite number >= 0 in ASCII digits (empty = 0),
+    capped at SECONDS_CAP. Raises StudyError for anything else."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = str(value if value is not None else "").strip()
+        if not text:
+            return 0.0
+        if not _ASCII_NUMBER.fullmatch(text):
+            raise StudyError("The time on this item could not be read. Reload the page and save again.")
+        seconds = float(text)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise StudyError("The time on this item could not be read. Reload the page and save again.")
+    return min(seconds, SECONDS_CAP)
+
+
+def comment_text(value) -> str:
+    """The rater's comment with line ends as ``\\n``; refused (never cut) above COMMENT_MAX_CHARS."""
+    text = str(value or "").replace("\r\n", "\n")
+    if len(text) > COMMENT_MAX_CHARS:
+        raise StudyError(f"Your comment has {len(text):,} characters; the limit is {COMMENT_MAX_CHARS:,}. "
+                         "Shorten it and save again (nothing was saved).")
+    return text
+
+
+def practice_check(*, data, n_panels: int) -> None:
+    """A practice item's form, checked like a real one; nothing is stored."""
+    answers_from_form(data, n_panels)
+
+
+def answer_submit_form(*, assignment: Assignment, data) -> list[Answer]:
+    """``answer_submit`` from an item page's form data (ranks, qualities, seconds, comment, flag)."""
+    return answer_submit(assignment=assignment, answers=answers_from_form(data, len(assignment.panel_order)),
+                         seconds=data.get("seconds"), comment=data.get("comment", ""),
+                         flagged_bad_image=data.get("flag") == "on")
+
+
+def answer_submit(*, assignment: Assignment, answers: list[PanelAnswer], seconds=0.0,
                   comment: str = "", flagged_bad_image: bool = False) -> list[Answer]:
-    """Store a rater's answers for one item. Idempotent; changing earlier answers keeps revisions."""
+    """Store a rater's answers for one item. Idempotent; changing earlier answers keeps revisions.
+
+    ``seconds`` (time on the page, s; see ``seconds_on_item``) is added to the item's time only when this
+    submit stores something new - a first answer, a changed rank or quality, comment or flag - so a
+    repeated identical submit adds nothing. A comment longer than COMMENT_MAX_CHARS is refused."""
     study = assignment.study
     if study.state != Study.State.OPEN:
-        raise StudyError("the study is closed; answers can no longer change")
+        raise StudyError("The study is closed; answers can no longer change.")
     n = len(assignment.panel_order)
-    positions = sorted(a.panel_position for a in answers)
-    if positions != list(range(n)):
-        raise StudyError(f"every one of the {n} panels needs a rank and a quality")
-    for a in answers:
-        if a.quality not in Quality.values:
-            raise StudyError(f"quality must be one of {Quality.values}, got {a.quality!r}")
-        if not 1 <= a.rank <= n:
-            raise StudyError(f"rank must be within 1..{n}, got {a.rank!r}")
-    if min(a.rank for a in answers) != 1:
-        raise StudyError("one panel must be ranked best (rank 1)")
+    check_answers(answers, n)
+    seconds = seconds_on_item(seconds)
+    comment = comment_text(comment)
+    flagged_bad_image = bool(flagged_bad_image)
     answers = normalise_ranks(answers)
     rank_counts: dict[int, int] = {}
     for a in answers:
@@ -350,15 +475,15 @@ def answer_submit(*, assignment: Assignment, answers: list[PanelAnswer], seconds
         # fails at once with "database is locked" (bench/rating_latency.py showed lost answers).
         # On PostgreSQL this update locks the row, as select_for_update would.
         Assignment.objects.filter(pk=assignment.pk).update(
-            seconds_spent=F("seconds_spent") + max(0.0, float(seconds)), comment=comment[:2000],
-            flagged_bad_image=bool(flagged_bad_image),
             submitted_at=Coalesce("submitted_at", Value(timezone.now())))
         locked = Assignment.objects.get(pk=assignment.pk)
+        changed = (locked.comment, locked.flagged_bad_image) != (comment, flagged_bad_image)
         wanted = {locked.panel_order[a.panel_position]: (a, rank_counts[a.rank] > 1) for a in answers}
         existing = {x.candidate_id: x for x in Answer.objects.filter(assignment=locked)}
         new = [Answer(assignment=locked, candidate_id=cid, panel_position=a.panel_position, rank=a.rank, tied=tied,
                       quality=a.quality) for cid, (a, tied) in wanted.items() if cid not in existing]
         if new:
+            changed = True
             # ignore_conflicts: a concurrent duplicate that won the race stays; it is compared below like any
             # earlier answer, so the request still ends with exactly these values and one row per panel
             Answer.objects.bulk_create(new, ignore_conflicts=True)
@@ -369,8 +494,12 @@ def answer_submit(*, assignment: Assignment, answers: list[PanelAnswer], seconds
         for cid, (a, tied) in wanted.items():
             obj = existing.get(cid) or created[cid]
             if (obj.rank, obj.tied, obj.quality) != (a.rank, tied, a.quality):
+                changed = True
                 AnswerRevision.objects.create(answer=obj, rank=obj.rank, tied=obj.tied, quality=obj.quality)
                 obj.rank, obj.tied, obj.quality, obj.edits = a.rank, tied, a.quality, obj.edits + 1
                 obj.save(update_fields=["rank", "tied", "quality", "edits", "updated_at"])
             stored.append(obj)
+        if changed:
+            Assignment.objects.filter(pk=assignment.pk).update(
+                seconds_spent=F("seconds_spent") + seconds, comment=comment, flagged_bad_image=flagged_bad_image)
     return sorted(stored, key=lambda x: x.panel_position)

@@ -10,15 +10,17 @@ import functools
 import random
 import time
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import UserCreationForm
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from evalsite import ratelimit
+from evalsite.accounts import SignUpForm
 from ratings import panels, selectors, services
 from ratings.models import BlindingGuess, Candidate, Invitation, Item, Quality, Rater, Study
 from segmentation.models import Mask
@@ -72,20 +74,41 @@ def home(request):
 
 @require_http_methods(["GET", "POST"])
 def join(request, token: str):
+    """Sign up (or log in) from an invitation link. A link that cannot bring a new rater in says so before
+    any form; the sign-up and the joining are one step, so a refused join leaves no account behind."""
     invitation = get_object_or_404(Invitation, token=token)
     study = invitation.study
-    if not request.user.is_authenticated:
-        form = UserCreationForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            user = form.save()
-            login(request, user)
+    if request.user.is_authenticated:
+        try:
+            services.rater_join(study=study, user=request.user, invitation=invitation)
+        except services.StudyError as exc:
+            return _message(request, study, str(exc), status=400)
+        return redirect("ratings:study", study_id=study.pk)
+    problem = services.invitation_problem(invitation)
+    if problem:
+        return _message(request, study, problem, status=400)
+    form = SignUpForm()
+    if request.method == "POST":
+        # a refused name counts against the address like a failed log-in, so names cannot be probed faster
+        # than passwords can be guessed
+        if ratelimit.blocked_by(request, "", counters=("address",)):
+            return ratelimit.too_many_response(request, "address")
+        try:
+            rater = services.rater_sign_up(invitation=invitation, data=request.POST)
+        except services.SignUpRefused as exc:
+            if exc.username_unavailable:
+                ratelimit.record_failure(request, "", counters=("address",))
+            form = exc.form
+        except services.StudyError as exc:
+            return _message(request, study, str(exc), status=400)
         else:
-            return render(request, "ratings/join.html", {"study": study, "form": form})
-    try:
-        services.rater_join(study=study, user=request.user, invitation=invitation)
-    except services.StudyError as exc:
-        return render(request, "ratings/message.html", {"title": study.name, "message": str(exc)}, status=400)
-    return redirect("ratings:study", study_id=study.pk)
+            login(request, rater.user, backend=settings.AUTHENTICATION_BACKENDS[0])
+            return redirect("ratings:study", study_id=study.pk)
+    return render(request, "ratings/join.html", {"study": study, "form": form})
+
+
+def _message(request, study: Study, message: str, status: int = 200):
+    return render(request, "ratings/message.html", {"title": study.name, "message": message}, status=status)
 
 
 @server_timing
@@ -104,7 +127,13 @@ def study_entry(request, study_id: int):
         return redirect("ratings:item", token=nxt.token)
     if nxt is None and study.state == Study.State.OPEN and _guess_candidates(rater):
         return redirect("ratings:blinding", study_id=study.pk)
-    return render(request, "ratings/done.html", {"study": study, "progress": selectors.progress(rater)})
+    structures = dict(Item._meta.get_field("structure").choices)
+    answered = [{"position": i + 1, "token": token, "structure": structures.get(structure, structure),
+                 "submitted": submitted is not None}
+                for i, (token, structure, submitted) in enumerate(
+                    selectors.sequence(rater).values_list("token", "item__structure", "submitted_at"))]
+    return render(request, "ratings/done.html", {"study": study, "progress": selectors.progress(rater),
+                                                 "answered": answered})
 
 
 @login_required
@@ -184,20 +213,25 @@ def practice(request, study_id: int, n: int):
     item = items[n]
     cands = sorted(item.candidates.all(), key=lambda c: c.pk)
     random.Random(f"{rater.pk}-{item.pk}").shuffle(cands)
+    posted = None
     if request.method == "POST":
         try:
-            _answers_from_post(request.POST, len(cands))
+            services.practice_check(data=request.POST, n_panels=len(cands))
             return finished() if n + 1 >= len(items) else redirect("ratings:practice", study_id=study.pk, n=n + 1)
         except services.StudyError as exc:
             messages.error(request, str(exc))
+            posted = request.POST
     context = _item_context(study, item, len(cands), practice=True)
     context.update({"practice_n": n + 1, "practice_total": len(items),
                     "panels": [{"index": i, "letter": chr(65 + i),
                                 "mask_url": f"/rate/s/{study.pk}/practice/{n}/p{i}-mask.png",
                                 "layer_url": f"/rate/s/{study.pk}/practice/{n}/p{i}-layer.png",
+                                **_shown_choice(posted, i, None),
                                 "empty": c.mask.state != Mask.State.MARKED}
                                for i, c in enumerate(cands)],
                     "image_url": f"/rate/s/{study.pk}/practice/{n}/image-"})
+    if posted is not None:
+        context.update(comment=posted.get("comment", ""), flagged=posted.get("flag") == "on")
     return render(request, "ratings/item.html", context)
 
 
@@ -225,25 +259,19 @@ def _serve_panel(cands: list[Candidate], name: str) -> HttpResponse:
         raise Http404("no such picture") from None
 
 
-def _answers_from_post(post, n: int) -> list[services.PanelAnswer]:
-    answers = []
-    for i in range(n):
-        rank, quality = post.get(f"rank_{i}", ""), post.get(f"quality_{i}", "")
-        if not rank.isdigit() or not quality.isdigit():
-            raise services.StudyError(f"panel {chr(65 + i)} needs a rank and a quality")
-        answers.append(services.PanelAnswer(i, int(rank), int(quality)))
-    if min(a.rank for a in answers) != 1:
-        raise services.StudyError("one panel must be ranked best (rank 1)")
-    for a in answers:
-        if a.quality not in Quality.values or not 1 <= a.rank <= n:
-            raise services.StudyError("ranks and qualities must come from the lists")
-    return answers
+def _shown_choice(posted, i: int, stored) -> dict:
+    """The rank and quality a panel shows: what the rater just sent when the save was refused (so nothing
+    they entered is lost), else the stored answer."""
+    if posted is not None:
+        return {"rank": services.form_number(posted.get(f"rank_{i}")),
+                "quality": services.form_number(posted.get(f"quality_{i}"))}
+    return {"rank": stored.rank if stored else None, "quality": stored.quality if stored else None}
 
 
 def _item_context(study: Study, item: Item, n_panels: int, practice: bool = False) -> dict:
     return {"study": study, "structure": item.get_structure_display(), "structure_key": item.structure,
             "n_panels": n_panels, "ranks": range(1, n_panels + 1), "qualities": QUALITY_KEYS,
-            "shortcuts": SHORTCUTS, "practice": practice,
+            "shortcuts": SHORTCUTS, "practice": practice, "comment_max": services.COMMENT_MAX_CHARS,
             "stretches": [("colour", "colour"), ("asinh", "asinh"), ("linear", "linear"), ("log", "log")]}
 
 
@@ -256,16 +284,14 @@ def item(request, token: str):
     if study.state != Study.State.OPEN:
         return render(request, "ratings/message.html", {"title": study.name, "message": "This study is closed."})
     n = len(assignment.panel_order)
+    posted = None
     if request.method == "POST":
         try:
-            answers = _answers_from_post(request.POST, n)
-            seconds = min(max(float(request.POST.get("seconds", 0) or 0), 0.0), 3600.0)
-            services.answer_submit(assignment=assignment, answers=answers, seconds=seconds,
-                                   comment=request.POST.get("comment", ""),
-                                   flagged_bad_image=request.POST.get("flag") == "on")
+            services.answer_submit_form(assignment=assignment, data=request.POST)
             return redirect("ratings:study", study_id=study.pk)
-        except (services.StudyError, ValueError) as exc:
+        except services.StudyError as exc:
             messages.error(request, str(exc))
+            posted = request.POST
     if assignment.first_shown_at is None:
         type(assignment).objects.filter(pk=assignment.pk).update(first_shown_at=timezone.now())
     previous = {a.panel_position: a for a in assignment.answers.all()}
@@ -282,10 +308,11 @@ def item(request, token: str):
         "previous_token": seq[index - 1][0] if index > 0 else None,
         "panels": [{"index": i, "letter": chr(65 + i), "mask_url": f"/rate/a/{token}/p{i}-mask.png",
                     "layer_url": f"/rate/a/{token}/p{i}-layer.png",
-                    "rank": previous[i].rank if i in previous else None,
-                    "quality": previous[i].quality if i in previous else None,
+                    **_shown_choice(posted, i, previous.get(i)),
                     "empty": states.get(assignment.panel_order[i]) != Mask.State.MARKED} for i in range(n)],
         "image_url": f"/rate/a/{token}/image-",
+        "comment": posted.get("comment", "") if posted is not None else assignment.comment,
+        "flagged": posted.get("flag") == "on" if posted is not None else assignment.flagged_bad_image,
     })
     return render(request, "ratings/item.html", context)
 

@@ -102,7 +102,10 @@ def test_permission_matrix_on_every_rater_url(world, who):
 
 def test_join_link_home_and_what_raters_never_see(world):
     inv = Invitation.objects.create(study=world["study"], max_uses=1)
-    assert world["clients"]["anonymous"].get(reverse("ratings:join", args=[inv.token])).status_code == 200
+    # both planned places are taken: the link says so before anyone makes an account
+    full = world["clients"]["anonymous"].get(reverse("ratings:join", args=[inv.token]))
+    assert full.status_code == 400 and b"Every planned rater place of this study is taken" in full.content
+    assert b"password" not in full.content
     assert world["clients"]["anonymous"].get(reverse("ratings:join", args=["not-a-token"])).status_code == 404
     assert world["clients"]["anonymous"].get(reverse("ratings:home")).status_code == 302
     client = world["clients"]["rater"]
@@ -142,7 +145,7 @@ def test_double_submit_from_two_tabs_keeps_one_answer_per_panel_and_the_history(
     assert list(AnswerRevision.objects.filter(answer__assignment=a).values_list("quality", flat=True)) == [1]
     # a tampered form is refused with a reason and changes nothing
     r = tab1.post(url, {**ANSWERS, "quality_1": 7})
-    assert r.status_code == 200 and b"ranks and qualities must come from the lists" in r.content
+    assert r.status_code == 200 and b"Mask B: the quality must be one of the four levels." in r.content
     assert Answer.objects.get(assignment=a, panel_position=1).quality == 2
 
 

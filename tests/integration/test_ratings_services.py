@@ -88,7 +88,7 @@ def test_raters_claim_slots_and_answers_are_idempotent_with_history(study):
 @pytest.mark.parametrize(
     "answers, message",
     [
-        ([(0, 1, 3), (1, 2, 2)], "every one of the 3 panels"),
+        ([(0, 1, 3), (1, 2, 2)], "Every one of the 3 masks"),
         ([(0, 1, 4), (1, 2, 2), (2, 3, 1)], "quality must be"),
         ([(0, 2, 3), (1, 2, 2), (2, 3, 1)], "ranked best"),
         ([(0, 1, 3), (1, 2, 2), (2, 9, 1)], "rank must be"),

@@ -78,6 +78,19 @@
   });
   panels.forEach((p, i) => p.addEventListener("focusin", () => { focused = i; panels.forEach((q, k) => q.classList.toggle("focused", k === i)); }));
   [overlay, opacity, zoom].forEach((el) => el.addEventListener("input", applyView));
+
+  // The comment's length against the limit the site enforces (it refuses a longer comment, never cuts it).
+  const comment = document.getElementById("comment");
+  const count = document.getElementById("comment-count");
+  function countComment() {
+    const max = parseInt(comment.dataset.max, 10);
+    const used = Array.from(comment.value).length;  // characters, as the site counts them
+    count.textContent = used > max ? `${used} characters: ${used - max} over the limit of ${max}`
+      : used ? `${used} of ${max} characters` : `up to ${max} characters`;
+    count.classList.toggle("over", used > max);
+  }
+  comment.addEventListener("input", countComment);
+  countComment();
   stretch.addEventListener("change", applyStretch);
 
   // Time on task: only while the page is visible.
