@@ -68,7 +68,7 @@ class NormalisedUsernameBackend(ModelBackend):
         return None
 
 
-UNAVAILABLE = "This username cannot be used. Choose another one, or log in if you already have an account."
+UNAVAILABLE = "This username cannot be used. Choose another one, or log in if you have an account."
 
 
 class SignUpForm(UserCreationForm):
