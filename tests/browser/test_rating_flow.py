@@ -205,3 +205,127 @@ def test_the_item_page_fits_the_first_screen(study, live_server, new_page, scree
     panel = page.locator(".panel .stack-view").first.bounding_box()
     assert galaxy["width"] > panel["width"] * 1.2
     assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+
+
+def tab_to(page, selector: str, limit: int = 40):
+    """Press Tab until the element matching ``selector`` has the focus, as a keyboard user does."""
+    for _ in range(limit):
+        if page.evaluate("(s) => !!document.activeElement && document.activeElement.matches(s)", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} never got the focus in {limit} presses of Tab")
+
+
+def press_and_wait(page, key: str):
+    with page.expect_navigation():
+        page.keyboard.press(key)
+
+
+def test_a_raters_whole_path_with_the_keyboard_from_invitation_to_thank_you_and_back(
+        transactional_db, settings, live_server, new_page, screenshot):
+    """Invitation link -> sign-up -> consent -> profile -> guide -> practice -> every item -> blinding check
+    -> thank-you page -> back to an answered item from there -> changed -> thank-you page again; then home ->
+    "Review answers" leads to the same way back, not to a dead end. Keyboard only, 1366x768."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    s = build_study(name="Keyboard study", n_galaxies=3, planned_raters=1, raters_per_item=1, practice_items=1)
+    services.study_render_panels(s.pk)
+    invitation = Invitation.objects.create(study=s)
+    page = new_page(LAPTOP)
+
+    page.goto(f"{live_server.url}/rate/join/{invitation.token}/")
+    screenshot(page, "01-join")
+    page.keyboard.type("dora")  # the username field has the focus
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    press_and_wait(page, "Enter")
+    assert page.url.endswith("/consent/")
+    screenshot(page, "02-consent")
+    page.keyboard.press("Space")  # the box has the focus
+    press_and_wait(page, "Enter")
+    assert page.url.endswith("/profile/")
+    page.keyboard.press("ArrowDown")  # career stage: Student -> Postdoc
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")  # experience: None
+    page.keyboard.press("ArrowDown")  # -> Some
+    page.keyboard.press("ArrowDown")  # -> Expert
+    page.keyboard.press("Tab")
+    page.keyboard.press("ArrowDown")  # helped build: No
+    screenshot(page, "03-profile")
+    press_and_wait(page, "Enter")
+    rater = Rater.objects.get(user__username="dora")
+    assert (rater.career_stage, rater.experience, rater.helped_build) == ("postdoc", "expert", False)
+    assert page.url.endswith("/guide/")
+    screenshot(page, "04-guide")
+    press_and_wait(page, "Enter")  # the start link has the focus
+    wait_images(page)
+    screenshot(page, "05-practice")
+    rate_with_keys(page, "1p2w3o")
+    page.wait_for_url("**/rate/a/**")
+
+    tokens = list(Assignment.objects.filter(rater=rater).order_by("position").values_list("token", flat=True))
+    for n, token in enumerate(tokens):
+        page.wait_for_url(f"**/rate/a/{token}/")
+        wait_images(page)
+        if n == 0:
+            # a comment over the limit is refused in words, and nothing the rater entered is lost
+            for k in "1p2w3o":
+                page.keyboard.press(k)
+            page.keyboard.press("c")
+            page.keyboard.insert_text("long " * 500)  # 2,500 characters, pasted
+            assert "over the limit of 2000" in page.locator("#comment-count").inner_text()
+            page.keyboard.press("Escape")
+            press_and_wait(page, "Enter")
+            screenshot(page, "06-comment-refused")
+            assert "Your comment has 2,500 characters; the limit is 2,000" in page.locator(".message").inner_text()
+            assert page.locator("#comment").input_value().startswith("long long")
+            assert page.locator("input[name=quality_2][value='1']").is_checked()
+            assert not Answer.objects.filter(assignment__token=token).exists()
+            page.keyboard.press("c")
+            page.keyboard.press("Control+A")
+            page.keyboard.type("arms faint")
+            page.keyboard.press("Escape")
+            press_and_wait(page, "Enter")
+        else:
+            rate_with_keys(page, "2w1p3f")
+            page.wait_for_url(lambda u, t=token: t not in u)
+    assert Assignment.objects.get(token=tokens[0]).comment == "arms faint"
+
+    page.wait_for_url("**/check/")
+    screenshot(page, "07-blinding-check")
+    tab_to(page, "input[type=radio]")
+    page.keyboard.press("Space")
+    press_and_wait(page, "Enter")
+    assert page.locator("h1").inner_text() == "Thank you"
+    screenshot(page, "08-thank-you")
+    assert f"You have rated {len(tokens)} of {len(tokens)} items" in page.locator("main").inner_text()
+
+    # back from the thank-you page to the second item, change one answer, and land on the thank-you page again
+    tab_to(page, "a[aria-label='change the answer to item 2']")
+    press_and_wait(page, "Enter")
+    assert page.url.endswith(f"/rate/a/{tokens[1]}/")
+    wait_images(page)
+    assert page.locator("input[name=quality_2][value='0']").is_checked()  # the stored answer is shown
+    screenshot(page, "09-back-to-item-2")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")  # panel C
+    page.keyboard.press("o")  # "Totally failed" -> "Mostly poorly"
+    press_and_wait(page, "Enter")
+    assert page.locator("h1").inner_text() == "Thank you"
+    changed = Answer.objects.get(assignment__token=tokens[1], panel_position=2)
+    assert (changed.quality, changed.edits) == (1, 1)
+    assert list(AnswerRevision.objects.filter(answer=changed).values_list("quality", flat=True)) == [0]
+
+    # home -> "Review answers" -> the thank-you page with its way back, not a dead end
+    tab_to(page, "main a[href='/rate/']")
+    press_and_wait(page, "Enter")
+    screenshot(page, "10-home")
+    tab_to(page, "main a.button")
+    assert page.evaluate("document.activeElement.textContent").strip() == "Review answers"
+    press_and_wait(page, "Enter")
+    tab_to(page, "a[aria-label='change the answer to item 1']")
+    press_and_wait(page, "Enter")
+    assert page.url.endswith(f"/rate/a/{tokens[0]}/")
+    assert page.locator("#comment").input_value() == "arms faint"
+    screenshot(page, "11-back-to-item-1")
