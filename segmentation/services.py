@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,21 @@ def batch_finish(*, batch: ImportBatch, summary: dict) -> ImportBatch:
     return batch
 
 
+@contextmanager
+def batch_running(*, kind: str, source: str, arguments: dict | None = None):
+    """An ImportBatch for the ``with`` block. If the block raises (a bug, Ctrl-C), the batch is finished with
+    the error in its summary before the exception goes on, so no batch is left looking as if it still ran."""
+    batch = batch_start(kind=kind, source=source, arguments=arguments)
+    try:
+        yield batch
+    except BaseException as exc:
+        batch.refresh_from_db(fields=["finished_at"])
+        if batch.finished_at is None:
+            batch_finish(batch=batch, summary={"error": f"{type(exc).__name__}: {exc}" if str(exc)
+                                               else type(exc).__name__})
+        raise
+
+
 # --- galaxies ---------------------------------------------------------------------------------------
 def galaxy_upsert(*, name: str, defaults: dict | None = None, match: dict | None = None,
                   batch: ImportBatch | None = None) -> tuple[Galaxy, bool]:
@@ -42,6 +58,21 @@ def galaxy_upsert(*, name: str, defaults: dict | None = None, match: dict | None
 
     Returns (galaxy, created).
     """
+    result = galaxy_sync(name=name, defaults=defaults, match=match, batch=batch)
+    return result.galaxy, result.status == "created"
+
+
+@dataclass(frozen=True)
+class GalaxyResult:
+    galaxy: Galaxy
+    status: str  # "created" | "updated" | "unchanged"
+    fields: tuple[str, ...] = ()  # the stored fields an update changed
+
+
+def galaxy_sync(*, name: str, defaults: dict | None = None, match: dict | None = None,
+                batch: ImportBatch | None = None) -> GalaxyResult:
+    """``galaxy_upsert`` that also says whether an existing galaxy changed and which fields, so an importer
+    can report "updated" for a changed identifier (a file's name in ``other_ids``) and not "unchanged"."""
     match = {k: v for k, v in (match or {}).items() if v not in (None, "")}
     galaxy = None
     for field in IDENTIFIER_FIELDS:
@@ -54,13 +85,28 @@ def galaxy_upsert(*, name: str, defaults: dict | None = None, match: dict | None
     values = {k: v for k, v in {**match, **(defaults or {})}.items() if v is not None and k != "name"}
     if galaxy is None:
         galaxy = Galaxy.objects.create(name=match.get("name", name), import_batch=batch, **values)
-        return galaxy, True
+        return GalaxyResult(galaxy, "created")
     changed = [k for k, v in values.items() if getattr(galaxy, k) != v]
     for k in changed:
         setattr(galaxy, k, values[k])
     if changed:
         galaxy.save(update_fields=[*changed, "updated_at"])
-    return galaxy, False
+    return GalaxyResult(galaxy, "updated" if changed else "unchanged", tuple(changed))
+
+
+# --- files by content -------------------------------------------------------------------------------
+def store_by_content(field_file, name: str, data: bytes) -> None:
+    """Point ``field_file`` (an unsaved model's FileField) at ``<upload_to>/<name>``, writing ``data`` there
+    only if no file has that name yet: names are content hashes, so one file serves every row with the same
+    content and nothing is ever overwritten. A concurrent writer of the same content can make storage pick
+    another name; that copy is removed again."""
+    full = field_file.field.generate_filename(field_file.instance, name)
+    storage = field_file.storage
+    if not storage.exists(full):
+        saved = storage.save(full, ContentFile(data))
+        if saved != full:
+            storage.delete(saved)
+    field_file.name = full
 
 
 # --- images -----------------------------------------------------------------------------------------
@@ -108,9 +154,10 @@ def image_store(*, galaxy: Galaxy, kind: str, rgb: np.ndarray, wcs_header: str =
     image.width, image.height, image.content_hash, image.import_batch = width, height, digest, batch
     for k, v in meta.items():
         setattr(image, k, v)
-    image.file.save(f"{digest[:2]}/{digest}.png", ContentFile(png or rgb_png_bytes(rgb)), save=False)
-    if raw_fits is not None:
-        image.raw.save(f"{digest[:2]}/{digest}.fits", ContentFile(raw_fits), save=False)
+    store_by_content(image.file, f"{digest[:2]}/{digest}.png", png or rgb_png_bytes(rgb))
+    if raw_fits is not None:  # named by its own bytes: two band files can render to the same RGB pixels
+        raw_digest = hashlib.sha256(raw_fits).hexdigest()
+        store_by_content(image.raw, f"{raw_digest[:2]}/{raw_digest}.fits", raw_fits)
     image.save()
     return image, status
 
@@ -184,7 +231,7 @@ def _new_mask(item: MaskInput, state: str, encoded, digest: str, current: Mask |
         content_hash=digest, details=item.details or {}, supersedes=current, import_batch=item.batch,
     )
     if encoded is not None:
-        mask.data.save(f"{digest[:2]}/{digest[2:4]}/{digest}.png", ContentFile(encoded.png), save=False)
+        store_by_content(mask.data, f"{digest[:2]}/{digest[2:4]}/{digest}.png", encoded.png)
     return mask
 
 

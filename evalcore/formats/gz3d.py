@@ -30,7 +30,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from evalcore.formats import fitsbytes, truthfile
+from evalcore.formats import fitsbytes, imaging, truthfile
 from evalcore.sky import rasterise
 
 N_HDUS = 11
@@ -517,7 +517,7 @@ def read_gz3d_metadata(path) -> dict[str, dict]:
 def metadata_key(path) -> str:
     """The ``file_name`` under which ``gz3d_metadata.fits`` lists a per-galaxy file."""
     name = Path(path).name
-    if name.endswith(".gz"):
+    if name.lower().endswith(".gz"):
         name = name[:-3]
     return name[len("gz3d_"):] if name.startswith("gz3d_") else name
 
@@ -525,7 +525,7 @@ def metadata_key(path) -> str:
 def subject_id_from_name(path) -> int | None:
     """Zooniverse subject id from ``gz3d_<MANGAID>_<IFUDESIGNSIZE>_<subject>.fits[.gz]``, if it fits."""
     stem = metadata_key(path)
-    stem = stem[:-5] if stem.endswith(".fits") else stem
+    stem = imaging.strip_image_suffix(stem) or stem  # .fits, .fit, .fts in any case
     last = stem.rsplit("_", 1)[-1]
     return int(last) if last.isdigit() and "_" in stem else None
 

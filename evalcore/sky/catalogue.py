@@ -83,14 +83,16 @@ def _split_index(spec: str) -> tuple[str, int | None]:
 def read_table(path, *, max_bytes: int | None = None) -> Table:
     """Read a CSV (header row, comma-separated) or FITS table (first table HDU) file."""
     path = Path(path)
+    if path.is_dir():
+        raise CatalogueError(f"{path} is a folder; give the catalogue file itself (a CSV or FITS table)")
     try:
         size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise CatalogueError(f"{path}: catalogue is {size} bytes, more than the limit of {max_bytes}")
+        with path.open("rb") as fh:
+            head = fh.read(9)
     except OSError as exc:
         raise CatalogueError(f"{path}: cannot read the catalogue ({exc.strerror or exc})") from None
-    if max_bytes is not None and size > max_bytes:
-        raise CatalogueError(f"{path}: catalogue is {size} bytes, more than the limit of {max_bytes}")
-    with path.open("rb") as fh:
-        head = fh.read(9)
     if head.startswith(b"SIMPLE  =") or head[:2] == b"\x1f\x8b":
         return _read_fits_table(path)
     return _read_csv(path)

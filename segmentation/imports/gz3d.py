@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from tqdm import tqdm
 
-from evalcore.formats import gz3d
+from evalcore.formats import gz3d, imaging
 from segmentation import services
 from segmentation.imports.summary import ImportSummary
 from segmentation.models import Galaxy, Mask
@@ -65,24 +65,35 @@ class PreparedFile:
     image_png: bytes | None = None  # encoded by the reading process, so parallel jobs share that work
 
 
+class NothingToImport(ValueError):
+    """The paths given hold no GZ3D file; the message says where was looked and for what."""
+
+
+def is_fits_name(name: str) -> bool:
+    """A file name with a FITS suffix (``.fits``, ``.fit``, ``.fts``, each optionally ``.gz``), in any case:
+    the suffixes ``import_images`` takes for FITS."""
+    return name.lower().endswith(imaging.FITS_SUFFIXES)
+
+
 def gz3d_files(paths) -> tuple[list[Path], list[Path], list[tuple[str, str]]]:
     """Expand files and folders. Returns (per-galaxy files, summary tables found, missing paths with reason).
 
-    Folders are searched recursively for ``*.fits`` and ``*.fits.gz``; the release's summary tables
-    (``gz3d_metadata.fits`` ...) are set apart.
+    Folders are searched recursively for files with a FITS suffix (``is_fits_name``; ``X.FITS`` too, and a
+    folder named like a file is searched, not read); the release's summary tables (``gz3d_metadata.fits``
+    ...) are set apart. A file named on the command line is read whatever its name.
     """
     files, summaries, missing = [], [], []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = sorted({*p.rglob("*.fits"), *p.rglob("*.fits.gz")})
+            found = sorted(f for f in p.rglob("*") if is_fits_name(f.name) and f.is_file())
         elif p.exists():
             found = [p]
         else:
             missing.append((str(p), "no such file or folder"))
             continue
         for f in found:
-            (summaries if f.name in gz3d.SUMMARY_FILES else files).append(f)
+            (summaries if f.name.lower() in gz3d.SUMMARY_FILES else files).append(f)
     seen, unique = set(), []
     for f in files:
         if f.resolve() not in seen:
@@ -187,12 +198,13 @@ def store_file(prepared: PreparedFile, *, release: str = DEFAULT_RELEASE, batch=
         defaults = dict(prepared.defaults)
         if existing is not None:
             defaults["other_ids"] = {**existing.other_ids, **defaults["other_ids"]}
-        galaxy, created = services.galaxy_upsert(
+        synced = services.galaxy_sync(
             name=_unique_name(prepared.name, manga_id), match=prepared.match, defaults=defaults, batch=batch)
+        galaxy, created = synced.galaxy, synced.status == "created"
         image, image_status = services.image_store(
             galaxy=galaxy, kind="gz3d_subject", rgb=prepared.image, wcs_header=prepared.wcs_text,
             pixel_scale=prepared.pixel_scale, bands="RGB (GZ3D subject JPEG)", batch=batch, png=prepared.image_png)
-        changed = image_status != "unchanged"
+        changed = image_status != "unchanged" or synced.status == "updated"
         for task in prepared.tasks:
             # a fallback or not-asked task has no usable drawings: stale ones from an earlier import go
             services.classifications_replace(galaxy=galaxy, image=image, structure=task.structure,
@@ -262,15 +274,22 @@ def import_gz3d(paths, *, release: str = DEFAULT_RELEASE, metadata_path=None, on
         raise ValueError(f"on_bad_json must be one of {BAD_JSON_CHOICES}, got {on_bad_json!r}")
     summary = ImportSummary()
     files, summaries, missing = gz3d_files(paths)
+    if not files:
+        looked = "; ".join(f"{where}: {reason}" for where, reason in missing) or ", ".join(str(p) for p in paths)
+        raise NothingToImport(
+            f"no GZ3D file found ({looked}). A folder is searched, with its subfolders, for files ending in "
+            f"{', '.join(imaging.FITS_SUFFIXES)} (any case)"
+            + (f"; found only the release's summary tables {', '.join(s.name for s in summaries)}"
+               if summaries else ""))
     for where, reason in missing:
         summary.fail(where, reason)
     for table in summaries:
-        if table.name != "gz3d_metadata.fits":
+        if table.name.lower() != "gz3d_metadata.fits":
             summary.skipped += 1
             summary.warn(table, "a summary table of the release, not a galaxy file: skipped")
     catalogue = {}
     for table in [*([Path(metadata_path)] if metadata_path else []),
-                  *[s for s in summaries if s.name == "gz3d_metadata.fits"]]:
+                  *[s for s in summaries if s.name.lower() == "gz3d_metadata.fits"]]:
         try:
             rows = gz3d.read_gz3d_metadata(table)
             catalogue.update(rows)

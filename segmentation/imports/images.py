@@ -238,10 +238,18 @@ def import_images(*, directory, rows: list[ImageRow], kind: str = Image.Kind.SUR
     return summary
 
 
+def read_image_catalogue(*, directory, catalogue_path) -> tuple[list[ImageRow], ImportSummary]:
+    """The catalogue's rows (bad rows already counted as failures in the summary), after checking that
+    ``directory`` is a folder. Raises CatalogueError for an unusable catalogue or folder."""
+    if not Path(directory).is_dir():
+        raise cat.CatalogueError(f"{directory} is not a folder; give the folder that holds the image files")
+    summary = ImportSummary()
+    table = cat.read_table(catalogue_path, max_bytes=settings.EVALSITE_MAX_FILE_BYTES)
+    return rows_from_table(table, summary), summary
+
+
 def import_image_folder(*, directory, catalogue_path, kind: str = Image.Kind.SURVEY_CUTOUT,
                         batch: ImportBatch | None = None, progress: bool = True) -> ImportSummary:
     """Read the catalogue file, then ``import_images``. Raises CatalogueError for an unusable catalogue."""
-    summary = ImportSummary()
-    table = cat.read_table(catalogue_path, max_bytes=settings.EVALSITE_MAX_FILE_BYTES)
-    rows = rows_from_table(table, summary)
+    rows, summary = read_image_catalogue(directory=directory, catalogue_path=catalogue_path)
     return import_images(directory=directory, rows=rows, kind=kind, batch=batch, summary=summary, progress=progress)

@@ -35,14 +35,14 @@ class Command(BaseCommand):
             table = cat.read_table(file, max_bytes=settings.EVALSITE_MAX_FILE_BYTES)
         except cat.CatalogueError as exc:
             raise CommandError(str(exc)) from None
-        batch = services.batch_start(kind=ImportBatch.Kind.CATALOGUE, source=file, arguments=arguments)
-        try:
-            summary = import_catalogue(table=table, mapping=mapping, id_columns=ids, radius_arcsec=radius,
-                                       create=create, only_missing=only_missing, batch=batch,
-                                       progress=not no_progress)
-        except cat.CatalogueError as exc:
-            services.batch_finish(batch=batch, summary={"error": str(exc)})
-            raise CommandError(str(exc)) from None
-        services.batch_finish(batch=batch, summary=summary.as_dict())
+        with services.batch_running(kind=ImportBatch.Kind.CATALOGUE, source=file, arguments=arguments) as batch:
+            try:
+                summary = import_catalogue(table=table, mapping=mapping, id_columns=ids, radius_arcsec=radius,
+                                           create=create, only_missing=only_missing, batch=batch,
+                                           progress=not no_progress)
+            except cat.CatalogueError as exc:
+                services.batch_finish(batch=batch, summary={"error": str(exc)})
+                raise CommandError(str(exc)) from None
+            services.batch_finish(batch=batch, summary=summary.as_dict())
         for line in summary.lines():
             self.stdout.write(line)

@@ -7,8 +7,9 @@ from segmentation.models import Image
 
 
 class Command(BaseCommand):
-    help = ("Import Galaxy Zoo: 3D per-galaxy files (.fits or .fits.gz, files or folders): galaxy, subject image, "
-            "raw polygons and volunteer masks. Safe to repeat: a re-import updates, never duplicates.")
+    help = ("Import Galaxy Zoo: 3D per-galaxy files (files or folders; folders are searched for .fits, .fit, .fts, "
+            "optionally .gz, in any case): galaxy, subject image, raw polygons and volunteer masks. Safe to repeat: "
+            "a re-import updates, never duplicates. Finding no file is an error.")
 
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", metavar="PATH", help="GZ3D files or folders (searched recursively).")
@@ -30,11 +31,14 @@ class Command(BaseCommand):
     def handle(self, *args, paths, release, metadata, on_bad_json, reproject_onto, jobs, no_progress, **options):
         if jobs < 1:
             raise CommandError(f"--jobs must be at least 1, got {jobs}")
-        result = gz3d_import.import_gz3d(
-            paths, release=release, metadata_path=metadata, on_bad_json=on_bad_json, progress=not no_progress,
-            jobs=jobs,
-            arguments={"reproject_onto": reproject_onto} if reproject_onto else None,
-        )
+        try:
+            result = gz3d_import.import_gz3d(
+                paths, release=release, metadata_path=metadata, on_bad_json=on_bad_json, progress=not no_progress,
+                jobs=jobs,
+                arguments={"reproject_onto": reproject_onto} if reproject_onto else None,
+            )
+        except gz3d_import.NothingToImport as exc:
+            raise CommandError(str(exc)) from None
         summary, batch = result.summary, result.batch
         if reproject_onto:
             done = reproject_galaxy_masks(galaxy_ids=result.galaxy_ids, target_kind=reproject_onto,

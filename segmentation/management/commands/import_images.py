@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from evalcore.sky.catalogue import CatalogueError
 from segmentation import services
-from segmentation.imports.images import import_image_folder
+from segmentation.imports.images import import_images, read_image_catalogue
 from segmentation.models import Image, ImportBatch
 
 
@@ -18,15 +18,15 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
     def handle(self, *args, directory, catalogue, kind, no_progress, **options):
-        batch = services.batch_start(kind=ImportBatch.Kind.IMAGES, source=f"{directory} (catalogue {catalogue})",
-                                     arguments={"directory": directory, "catalogue": catalogue, "kind": kind})
-        try:
-            summary = import_image_folder(directory=directory, catalogue_path=catalogue, kind=kind, batch=batch,
-                                          progress=not no_progress)
+        try:  # a catalogue or folder that cannot be used stops here, before any batch is recorded
+            rows, summary = read_image_catalogue(directory=directory, catalogue_path=catalogue)
         except CatalogueError as exc:
-            services.batch_finish(batch=batch, summary={"error": str(exc)})
             raise CommandError(str(exc)) from None
-        services.batch_finish(batch=batch, summary=summary.as_dict())
+        with services.batch_running(kind=ImportBatch.Kind.IMAGES, source=f"{directory} (catalogue {catalogue})",
+                                    arguments={"directory": directory, "catalogue": catalogue, "kind": kind}) as batch:
+            summary = import_images(directory=directory, rows=rows, kind=kind, batch=batch, summary=summary,
+                                    progress=not no_progress)
+            services.batch_finish(batch=batch, summary=summary.as_dict())
         for line in summary.lines():
             self.stdout.write(line)
         if summary.failed:
