@@ -13,16 +13,24 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from ratings.models import Answer, BlindingGuess, Candidate, Item, Quality, Rater, Study
+from ratings.models import Answer, AnswerRevision, BlindingGuess, Candidate, Item, Quality, Rater, Study
 from segmentation.models import Producer
 
 RAW_COLUMNS = (
     "study", "rater", "rater_is_staff", "career_stage", "experience", "helped_build", "item", "item_kind",
     "galaxy", "manga_id", "iau_name", "nsa_id", "sdss_objid", "ra", "dec", "synthetic", "structure", "source",
-    "producer", "producer_version", "producer_parameters", "mask_sha256", "panel_position", "rank", "tie",
-    "quality", "quality_label", "attention_passed", "is_decoy", "comment", "flagged_bad_image", "seconds",
-    "created_at", "updated_at", "edited",
+    "producer", "producer_version", "producer_parameters", "mask_sha256", "sequence_position", "panel_position",
+    "rank", "tie", "quality", "quality_label", "attention_passed", "is_decoy", "comment", "flagged_bad_image",
+    "seconds", "first_shown_at", "submitted_at", "created_at", "updated_at", "edited", "edits",
 )
+REVISION_COLUMNS = (
+    "study", "rater", "item", "item_kind", "galaxy", "structure", "source", "sequence_position", "panel_position",
+    "revision", "rank", "tie", "quality", "quality_label", "valid_from", "replaced_at",
+)
+# Integer identifiers are written as integers and -1 when a galaxy has none, so that pandas.read_csv with
+# its defaults reads them as int64, exactly: an empty cell would make the column float64, and float64 holds
+# integers exactly only up to 2**53 (SDSS objIDs are about 1.2e18).
+NO_ID = -1
 GUESS_COLUMNS = ("study", "rater", "item", "structure", "panel_position", "true_source", "guessed_source",
                  "n_choices")
 ATTENTION_PASS_MAX_QUALITY = 1  # the wrong mask must be rated "Mostly poorly" or "Totally failed"
@@ -56,10 +64,11 @@ def answer_rows(study: Study) -> Iterator[dict]:
     passed = {asg: quality <= ATTENTION_PASS_MAX_QUALITY for asg, quality in answers.filter(
         candidate__is_decoy=True).values_list("assignment_id", "quality")}
     for (asg, cand_id, panel_position, rank, tied, quality, created, updated, edits, rater_id, item_id,
-         seconds, comment, flagged) in answers.values_list(
+         seconds, comment, flagged, position, shown, submitted) in answers.values_list(
             "assignment_id", "candidate_id", "panel_position", "rank", "tied", "quality", "created_at",
             "updated_at", "edits", "assignment__rater_id", "assignment__item_id", "assignment__seconds_spent",
-            "assignment__comment", "assignment__flagged_bad_image").iterator(chunk_size=5000):
+            "assignment__comment", "assignment__flagged_bad_image", "assignment__position",
+            "assignment__first_shown_at", "assignment__submitted_at").iterator(chunk_size=5000):
         rater, item = raters[rater_id], items[item_id]
         producer_id, mask_hash, is_decoy = candidates[cand_id]
         p = producers.get(producer_id)
@@ -71,17 +80,63 @@ def answer_rows(study: Study) -> Iterator[dict]:
             "helped_build": rater["helped_build"],
             "item": str(item["repeat_of_id"] or item_id), "item_kind": item["kind"],
             "galaxy": item["galaxy__name"], "manga_id": item["galaxy__manga_id"] or "",
-            "iau_name": item["galaxy__iau_name"] or "", "nsa_id": item["galaxy__nsa_id"] or "",
-            "sdss_objid": item["galaxy__sdss_objid"] or "", "ra": item["galaxy__ra"], "dec": item["galaxy__dec"],
+            "iau_name": item["galaxy__iau_name"] or "", "nsa_id": integer_id(item["galaxy__nsa_id"]),
+            "sdss_objid": integer_id(item["galaxy__sdss_objid"]), "ra": item["galaxy__ra"],
+            "dec": item["galaxy__dec"],
             "synthetic": item["galaxy__synthetic"],
             "structure": item["structure"], "source": labels.get(producer_id, p.kind), "producer": p.name,
             "producer_version": p.version, "producer_parameters": p.parameters_hash[:16],
-            "mask_sha256": mask_hash, "panel_position": panel_position + 1, "rank": rank,
+            "mask_sha256": mask_hash, "sequence_position": position + 1, "panel_position": panel_position + 1,
+            "rank": rank,
             "tie": tied, "quality": quality, "quality_label": QUALITY_LABELS[quality],
             "attention_passed": passed.get(asg) if item["kind"] == "attention" else None,
             "is_decoy": is_decoy, "comment": comment, "flagged_bad_image": flagged,
-            "seconds": round(seconds, 2), "created_at": created.isoformat(),
-            "updated_at": updated.isoformat(), "edited": edits > 0,
+            "seconds": round(seconds, 2), "first_shown_at": _iso(shown), "submitted_at": _iso(submitted),
+            "created_at": created.isoformat(), "updated_at": updated.isoformat(), "edited": edits > 0,
+            "edits": edits,
+        }
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def integer_id(value):
+    """An identifier stored as digits, as an int (NO_ID when there is none); any other text as it is."""
+    if value is None or value == "":
+        return NO_ID
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    return int(text) if text.isascii() and text.isdigit() else text
+
+
+def revision_rows(study: Study) -> Iterator[dict]:
+    """One dict per AnswerRevision (keys REVISION_COLUMNS): the values an answer had before the rater changed
+    it, numbered 1, 2, ... per answer in the order they were replaced, with the time they were given
+    (``valid_from``: the answer's creation or the previous change) and replaced. The answer's current values
+    are its row in the raw export (``edits`` there counts these rows)."""
+    labels = source_labels(study)
+    revisions = (AnswerRevision.objects.filter(answer__assignment__study=study)
+                 .order_by("answer__assignment__rater__pseudonym", "answer__assignment__position",
+                           "answer__panel_position", "replaced_at", "pk")
+                 .values_list("answer_id", "rank", "tied", "quality", "replaced_at", "answer__created_at",
+                              "answer__panel_position", "answer__assignment__rater__pseudonym",
+                              "answer__assignment__position", "answer__assignment__item_id",
+                              "answer__assignment__item__repeat_of_id", "answer__assignment__item__kind",
+                              "answer__assignment__item__galaxy__name", "answer__assignment__item__structure",
+                              "answer__candidate__producer_id", "answer__candidate__producer__kind"))
+    previous: dict[int, tuple[int, object]] = {}  # answer -> (revision number, its replaced_at)
+    for (answer_id, rank, tied, quality, replaced, created, panel_position, rater, position, item_id, repeat_of,
+         kind, galaxy, structure, producer_id, producer_kind) in revisions.iterator(chunk_size=5000):
+        number, since = previous.get(answer_id, (0, created))
+        previous[answer_id] = (number + 1, replaced)
+        yield {
+            "study": study.name, "rater": rater, "item": str(repeat_of or item_id), "item_kind": kind,
+            "galaxy": galaxy, "structure": structure, "source": labels.get(producer_id, producer_kind),
+            "sequence_position": position + 1, "panel_position": panel_position + 1, "revision": number + 1,
+            "rank": rank, "tie": tied, "quality": quality, "quality_label": QUALITY_LABELS[quality],
+            "valid_from": since.isoformat(), "replaced_at": replaced.isoformat(),
         }
 
 
@@ -160,11 +215,3 @@ def summary_rows(tables: dict[str, pd.DataFrame]) -> Iterator[dict]:
         plain = frame.astype(object).where(frame.notna(), None)
         for record in plain.to_dict("records"):
             yield {"table": name, **record}
-
-
-def read_summary_csv(path_or_buffer) -> dict[str, pd.DataFrame]:
-    """The summary CSV split back into its tables (columns a table does not have are dropped, so a column
-    that is empty in every row of a table is dropped too)."""
-    frame = pd.read_csv(path_or_buffer)
-    return {str(name): part.drop(columns="table").dropna(axis=1, how="all").reset_index(drop=True)
-            for name, part in frame.groupby("table", sort=False)}

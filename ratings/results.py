@@ -42,6 +42,7 @@ EXPORTS = {
     "raw": "one row per (rater, item, candidate)",
     "guesses": "one row per blinding guess",
     "summary": "every statistics table, one CSV with a table column",
+    "revisions": "one row per changed answer: the values it had before, and when",
 }
 
 
@@ -249,12 +250,14 @@ def cached_plot(study: Study, fingerprint: str, name: str) -> Path | None:
 
 # --- CSV exports ----------------------------------------------------------------------------------------
 def export_lines(study: Study, kind: str):
-    """The CSV lines of one export kind (``raw``, ``guesses`` or ``summary``); the command writes the
+    """The CSV lines of one export kind (``raw``, ``guesses``, ``summary`` or ``revisions``); the command writes the
     same lines, so a file and a download are byte for byte equal."""
     if kind == "raw":
         return export.csv_lines(export.answer_rows(study), export.RAW_COLUMNS)
     if kind == "guesses":
         return export.csv_lines(export.guess_rows(study), export.GUESS_COLUMNS)
+    if kind == "revisions":
+        return export.csv_lines(export.revision_rows(study), export.REVISION_COLUMNS)
     if kind == "summary":
         tables = study_results(study, with_plots=False).tables
         return export.csv_lines(export.summary_rows(tables), export.summary_columns(tables))

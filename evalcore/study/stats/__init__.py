@@ -14,12 +14,13 @@ from .schema import (
     validate_answers,
     validate_guesses,
 )
-from .summary import primary_answers, summary_tables
+from .summary import primary_answers, read_summary_csv, summary_tables
 
 __all__ = [
     "ANSWER_COLUMNS", "GUESS_COLUMNS", "QUALITY_LABELS", "SchemaError", "alpha_from_counts", "attention",
     "blinding_audit", "blinding_confusion", "crossed_counts", "evaluation_has_tie", "exclusions", "first_choice",
     "intra_rater", "krippendorff_alpha", "ordinal_model", "pairwise_wins", "per_rater", "position_bias",
-    "primary_answers", "quality_levels", "quality_summary", "rank_tests", "ratio_bootstrap", "summary_tables",
+    "primary_answers", "quality_levels", "quality_summary", "rank_tests", "ratio_bootstrap", "read_summary_csv",
+    "summary_tables",
     "validate_answers", "validate_guesses", "weighted_kappa",
 ]

@@ -86,3 +86,12 @@ def summary_tables(answers: pd.DataFrame, guesses: pd.DataFrame | None = None, *
         tables["blinding_audit"] = pd.DataFrame(columns=BLINDING_COLUMNS)
         tables["blinding_confusion"] = pd.DataFrame(columns=CONFUSION_COLUMNS)
     return tables
+
+
+def read_summary_csv(path_or_buffer) -> dict[str, pd.DataFrame]:
+    """The summary CSV (the dashboard's "summary" download, ``export_ratings --summary``) split back into
+    its tables, keyed by the ``table`` column. Columns a table does not have are dropped, so a column that
+    is empty in every row of a table is dropped too."""
+    frame = pd.read_csv(path_or_buffer)
+    return {str(name): part.drop(columns="table").dropna(axis=1, how="all").reset_index(drop=True)
+            for name, part in frame.groupby("table", sort=False)}
