@@ -2,7 +2,8 @@
 
 Every function takes one table of ``evalcore.study.stats.summary_tables`` and returns PNG bytes, or None when
 the table has nothing to draw. Colours are the Okabe-Ito palette (distinguishable with the common
-colour-vision deficiencies), and every bar carries its number, so nothing depends on colour alone.
+colour-vision deficiencies), and every bar and every segment of a stacked bar carries its number, so
+nothing depends on colour alone.
 """
 from __future__ import annotations
 
@@ -57,14 +58,17 @@ def source_colours(sources) -> dict[str, str]:
     return {name: SOURCE_COLOURS[i % len(SOURCE_COLOURS)] for i, name in enumerate(names)}
 
 
-def quality_bars(quality_levels: pd.DataFrame) -> bytes | None:
-    """Stacked horizontal bars: percent of rated answers at each quality level, per structure and source
-    (the layout of the reference study's figure). Input: the ``quality_levels`` table."""
+INSIDE_MIN_PERCENT = 6  # a quality segment narrower than this carries its number outside the bar
+BAR_HEIGHT = 0.6  # of the 1.0 between bars; the gap holds the numbers of narrow segments
+
+
+def quality_figure(quality_levels: pd.DataFrame) -> Figure | None:
+    """The figure of ``quality_bars``, before it becomes PNG bytes (tests read its labels)."""
     if quality_levels.empty:
         return None
     panels = _panels(quality_levels)
     n_sources = max(part["source"].nunique() for _, part in panels)
-    fig, axes = _figure(len(panels), panel_height=0.55 * n_sources + 0.6)
+    fig, axes = _figure(len(panels), panel_height=0.62 * n_sources + 0.7)
     labels = quality_levels.drop_duplicates("level").sort_values("level")["label"].astype(str).tolist()
     for ax, (title, part) in zip(axes, panels):
         wide = part.pivot_table(index="source", columns="level", values="percent", observed=True).fillna(0.0)
@@ -72,21 +76,39 @@ def quality_bars(quality_levels: pd.DataFrame) -> bytes | None:
         n_rated = part.groupby("source", observed=True)["n_rated"].first().reindex(wide.index)
         left = np.zeros(len(wide))
         y = np.arange(len(wide))
+        outside_above = np.zeros(len(wide), bool)  # where the previous narrow segment's number went
         for level in range(4):
             width = wide[level].to_numpy()
-            ax.barh(y, width, left=left, color=LEVEL_COLOURS[level], edgecolor="white", height=0.7,
+            ax.barh(y, width, left=left, color=LEVEL_COLOURS[level], edgecolor="white", height=BAR_HEIGHT,
                     label=labels[level] if level < len(labels) else str(level))
             for yi, (x0, w) in enumerate(zip(left, width)):
-                if w >= 6:
+                if w >= INSIDE_MIN_PERCENT:
                     ax.text(x0 + w / 2, yi, f"{w:.0f}%", ha="center", va="center", fontsize=FONT - 1,
                             color=LEVEL_TEXT[level])
+                    outside_above[yi] = False
+                elif w > 0:
+                    # outside: above the bar, or below it when the narrow neighbour's number is above
+                    above = not outside_above[yi]
+                    ax.text(x0 + w / 2, yi + (1 if above else -1) * (BAR_HEIGHT / 2 + 0.04), f"{w:.0f}%",
+                            ha="center", va="bottom" if above else "top", fontsize=FONT - 2, color="black")
+                    outside_above[yi] = above
             left += width
         ax.set_yticks(y, [f"{s}\n(n={int(n)})" for s, n in zip(wide.index.astype(str), n_rated)])
+        ax.set_ylim(-0.8, len(wide) - 0.2)
         ax.set_xlim(0, 100)
         ax.set_xlabel("percent of rated answers")
         ax.set_title(title, loc="left", fontsize=FONT + 1, fontweight="bold")
     axes[0].legend(ncols=4, loc="lower left", bbox_to_anchor=(0, 1.12), frameon=False, fontsize=FONT - 1)
-    return _png(fig)
+    return fig
+
+
+def quality_bars(quality_levels: pd.DataFrame) -> bytes | None:
+    """Stacked horizontal bars: percent of rated answers at each quality level, per structure and source
+    (the layout of the reference study's figure). Every segment carries its percent: inside when it is at
+    least INSIDE_MIN_PERCENT wide, else just above the bar (below, when the narrow segment before it put its
+    number above). A level nobody chose has no segment and no number. Input: the ``quality_levels`` table."""
+    fig = quality_figure(quality_levels)
+    return None if fig is None else _png(fig)
 
 
 def _interval_bars(ax, names, values, low, high, colours, *, percent: bool = True) -> None:

@@ -6,6 +6,7 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
 from evalcore.study import plots
@@ -71,3 +72,39 @@ def test_blinding_plot_marks_chance(tables):
 def test_empty_tables_draw_nothing(tables, name):
     table, draw = plots.PLOTS[name]
     assert draw(tables[table].iloc[0:0]) is None
+
+
+def _levels_table(percents: dict[str, list[float]]) -> pd.DataFrame:
+    """A quality_levels table: per source the percent at levels 0-3 out of 200 rated answers."""
+    from evalcore.study.stats import QUALITY_LABELS
+
+    rows = [{"study": "s", "structure": "spiral", "source": source, "level": level,
+             "label": QUALITY_LABELS[level], "n": round(2 * p), "n_rated": 200, "percent": p}
+            for source, values in percents.items() for level, p in enumerate(values)]
+    return pd.DataFrame(rows)
+
+
+def test_every_segment_of_the_quality_bars_carries_its_number_without_overlaps():
+    percents = {"model": [1.5, 3.0, 40.5, 55.0], "volunteers": [2.0, 2.5, 4.5, 91.0],
+                "sparcfire": [0.0, 12.0, 33.0, 55.0]}
+    fig = plots.quality_figure(_levels_table(percents))
+    (ax,) = fig.axes
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    texts = [t for t in ax.texts if t.get_text().endswith("%")]
+    want = sorted(f"{p:.0f}%" for values in percents.values() for p in values if p > 0)
+    assert sorted(t.get_text() for t in texts) == want  # one number per drawn segment, none for 0%
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), (a, b)
+    bars = [p.get_window_extent(renderer) for p in ax.patches if p.get_width() > 0]
+    for text, box in zip(texts, boxes):
+        inside = [b for b in bars if b.contains(*box.get_points().mean(axis=0))]
+        # a number sits on its own segment or clear of every bar, never half over a neighbour
+        assert len(inside) <= 1
+        if not inside:
+            assert not any(box.overlaps(b) for b in bars), text.get_text()
+    # the page's figure is this one as PNG
+    assert plots.quality_bars(_levels_table(percents))[:8] == b"\x89PNG\r\n\x1a\n"
