@@ -114,7 +114,28 @@ def test_intra_rater_reliability_from_repeats():
     assert table.loc["r0", "n_pairs"] == 12 and table.loc["r0", "exact_agreement"] == 1.0
     assert table.loc["r0", "kappa_linear"] == pytest.approx(1.0)
     assert table.loc["r1", "kappa_quadratic"] < 0  # reversed answers disagree systematically
-    assert "r2" not in table.index and table.loc["(all raters)", "n_pairs"] == 24
+    # r1 fails the attention rule (2 of 3 checks): listed and marked, but not pooled
+    assert "r2" not in table.index and table.loc["(all raters)", "n_pairs"] == 12
+    assert table["fails_attention_rule"].to_dict() == {"(all raters)": False, "r0": False, "r1": True}
+    assert intra_rater(_with_quality_control(), min_pass_rate=0.5).set_index("rater").loc[
+        "(all raters)", "n_pairs"] == 24
+
+
+def test_one_attention_rule_for_alpha_and_the_pooled_intra_rater_row():
+    """A rater who fails the attention rule is left out of Krippendorff's alpha and of the pooled
+    intra-rater row alike: both equal what the same functions give on the answers without that rater."""
+    answers = _with_quality_control()
+    tables = summary_tables(answers, n_boot=20)
+    without = answers[answers["rater"] != "r1"]
+    pooled = tables["intra_rater"].set_index("rater").loc["(all raters)"]
+    alone = intra_rater(without).set_index("rater").loc["(all raters)"]
+    assert (pooled.n_pairs, pooled.exact_agreement) == (alone.n_pairs, alone.exact_agreement) == (12, 1.0)
+    alpha = tables["krippendorff_alpha"].set_index(["structure", "source"])["alpha_ordinal"]
+    alpha_without = krippendorff_alpha(without, n_boot=20).set_index(["structure", "source"])["alpha_ordinal"]
+    pd.testing.assert_series_equal(alpha, alpha_without)
+    everyone = krippendorff_alpha(answers, n_boot=20).set_index(["structure", "source"])["alpha_ordinal"]
+    assert not np.allclose(everyone.to_numpy(), alpha.to_numpy())  # r1 would change alpha: the rule matters
+    assert "Krippendorff's alpha and the pooled intra-rater row alike" in tables["rules"]["text"].str.cat()
 
 
 def test_failing_raters_are_listed_and_excluded_from_the_primary_analysis_by_the_stated_rule():

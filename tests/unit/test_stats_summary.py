@@ -41,7 +41,9 @@ def test_every_table_is_there_and_exclusions_are_counted():
     assert failing == ["r05"]
     assert tables["quality_summary"]["n_raters"].max() == 5
     assert tables["quality_summary"]["n_answers"].sum() == 3 * (96 - 1 - 16)
-    assert tables["intra_rater"].set_index("rater").loc["(all raters)", "n_pairs"] == 36
+    intra = tables["intra_rater"].set_index("rater")
+    assert intra.loc["r05", "fails_attention_rule"] and intra.loc["r05", "n_pairs"] == 6
+    assert intra.loc["(all raters)", "n_pairs"] == 36 - 6  # the failing rater's pairs are not pooled
     assert tables["blinding_audit"].set_index("structure").loc["spiral", "n_correct"] == 3 * 3 + 3
     assert tables["raters"].set_index("rater").loc["r01", "n_flagged_items"] == 1
 

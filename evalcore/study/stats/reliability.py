@@ -16,6 +16,9 @@ ALL_SOURCES = "(all sources)"
 ALL_STRUCTURES = "(all structures)"
 
 
+POOLED = "(all raters)"  # the rater label of a row over every rater who keeps to the attention rule
+
+
 def alpha_from_counts(value_counts: np.ndarray, value_domain=QUALITY_LEVELS, level: str = "ordinal") -> float:
     """Krippendorff's alpha from a (units x values) count matrix, the value domain passed explicitly.
 
@@ -125,31 +128,40 @@ def weighted_kappa(first, second, *, weights: str = "linear") -> float:
     return float(value) if np.isfinite(value) else float("nan")
 
 
-def intra_rater(answers: pd.DataFrame) -> pd.DataFrame:
+def intra_rater(answers: pd.DataFrame, *, min_pass_rate: float = DEFAULT_MIN_PASS_RATE) -> pd.DataFrame:
     """Intra-rater reliability: each rater's repeat items against their own first answer to the same item.
 
     One row per study and rater plus a pooled row (rater "(all raters)"): pairs of ratings, exact agreement
     share, linear- and quadratic-weighted kappa. Flagged presentations are left out of the pairs.
+
+    The attention rule applies as everywhere else: a rater who passes fewer than ``min_pass_rate`` of their
+    attention checks is left out of the pooled row (as out of Krippendorff's alpha and every primary
+    figure) and keeps their own row, marked ``fails_attention_rule``.
     """
-    return _intra_rater(validate_answers(answers))
+    df = validate_answers(answers)
+    return _intra_rater(df, _attention(df, min_pass_rate=min_pass_rate))
 
 
-def _intra_rater(answers: pd.DataFrame) -> pd.DataFrame:
+def _intra_rater(answers: pd.DataFrame, checks: pd.DataFrame) -> pd.DataFrame:
     df = answers
     df = df[~df["flagged_bad_image"] & df["quality"].notna()]
     keys = ["study", "rater", "item", "source"]
     first = df[df["item_kind"] == "real"][[*keys, "quality"]]
     again = df[df["item_kind"] == "repeat"][[*keys, "quality"]]
     pairs = first.merge(again, on=keys, suffixes=("_first", "_repeat"))
+    failing = set(zip(*checks.loc[checks["fails_rule"], ["study", "rater"]].to_numpy().T))
     rows = []
     for study, part in pairs.groupby("study", sort=True):
-        for rater, sub in [("(all raters)", part), *part.groupby("rater", sort=True)]:
+        counted = part[[(study, r) not in failing for r in part["rater"]]]
+        for rater, sub in [(POOLED, counted), *part.groupby("rater", sort=True)]:
             a, b = sub["quality_first"].to_numpy(), sub["quality_repeat"].to_numpy()
-            rows.append({"study": study, "rater": rater, "n_pairs": len(sub), "exact_agreement": float(np.mean(a == b)),
+            rows.append({"study": study, "rater": rater, "n_pairs": len(sub),
+                         "exact_agreement": float(np.mean(a == b)) if len(sub) else float("nan"),
                          "kappa_linear": weighted_kappa(a, b, weights="linear"),
-                         "kappa_quadratic": weighted_kappa(a, b, weights="quadratic")})
+                         "kappa_quadratic": weighted_kappa(a, b, weights="quadratic"),
+                         "fails_attention_rule": rater != POOLED and (study, rater) in failing})
     return pd.DataFrame(rows, columns=["study", "rater", "n_pairs", "exact_agreement", "kappa_linear",
-                                       "kappa_quadratic"])
+                                       "kappa_quadratic", "fails_attention_rule"])
 
 
 def attention(answers: pd.DataFrame, *, min_pass_rate: float = DEFAULT_MIN_PASS_RATE) -> pd.DataFrame:

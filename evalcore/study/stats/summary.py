@@ -33,7 +33,9 @@ def analysis_rules(*, min_pass_rate: float, n_boot: int, seed: int, level: float
                             "counted (table exclusions); repeats serve intra-rater reliability, attention checks "
                             "the rater rule.",
         "attention_rule": f"Raters passing fewer than {100 * min_pass_rate:.0f}% of their attention checks are "
-                          "listed in table attention (fails_rule) and excluded from the primary analysis; "
+                          "listed in table attention (fails_rule) and excluded from the primary analysis and "
+                          "from every figure pooled over raters, Krippendorff's alpha and the pooled "
+                          "intra-rater row alike; their own intra-rater rows stay (fails_attention_rule); "
                           "quality_summary_all_raters repeats the headline shares with them included.",
         "confidence_intervals": f"{100 * level:.0f}% percentile intervals from a two-way bootstrap resampling "
                                 f"galaxies and raters (B={n_boot}, seed {seed}); Krippendorff's alpha resamples "
@@ -73,7 +75,7 @@ def summary_tables(answers: pd.DataFrame, guesses: pd.DataFrame | None = None, *
         "friedman": tests["friedman"],
         "wilcoxon": tests["wilcoxon"],
         "krippendorff_alpha": _krippendorff_alpha(primary, **boot),
-        "intra_rater": _intra_rater(df),
+        "intra_rater": _intra_rater(df, checks),
         "attention": checks,
         "position_bias": _position_bias(primary, **boot),
         "raters": raters["raters"],
