@@ -214,3 +214,23 @@ def test_probing_names_through_the_join_form_is_limited_like_guessing_passwords(
     assert not users.filter(username="eve").exists()
     # someone else, from another address, joins as usual
     assert sign_up(Client(REMOTE_ADDR="198.51.100.10"), invitation, "eve").status_code == 302
+
+
+# --- the way back from the thank-you page ----------------------------------------------------------------
+def test_the_thank_you_page_links_back_to_every_item_and_home_leads_there(study, rater_client):
+    client, rater = rater_client
+    items = list(Assignment.objects.filter(rater=rater).order_by("position"))
+    for a in items:
+        services.answer_submit_form(assignment=a, data=ANSWERS)
+    assert client.get(reverse("ratings:study", args=[study.pk]))["Location"].endswith("/check/")
+    client.get(reverse("ratings:blinding", args=[study.pk]))
+    client.post(reverse("ratings:blinding", args=[study.pk]), {"skip": "1"})
+    done = client.get(reverse("ratings:study", args=[study.pk])).content.decode()
+    assert "You can still go back and change an answer" in done
+    for n, a in enumerate(items, start=1):
+        assert f'href="/rate/a/{a.token}/" aria-label="change the answer to item {n}"' in done
+    home = client.get(reverse("ratings:home")).content.decode()
+    assert f'href="/rate/s/{study.pk}/">Review answers</a>' in home
+    services.study_close(study=study)
+    closed = client.get(reverse("ratings:study", args=[study.pk])).content.decode()
+    assert "/rate/a/" not in closed and "change an answer" not in closed  # nothing can change any more
