@@ -162,9 +162,9 @@ def fit_rel(rel, r, w):
 
 
 @njit(cache=True)
-def fit_points(x, y, w):
-    """Fit pixels at (x, y) px from the centre (math axes) with weights w.
-    Returns (ln r0, k, weighted squared radial error px^2, start angle rad, angular extent rad)."""
+def fit_points_rel(x, y, w):
+    """:func:`fit_points` that also returns the unwrapped angle of every pixel (rad from the start) and
+    its radius: (ln r0, k, error, start, extent, rel, r)."""
     n = x.shape[0]
     theta = np.empty(n)
     r = np.empty(n)
@@ -185,6 +185,14 @@ def fit_points(x, y, w):
     extent = 0.0
     for i in range(n):
         extent = max(extent, rel[i])
+    return a, k, err, start, extent, rel, r
+
+
+@njit(cache=True)
+def fit_points(x, y, w):
+    """Fit pixels at (x, y) px from the centre (math axes) with weights w.
+    Returns (ln r0, k, weighted squared radial error px^2, start angle rad, angular extent rad)."""
+    a, k, err, start, extent, _, _ = fit_points_rel(x, y, w)
     return a, k, err, start, extent
 
 

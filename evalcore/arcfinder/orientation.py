@@ -25,16 +25,17 @@ def ridge_kernels(radius: int = 5, n: int = 9) -> np.ndarray:
         along = x * np.cos(t) + y * np.sin(t)
         across = -x * np.sin(t) + y * np.cos(t)
         kern = (1 - across ** 2) * np.exp(-across ** 2 / 2) * np.exp(-along ** 2 / (2 * (scale * radius / 2) ** 2))
-        kern -= kern.mean()
+        # no mean subtraction: SpArcFiRe's kernels keep their small positive mean
         out[k] = kern / np.linalg.norm(kern)
     return out
 
 
 def raw_field(img: np.ndarray, kernels: np.ndarray) -> np.ndarray:
-    """Doubled-angle energy of one scale: sum_k max(response_k, 0)^2 exp(2i theta_k)."""
+    """Doubled-angle energy of one scale: sum_k max(response_k, 0)^2 exp(2i theta_k). The image is taken
+    as 0 outside its frame (MATLAB's ``conv2(..., 'same')``, as SpArcFiRe)."""
     n, size, _ = kernels.shape
     pad = size // 2
-    padded = np.pad(img, pad, mode="reflect")
+    padded = np.pad(img, pad, mode="constant")
     shape = padded.shape
     spectrum = np.fft.rfft2(padded)
     energy = np.zeros(img.shape, np.complex128)
@@ -45,53 +46,72 @@ def raw_field(img: np.ndarray, kernels: np.ndarray) -> np.ndarray:
     return energy
 
 
-def _rescale(field: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    zoom = (shape[0] / field.shape[0], shape[1] / field.shape[1])
-    re = ndimage.zoom(field.real, zoom, order=1, grid_mode=True, mode="nearest")
-    im = ndimage.zoom(field.imag, zoom, order=1, grid_mode=True, mode="nearest")
-    return re + 1j * im
+def to_vectors(energy: np.ndarray) -> np.ndarray:
+    """Doubled-angle energy -> (H, W, 2) orientation vectors s (cos phi, sin phi), phi = angle / 2 in
+    (-pi/2, pi/2]: SpArcFiRe's representation, in which phi and phi + pi are the same orientation."""
+    s, phi = np.abs(energy), np.angle(energy) / 2
+    return np.stack([s * np.cos(phi), s * np.sin(phi)], axis=-1)
+
+
+def _orientation_combine(a: np.ndarray, b: np.ndarray, add: bool) -> np.ndarray:
+    """a + b (or a - b) as orientations: b is taken with the sign that makes the sum longer (shorter)."""
+    b = np.where(b[..., 1:2] < 0, -b, b)
+    total, diff = a + b, a - b
+    longer = (np.linalg.norm(total, axis=-1) > np.linalg.norm(diff, axis=-1))[..., None]
+    return np.where(longer, total, diff) if add else np.where(longer, diff, total)
+
+
+def _shrink(img: np.ndarray, f: int) -> np.ndarray:
+    """1/f of the size, smoothed first (MATLAB's ``imresize`` shrinks with an anti-aliasing kernel)."""
+    return ndimage.zoom(ndimage.gaussian_filter(img, 0.5 * f), 1 / f, order=1, grid_mode=True, mode="nearest")
+
+
+def _grow(vectors: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    zoom = (shape[0] / vectors.shape[0], shape[1] / vectors.shape[1])
+    return np.stack([ndimage.zoom(vectors[..., i], zoom, order=3, grid_mode=True, mode="nearest")
+                     for i in range(2)], axis=-1)
 
 
 def multiscale_field(img: np.ndarray, levels: int = 3, radius: int = 5, n: int = 9) -> np.ndarray:
-    """Fields at 1/2^(levels-1) ... 1 of the size, merged coarse to fine with gain fine/(coarse + fine)."""
+    """(H, W, 2) orientation vectors of 1/2^(levels-1) ... 1 of the size, merged coarse to fine as SpArcFiRe
+    does (``mergeOriFields``): coarse + gain * (fine - coarse) as orientations, gain = |fine| / (|coarse| +
+    |fine|), the coarse vectors resized (cubic) to the finer grid."""
     kernels = ridge_kernels(radius, n)
     merged = None
     for level in range(levels - 1, -1, -1):
         f = 2 ** level
-        small = img if f == 1 else ndimage.zoom(img, 1 / f, order=1, grid_mode=True, mode="nearest")
-        fine = raw_field(small, kernels)
+        small = img if f == 1 else _shrink(img, f)
+        fine = to_vectors(raw_field(small, kernels))
         if merged is None:
             merged = fine
             continue
-        coarse = _rescale(merged, fine.shape)
-        cs, fs = np.abs(coarse), np.abs(fine)
+        coarse = _grow(merged, fine.shape[:2])
+        cs, fs = np.linalg.norm(coarse, axis=-1), np.linalg.norm(fine, axis=-1)
         total = cs + fs
-        gain = np.divide(fs, total, out=np.zeros_like(fs), where=total > 0)
-        merged = coarse + gain * (fine - coarse)
+        gain = np.divide(fs, total, out=np.zeros_like(fs), where=total > 0)[..., None]
+        merged = _orientation_combine(coarse, gain * _orientation_combine(fine, coarse, add=False), add=True)
     return merged
 
 
-def denoise(field: np.ndarray, distance: int = 5) -> np.ndarray:
-    """Scale each vector by the median over its 4 diagonal neighbours ``distance`` px away of
-    max(|cos(angle difference)| - cos 45deg, 0) / (1 - cos 45deg); neighbours off the image are left out."""
-    h, w = field.shape
-    unit = np.divide(field, np.abs(field), out=np.zeros_like(field), where=np.abs(field) > 0)
+def denoise(vectors: np.ndarray, distance: int = 5) -> np.ndarray:
+    """SpArcFiRe's de-noising (``deNoiseOrientationField``): each vector becomes its unit direction times the
+    median, over its 4 diagonal neighbours ``distance`` px away (those inside the frame), of
+    max(|a . b| - cos 45deg, 0) / (|a| |b|). The strength is thus a coherence in [0, 1): near |cos| of the
+    angle to the neighbours where the ridge response is strong, 0 where it is weak or incoherent."""
+    h, w, _ = vectors.shape
+    norm = np.linalg.norm(vectors, axis=-1)
     sims = np.full((4, h, w), np.nan)
     d = distance
     for i, (dr, dc) in enumerate(((d, d), (d, -d), (-d, d), (-d, -d))):
-        shifted = np.zeros_like(unit)
-        valid = np.zeros((h, w), bool)
         rs, re_ = max(0, -dr), min(h, h - dr)
         cs, ce = max(0, -dc), min(w, w - dc)
-        shifted[rs:re_, cs:ce] = unit[rs + dr:re_ + dr, cs + dc:ce + dc]
-        valid[rs:re_, cs:ce] = True
-        # |cos(delta theta)| from doubled angles: cos(2 delta) = 2 cos^2(delta) - 1
-        cos2 = (unit * np.conj(shifted)).real
-        abscos = np.sqrt(np.clip((cos2 + 1) / 2, 0, 1))
-        s = np.maximum(abscos - COS45, 0) / (1 - COS45)
-        s[np.abs(shifted) == 0] = 0
-        sims[i][valid] = s[valid]
-    return field * _median_of_valid(sims)
+        a = vectors[rs:re_, cs:ce]
+        b = vectors[rs + dr:re_ + dr, cs + dc:ce + dc]
+        den = norm[rs:re_, cs:ce] * norm[rs + dr:re_ + dr, cs + dc:ce + dc]
+        dot = np.abs((a * b).sum(axis=-1))
+        sims[i, rs:re_, cs:ce] = np.divide(np.maximum(dot - COS45, 0), den, out=np.zeros_like(den), where=den > 0)
+    unit = np.divide(vectors, norm[..., None], out=np.zeros_like(vectors), where=norm[..., None] > 0)
+    return unit * _median_of_valid(sims)[..., None]
 
 
 def _median_of_valid(values: np.ndarray) -> np.ndarray:
@@ -106,8 +126,8 @@ def _median_of_valid(values: np.ndarray) -> np.ndarray:
 
 def orientation_field(img: np.ndarray, levels: int = 3, radius: int = 5, n: int = 9,
                       denoise_distance: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """(strength, ridge angle theta in rad) of a [0, 1] image. Strength is in absolute units (squared
-    filter response of the [0, 1] image with unit-norm kernels), as in SpArcFiRe, so the similarity cut-off
-    (0.15) keeps only ridges of real contrast and a blank-looking image finds nothing."""
-    field = denoise(multiscale_field(img, levels, radius, n), denoise_distance)
-    return np.abs(field), np.angle(field) / 2
+    """(strength, ridge angle theta in rad, in (-pi/2, pi/2]) of a [0, 1] image, as SpArcFiRe computes them:
+    after de-noising the strength is a local coherence in [0, 1) (see :func:`denoise`), and the similarity
+    cut-off (0.15) keeps ridges that are both strong and coherent with their surroundings."""
+    vectors = denoise(multiscale_field(img, levels, radius, n), denoise_distance)
+    return np.linalg.norm(vectors, axis=-1), np.arctan2(vectors[..., 1], vectors[..., 0])

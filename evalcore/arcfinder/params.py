@@ -4,7 +4,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 
 # Bump when a change of the code can change any output for the same input and parameters.
-CODE_VERSION = "arcfinder-py 1.0"
+CODE_VERSION = "arcfinder-py 2.0"
+
+# Parameters of earlier code versions, ignored when their stored producers are read back.
+RETIRED = frozenset({"asinh_softening", "crop_sigmas", "white_percentile"})
 
 
 @dataclass(frozen=True)
@@ -12,15 +15,16 @@ class ArcFinderParams:
     # --- input -------------------------------------------------------------------------------------
     band: str = "r"                    # which plane of a g,r,z cube is read ("g", "r", "z")
     rgb_mode: str = "luminance"        # RGB input: "luminance" (Rec. 601) or one of "red","green","blue"
-    asinh_softening: float = 3.0       # band fluxes: asinh(f / (softening * sky noise)); see inputs.py
+    fits_black_quantile: float = 0.25  # band fluxes, SpArcFiRe's -convert-FITS -p LOWER UPPER N: black level
+    fits_asinh_quantile: float = 0.75  # ... asinh scale (quantile of the galaxy's pixels)
+    fits_asinh_repeats: int = 2        # ... how many times the asinh is applied
     # --- preprocessing (medFiltRad, useImageStandardization, useDeProjectStretch, resizeDims, ...) -----
     median_filter_radius: int = 1      # medFiltRad: 1 -> 3x3 median (px)
     standardize: bool = True           # useImageStandardization: centre on the fitted ellipse and crop
     deproject: bool = True             # useDeProjectStretch: stretch the fitted ellipse into a circle
-    crop_sigmas: float = 2.75          # crop radius in units of the light's major-axis sigma (Gaussian)
-    min_crop_radius: float = 8.0       # px of the input
+    min_crop_radius: float = 4.0       # px of the input (the crop is the fitted ellipse's, see preprocess.py)
     resize: int = 256                  # resizeDims (square)
-    white_percentile: float = 100.0    # the grid is scaled to [0, 1] between its minimum and this percentile
+    resample_order: int = 3            # spline order of the resampling to the grid (1 = bilinear)
     unsharp_amount: float = 6.0        # unsharpMaskAmt
     unsharp_sigma: float = 25.0        # unsharpMaskSigma (px of the 256 grid)
     # --- orientation field (numOrientationFieldLevels) ---------------------------------------------
@@ -36,12 +40,12 @@ class ArcFinderParams:
     delete_center_cluster: bool = True  # deleteClusterContainingCenter
     fit_using_non_usm: bool = True     # fitUsingNonUsmIVals: weights from the image before unsharp masking
     secondary_merge: bool = True
-    secondary_merge_distance: float = 5.0  # px of the 256 grid between two clusters to try a merge
+    secondary_merge_distance: float = 12.8  # px of a 256 grid (scaled with resize) between two clusters to try a merge
     # --- bar (lookForBulge / barCandCutoff) --------------------------------------------------------
     find_bar: bool = True
     bar_candidate_cutoff: float = 1.5  # score of the best bar direction over the median direction
     # --- safety ------------------------------------------------------------------------------------
-    min_size: int = 32                 # px: smaller images are refused
+    min_size: int = 16                 # px: smaller images are refused
     max_pixels: int = 4096 * 4096      # larger images are refused (memory and time of one job)
 
     def as_dict(self) -> dict:
@@ -52,6 +56,7 @@ class ArcFinderParams:
     def from_dict(cls, data: dict) -> ArcFinderParams:
         """Inverse of :meth:`as_dict`; unknown keys are refused so typos do not pass silently."""
         names = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k not in RETIRED}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown arc finder parameter(s): {', '.join(unknown)}")

@@ -7,7 +7,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from evalcore.arcfinder.bar import BarCandidate, bar_like, find_bar
-from evalcore.arcfinder.clustering import SUBPIXEL_ALLOWANCE, cluster_pixels
+from evalcore.arcfinder.clustering import cluster_pixels, merge_error_ratio
 from evalcore.arcfinder.errors import ArcFinderError
 from evalcore.arcfinder.inputs import to_plane
 from evalcore.arcfinder.logspiral import arc_length, chirality, fit_points, pitch_angle_deg
@@ -68,30 +68,42 @@ def _fit(members: np.ndarray, px: np.ndarray, py: np.ndarray, pw: np.ndarray):
 
 
 def _secondary_merge(clusters: list[np.ndarray], px, py, pw, params: ArcFinderParams) -> list[np.ndarray]:
-    """Merge pairs of clusters within ``secondary_merge_distance`` px whose joint fit stays within the
-    error ratio; best pair first, until no pair qualifies."""
+    """SpArcFiRe's secondary merge (``mergeClustersByFit``): of the pairs of clusters that come within
+    ``secondary_merge_distance`` px of each other, merge the one with the lowest merge error ratio
+    (:func:`merge_error_ratio`), as long as it is at most the error-ratio threshold; repeat."""
     clusters = list(clusters)
-    while len(clusters) > 1:
-        pts = [np.column_stack([px[c], py[c]]) for c in clusters]
-        trees = [cKDTree(p) for p in pts]
-        errs = [_fit(c, px, py, pw)[2] for c in clusters]
-        best, best_ratio = None, params.error_ratio_threshold
-        for i in range(len(clusters)):
-            for j in range(i + 1, len(clusters)):
-                d, _ = trees[i].query(pts[j], k=1, distance_upper_bound=params.secondary_merge_distance)
-                if not np.isfinite(d).any():
-                    continue
-                both = np.concatenate([clusters[i], clusters[j]])
-                merged = _fit(both, px, py, pw)[2]
-                ratio = merged / (errs[i] + errs[j] + SUBPIXEL_ALLOWANCE * len(both))
-                if ratio <= best_ratio:
-                    best, best_ratio = (i, j), ratio
-        if best is None:
+    reach = params.secondary_merge_distance * params.resize / 256.0
+
+    def ratio(a, b):
+        return merge_error_ratio(px[a], py[a], pw[a], px[b], py[b], pw[b])
+
+    pts = [np.column_stack([px[c], py[c]]) for c in clusters]
+    trees = [cKDTree(p) for p in pts]
+
+    def near(i, j):
+        d, _ = trees[i].query(pts[j], k=1, distance_upper_bound=reach)
+        return bool(np.isfinite(d).any())
+
+    dist = {}
+    for i in range(len(clusters)):
+        for j in range(i + 1, len(clusters)):
+            if near(i, j):
+                dist[(i, j)] = ratio(clusters[i], clusters[j])
+    alive = set(range(len(clusters)))
+    while dist:
+        (i, j), best = min(dist.items(), key=lambda kv: (kv[1], kv[0]))
+        if best > params.error_ratio_threshold:
             break
-        i, j = best
         clusters[i] = np.concatenate([clusters[i], clusters[j]])
-        del clusters[j]
-    return clusters
+        alive.discard(j)
+        pts[i] = np.column_stack([px[clusters[i]], py[clusters[i]]])
+        trees[i] = cKDTree(pts[i])
+        dist = {k: v for k, v in dist.items() if i not in k and j not in k}
+        for other in alive - {i}:
+            a, b = min(i, other), max(i, other)
+            if near(a, b):
+                dist[(a, b)] = ratio(clusters[a], clusters[b])
+    return [clusters[k] for k in sorted(alive)]
 
 
 def _summary(arcs: list[dict]) -> tuple[str | None, float | None, float | None]:
@@ -127,12 +139,12 @@ def run_arcfinder(image, params: ArcFinderParams | None = None) -> ArcFinderResu
                                         params.n_orientations, params.denoise_distance)
     weights = np.clip(std.plain, 1e-3, None) if params.fit_using_non_usm else np.clip(std.image, 1e-3, None)
     roots = cluster_pixels(strength, theta, weights, std.grid_centre, params.stop_threshold,
-                           params.merge_check_min_size, params.error_ratio_threshold)
+                           params.merge_check_min_size, params.error_ratio_threshold, valid=std.plain > 0)
     rows, cols = np.divmod(np.arange(n * n), n)
     px = (cols - std.grid_centre[1]).astype(np.float64)
     py = (std.grid_centre[0] - rows).astype(np.float64)
     pw = weights.ravel().astype(np.float64)
-    warnings: list[str] = []
+    warnings: list[str] = list(std.warnings)
     clusters = _cluster_members(roots, max(2, params.merge_check_min_size))
     if params.delete_center_cluster:
         cr, cc = (int(round(v)) for v in std.grid_centre)

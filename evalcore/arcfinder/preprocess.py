@@ -1,18 +1,35 @@
-"""Preprocessing: median filter, centre and ellipse of the light, crop/deproject/resize, unsharp mask.
+"""Preprocessing: median filter, SpArcFiRe's Gaussian fit of the light, crop/deproject/resize, unsharp mask.
 
 The standardised grid (``params.resize`` px square) is tied to the input by one affine map, kept in
 :class:`Geometry`, so clusters found on the grid are reprojected exactly to the input frame.
 Coordinates: (row, col) in px, row 0 = the first row of the input array.
+
+The centre and ellipse come from SpArcFiRe's iterated Gaussian fit (its ``iterFitGauss``): each pass
+weights the pixels by the current Gaussian's likelihood and takes their weighted mean and covariance.
+First the centre: mean and covariance together until the mean moves less than 0.02 px (it climbs to the
+brightest peak near the light's centroid). Then, with the centre fixed, the covariance again from the
+whole image's second moments, stopped where the weighted sum of the pixels stops accelerating (its
+second difference turns back up while between -0.005 and 0). The crop radius is half the major axis of
+the fitted Gaussian's likelihood contour at 1e-9 (rounded up). A bright bulge or bar draws the fit's
+Gaussian narrow, but the 1e-9 contour lies far out (about 5-6 sigma), so the crop still holds the disk.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
 
 from evalcore.arcfinder.errors import ArcFinderError
 from evalcore.arcfinder.params import ArcFinderParams
+
+LIKELIHOOD_CUTOFF = 1e-9       # SpArcFiRe's ellipse contour (probability density per px^2)
+CENTRE_TOLERANCE = 0.02        # px: the centre search stops when the mean moves less than this
+MAX_CENTRE_PASSES = 100
+MAX_COVARIANCE_PASSES = 25
+CENTRE_DRIFT_FOR_STAR_MASK = 2.5   # px from the frame's centre: refit without the stars (ctrDriftThresForStarMask)
+LOW_RESOLUTION_MINOR_AXIS = 40.0   # px: SpArcFiRe warns below this minor-axis length
 
 
 @dataclass(frozen=True)
@@ -25,9 +42,9 @@ class Geometry:
     offset: np.ndarray            # 2
     centre_row: float             # px of the input
     centre_col: float
-    axis_ratio: float             # minor / major of the light's second moments
-    major_axis_angle: float       # deg, counter-clockwise from the +col axis with rows pointing down
-    major_sigma: float            # px of the input: sqrt of the larger eigenvalue of the moments
+    axis_ratio: float             # minor / major of the fitted Gaussian
+    major_axis_angle: float       # deg, counter-clockwise from the +col axis as displayed (rows pointing down)
+    major_sigma: float            # px of the input: sqrt of the larger eigenvalue of the fitted covariance
     crop_radius: float            # px of the input
 
     def as_dict(self) -> dict:
@@ -38,14 +55,24 @@ class Geometry:
 
 @dataclass(frozen=True)
 class Standardised:
-    image: np.ndarray        # unsharp-masked, [0, 1], the orientation field reads this
+    image: np.ndarray        # unsharp-masked, [0, 1], 0 outside the input's frame: the orientation field reads this
     plain: np.ndarray        # before unsharp masking, [0, 1]: weights of the log-spiral fits
     geometry: Geometry
     grid_centre: tuple[float, float]  # (row, col) of the galaxy centre on the grid
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EllipseFit:
+    centre_row: float
+    centre_col: float
+    covariance: np.ndarray    # 2x2, px^2, (row, col)
+    converged: bool
+    passes: int               # covariance passes until convergence
 
 
 def clean_plane(plane: np.ndarray, params: ArcFinderParams) -> np.ndarray:
-    """Validate, fill NaNs, median filter and scale to [0, 1]. Raises ArcFinderError on unusable input."""
+    """Validate, fill NaNs and median filter a [0, 1] plane. Raises ArcFinderError on unusable input."""
     if plane.ndim != 2:
         raise ArcFinderError(f"expected a 2-D plane, got shape {plane.shape}")
     h, w = plane.shape
@@ -60,148 +87,167 @@ def clean_plane(plane: np.ndarray, params: ArcFinderParams) -> np.ndarray:
     out = np.where(finite, plane, np.median(plane[finite]))
     if params.median_filter_radius > 0:
         out = ndimage.median_filter(out, size=2 * params.median_filter_radius + 1, mode="nearest")
-    lo, hi = float(out.min()), float(out.max())
-    if not hi > lo:
+    if not out.max() > out.min():
         raise ArcFinderError("image is blank (all pixels equal after the median filter)")
-    return (out - lo) / (hi - lo)
+    return np.clip(out, 0.0, 1.0)
 
 
-ISOPHOTE_FRACTION = 0.2
-# second moment of a 2-D Gaussian cut at ISOPHOTE_FRACTION of its peak, over sigma^2:
-# (1 - (1 + L) f) / (1 - f) with L = ln(1 / f)
-TRUNCATION = (1 - (1 + np.log(1 / ISOPHOTE_FRACTION)) * ISOPHOTE_FRACTION) / (1 - ISOPHOTE_FRACTION)
+def _gaussian_density(shape: tuple[int, int], centre: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    h, w = shape
+    inv = np.linalg.inv(cov)
+    dr = np.arange(h, dtype=np.float64)[:, None] - centre[0]
+    dc = np.arange(w, dtype=np.float64)[None, :] - centre[1]
+    m = inv[0, 0] * dr * dr + 2.0 * inv[0, 1] * dr * dc + inv[1, 1] * dc * dc
+    return np.exp(-0.5 * m) / (2.0 * math.pi * math.sqrt(np.linalg.det(cov)))
 
 
-def light_ellipse(img: np.ndarray) -> tuple[float, float, np.ndarray]:
-    """Centre (row, col) and 2x2 covariance (px^2) of the galaxy's light, as a 2-D Gaussian would give.
-
-    The light-weighted moments inside the isophote at 20 % of the (1 px smoothed, background-subtracted)
-    peak, the connected piece around the central peak only (stars and neighbours elsewhere are ignored),
-    scaled up for the cut-off tails so a Gaussian galaxy gives its own covariance. Falls back to
-    :func:`windowed_ellipse` when that piece is too small to measure (< 5 px).
-    """
-    h, w = img.shape
-    bg = np.median(img)
-    smooth = ndimage.gaussian_filter(img, 1.0) - bg
-    cr0, cc0 = h // 4, w // 4
-    core = smooth[cr0:h - cr0, cc0:w - cc0]
-    pr, pc = np.unravel_index(np.argmax(core), core.shape)
-    pr, pc = pr + cr0, pc + cc0
-    peak = smooth[pr, pc]
-    if peak <= 0:
-        return windowed_ellipse(img)
-    pieces, _ = ndimage.label(smooth > ISOPHOTE_FRACTION * peak)
-    inside = pieces == pieces[pr, pc]
-    if inside.sum() < 5:
-        return windowed_ellipse(img)
-    rows, cols = np.nonzero(inside)
-    wgt = smooth[rows, cols]
-    total = wgt.sum()
-    cy, cx = (wgt * rows).sum() / total, (wgt * cols).sum() / total
-    dy, dx = rows - cy, cols - cx
-    cov = np.array([[(wgt * dy * dy).sum(), (wgt * dy * dx).sum()],
-                    [(wgt * dy * dx).sum(), (wgt * dx * dx).sum()]]) / total / TRUNCATION
-    if not np.all(np.isfinite(cov)) or np.linalg.eigvalsh(cov)[0] <= 0:
-        return windowed_ellipse(img)
-    return float(cy), float(cx), cov
+def _moments(weights: np.ndarray, centre: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    h, w = weights.shape
+    total = weights.sum()
+    rows = np.arange(h, dtype=np.float64)[:, None]
+    cols = np.arange(w, dtype=np.float64)[None, :]
+    if centre is None:
+        centre = np.array([(weights * rows).sum() / total, (weights * cols).sum() / total])
+    dr, dc = rows - centre[0], cols - centre[1]
+    cov = np.array([[(weights * dr * dr).sum(), (weights * dr * dc).sum()],
+                    [(weights * dr * dc).sum(), (weights * dc * dc).sum()]]) / total
+    return centre, cov
 
 
-def windowed_ellipse(img: np.ndarray, iterations: int = 8) -> tuple[float, float, np.ndarray]:
-    """Centre (row, col) and 2x2 covariance (px^2) of the galaxy light, by iterated Gaussian-windowed
-    moments of the background-subtracted image: each pass weights the light by the Gaussian of the
-    previous pass (twice as wide), which converges on the brightest extended object and ignores the
-    far background and stars near the edges (an approximation of SpArcFiRe's 2-D Gaussian fit)."""
-    h, w = img.shape
-    bg = np.median(img)
-    noise = 1.4826 * np.median(np.abs(img - bg)) or 1e-6
-    light = np.clip(img - bg - 2.0 * noise, 0, None)
-    if not light.any():
-        light = np.clip(img - bg, 0, None)
-    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
-    smooth = ndimage.gaussian_filter(light, 2.0)
-    # Start at the brightest smoothed peak within the central half: galaxies are centred in cutouts.
-    cr0, cc0 = h / 4, w / 4
-    core = smooth[int(cr0):int(h - cr0), int(cc0):int(w - cc0)]
-    pr, pc = np.unravel_index(np.argmax(core), core.shape)
-    cy, cx = pr + int(cr0), pc + int(cc0)
-    cov = np.diag([(min(h, w) / 4.0) ** 2] * 2)
-    for _ in range(iterations):
-        inv = np.linalg.inv(cov * 4.0)
-        dy, dx = rows - cy, cols - cx
-        m = inv[0, 0] * dy * dy + 2 * inv[0, 1] * dy * dx + inv[1, 1] * dx * dx
-        wgt = light * np.exp(-0.5 * m)
-        total = wgt.sum()
-        if total <= 0:
+def _usable(cov: np.ndarray) -> bool:
+    """A covariance the next pass can use: finite, and at least a tenth of a pixel across both ways."""
+    return bool(np.all(np.isfinite(cov)) and np.linalg.eigvalsh(cov)[0] > 0.01)
+
+
+def gaussian_fit(img: np.ndarray) -> EllipseFit:
+    """SpArcFiRe's two-stage iterated Gaussian fit of an image's light (see the module docstring).
+    Raises ArcFinderError when the image has no light to fit."""
+    if not img.sum() > 0:
+        raise ArcFinderError("image has no light above the black level to fit the galaxy's ellipse to")
+    tiny = np.finfo(np.float64).eps * np.eye(2)
+    centre, cov = _moments(img)
+    for _ in range(MAX_CENTRE_PASSES):
+        weights = img * _gaussian_density(img.shape, centre, cov + tiny)
+        if not weights.sum() > 0:
             break
-        cy, cx = (wgt * rows).sum() / total, (wgt * cols).sum() / total
-        dy, dx = rows - cy, cols - cx
-        new = np.array([[(wgt * dy * dy).sum(), (wgt * dy * dx).sum()],
-                        [(wgt * dy * dx).sum(), (wgt * dx * dx).sum()]]) / total
-        # the window narrows the measured spread; undo it for a Gaussian (1/s^2 = 1/s_obs^2 - 1/s_win^2)
-        try:
-            new = np.linalg.inv(np.linalg.inv(new) - inv)
-        except np.linalg.LinAlgError:
+        new_centre, new_cov = _moments(weights)
+        if not _usable(new_cov):  # no galaxy: the weights collapsed onto one noise pixel
             break
-        if not np.all(np.isfinite(new)) or np.any(np.linalg.eigvalsh(new) <= 0.25):
+        moved = math.hypot(*(new_centre - centre))
+        centre, cov = new_centre, new_cov
+        if moved < CENTRE_TOLERANCE:
+            break
+    _, cov = _moments(img, centre)
+    sums: list[float] = []
+    for passes in range(1, MAX_COVARIANCE_PASSES + 1):
+        weights = img * _gaussian_density(img.shape, centre, cov + tiny)
+        sums.append(float(weights.sum()))
+        if passes > 3:
+            d2 = sums[-1] - 2 * sums[-2] + sums[-3]
+            d2_before = sums[-2] - 2 * sums[-3] + sums[-4]
+            if d2 - d2_before >= 0 and -0.005 <= d2 < 0:
+                return EllipseFit(float(centre[0]), float(centre[1]), cov, True, passes)
+        _, new = _moments(weights, centre)
+        if not _usable(new):
             break
         cov = new
-    return float(cy), float(cx), cov
+    return EllipseFit(float(centre[0]), float(centre[1]), cov, False, MAX_COVARIANCE_PASSES)
 
 
-def _light_ellipse_binned(img: np.ndarray, max_side: int = 512) -> tuple[float, float, np.ndarray]:
-    """light_ellipse on a block-averaged copy of large images (the ellipse needs no more than ~512 px)."""
+def _binned_fit(img: np.ndarray, max_side: int = 512) -> EllipseFit:
+    """gaussian_fit on a block-averaged copy of large images; centre and covariance in input px."""
     f = int(np.ceil(max(img.shape) / max_side))
     if f <= 1:
-        return light_ellipse(img)
+        return gaussian_fit(img)
     h, w = (img.shape[0] // f) * f, (img.shape[1] // f) * f
-    binned = img[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
-    cy, cx, cov = light_ellipse(binned)
-    return cy * f + (f - 1) / 2, cx * f + (f - 1) / 2, cov * f * f
+    fit = gaussian_fit(img[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3)))
+    return EllipseFit(fit.centre_row * f + (f - 1) / 2, fit.centre_col * f + (f - 1) / 2, fit.covariance * f * f,
+                      fit.converged, fit.passes)
+
+
+def semi_major_axis(cov: np.ndarray, cutoff: float = LIKELIHOOD_CUTOFF) -> float:
+    """px: half the major axis of the contour where the normalised Gaussian of ``cov`` falls to ``cutoff``."""
+    major_var = float(np.linalg.eigvalsh(cov)[1])
+    m2 = 2.0 * math.log(1.0 / (2.0 * math.pi * math.sqrt(np.linalg.det(cov)) * cutoff))
+    return math.sqrt(max(m2, 0.0) * major_var)
+
+
+def galaxy_ellipse(img: np.ndarray) -> tuple[EllipseFit, list[str]]:
+    """The fit, refitted without foreground stars when its centre drifts more than 2.5 px from the frame's
+    centre (SpArcFiRe's star-mask step); warnings say what happened."""
+    from evalcore.pixels.objects import find_stars
+
+    warnings: list[str] = []
+    h, w = img.shape
+    fit = _binned_fit(img)
+    drift = math.hypot(fit.centre_row - (h - 1) / 2, fit.centre_col - (w - 1) / 2)
+    if drift > CENTRE_DRIFT_FOR_STAR_MASK:
+        stars = find_stars(img)
+        masked = np.where(stars.mask, 0.0, img)
+        if stars.mask.any() and masked.sum() > 0:
+            fit = _binned_fit(masked)
+            warnings.append(f"centre {drift:.1f} px from the frame's centre: refitted without "
+                            f"{len(stars.stars)} foreground star(s)")
+        else:
+            warnings.append(f"centre {drift:.1f} px from the frame's centre and no foreground star to mask")
+    if not fit.converged:
+        warnings.append(f"the ellipse fit did not converge in {MAX_COVARIANCE_PASSES} passes")
+    return fit, warnings
 
 
 def standardise(img: np.ndarray, params: ArcFinderParams) -> Standardised:
-    """Cleaned [0, 1] plane -> the square grid the method works on, with the map back to the input."""
+    """Cleaned [0, 1] plane -> the square grid the method works on, with the map back to the input.
+
+    As SpArcFiRe: the major axis runs along the grid's columns (vertical), the minor axis is stretched by
+    1/q (deprojection), the square of half-side ``crop_radius`` + 1/2 px around the centre fills the grid;
+    pixels off the input are 0; the unsharp mask reads the input extended by its edge values and is zeroed
+    off the input.
+    """
     h, w = img.shape
     n = params.resize
+    warnings: list[str] = []
     if params.standardize:
-        cy, cx, cov = _light_ellipse_binned(img)
+        fit, warnings = galaxy_ellipse(img)
+        cy, cx, cov = fit.centre_row, fit.centre_col, fit.covariance
         evals, evecs = np.linalg.eigh(cov)
         minor_var, major_var = max(evals[0], 1e-6), max(evals[1], 1e-6)
         major = evecs[:, 1]  # (drow, dcol)
         q = float(np.sqrt(minor_var / major_var))
         sigma = float(np.sqrt(major_var))
-        radius = max(params.crop_sigmas * sigma, params.min_crop_radius)
-        radius = min(radius, 0.5 * np.hypot(h, w))
+        radius = float(max(math.ceil(semi_major_axis(cov)), params.min_crop_radius))
+        radius = min(radius, 0.5 * math.hypot(h, w))
+        if 2 * radius * q < LOW_RESOLUTION_MINOR_AXIS:
+            warnings.append(f"low resolution: the disk's minor axis spans {2 * radius * q:.1f} px "
+                            f"(< {LOW_RESOLUTION_MINOR_AXIS:g})")
     else:
         cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
-        major, q, sigma = np.array([0.0, 1.0]), 1.0, float("nan")
-        radius = max(h, w) / 2.0
+        major, q, sigma = np.array([-1.0, 0.0]), 1.0, float("nan")
+        radius = max(h, w) / 2.0 - 0.5
+    if major[0] > 0:
+        major = -major  # "up" on the grid
     angle = float(np.degrees(np.arctan2(-major[0], major[1])))
-    scale = 2.0 * radius / n  # input px per grid px
-    if params.standardize and params.deproject:
-        # grid columns run along the major axis, rows along the minor one, compressed by q on the sky
-        minor = np.array([major[1], -major[0]])
-        matrix = np.column_stack([minor * q, major]) * scale
-    else:
-        matrix = np.eye(2) * scale
+    scale = (2.0 * radius + 1.0) / n  # input px per grid px
+    right = np.array([major[1], -major[0]])  # 90 deg clockwise from "up" as displayed: no mirror
+    squeeze = q if (params.standardize and params.deproject) else 1.0
+    matrix = np.column_stack([-major, right * squeeze]) * scale
     gc = (n - 1) / 2.0
     offset = np.array([cy, cx]) - matrix @ np.array([gc, gc])
-    plain_src = img
+    source = img
     if scale > 1.5:  # shrinking: smooth first so the grid does not alias
-        plain_src = ndimage.gaussian_filter(img, 0.5 * scale)
-    background = float(np.median(img))
-    plain = ndimage.affine_transform(plain_src, matrix, offset=offset, output_shape=(n, n), order=1,
-                                     mode="constant", cval=background)
-    lo, hi = plain.min(), np.percentile(plain, params.white_percentile)
-    plain = np.clip((plain - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(plain)
-    blurred = ndimage.gaussian_filter(plain, params.unsharp_sigma, mode="nearest")
-    usm = plain + params.unsharp_amount * (plain - blurred)
-    # clipped, not rescaled: the bright core saturates into a flat plateau (no ridges there), as in
-    # SpArcFiRe's preprocessed images, and the disk keeps the contrast the unsharp mask gave it
-    usm = np.clip(usm, 0.0, 1.0)
+        source = ndimage.gaussian_filter(img, 0.5 * scale)
+    plain = ndimage.affine_transform(source, matrix, offset=offset, output_shape=(n, n), order=1,
+                                     mode="constant", cval=0.0)
+    inside = ndimage.affine_transform(np.ones_like(img), matrix, offset=offset, output_shape=(n, n), order=1,
+                                      mode="constant", cval=0.0)
+    extended = ndimage.affine_transform(source, matrix, offset=offset, output_shape=(n, n), order=1,
+                                        mode="nearest")
+    # SpArcFiRe's blur kernel is (2 sigma + 1) px wide: a Gaussian truncated at one sigma
+    blurred = ndimage.gaussian_filter(extended, params.unsharp_sigma, mode="nearest", truncate=1.0)
+    usm = np.clip(extended + params.unsharp_amount * (extended - blurred), 0.0, 1.0) * np.clip(inside, 0.0, 1.0)
+    plain = np.clip(plain, 0.0, 1.0)
     geometry = Geometry(matrix=matrix, offset=offset, centre_row=float(cy), centre_col=float(cx),
                         axis_ratio=q, major_axis_angle=angle, major_sigma=sigma, crop_radius=float(radius))
-    return Standardised(image=usm, plain=plain, geometry=geometry, grid_centre=(gc, gc))
+    return Standardised(image=usm, plain=plain, geometry=geometry, grid_centre=(gc, gc), warnings=warnings)
 
 
 def to_input_frame(labels: np.ndarray, geometry: Geometry, shape: tuple[int, int]) -> np.ndarray:

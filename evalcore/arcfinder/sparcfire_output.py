@@ -25,7 +25,7 @@ GALAXY_FIELDS = ("fit_state", "warnings", "chirality_maj", "chirality_alenWtd", 
                  "pa_longest", "pa_avg", "pa_alenWtd_avg", "pa_alenWtd_avg_domChiralityOnly", "totalNumArcs",
                  "diskAxisRatio", "diskMajAxsLen", "diskMajAxsAngleRadians", "inputCenterR", "inputCenterC",
                  "iptSz", "bar_candidate_available", "bar_used", "bar_angle_input_img",
-                 "bar_half_length_input_img")
+                 "bar_half_length_input_img", "top2_chirality_agreement", "cropRad")
 
 
 NAME_COLUMNS = ("name", "gxyName")  # kept as text: SDSS objids do not survive a float
