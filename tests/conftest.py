@@ -32,3 +32,15 @@ def shared_fixtures():
             pytest.fail(f"{FIXTURES} is missing in CI")
         pytest.skip(f"{FIXTURES} is missing (a user's clone without ../shared)")
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def sparcfire_sdss():
+    """The eleven real SDSS galaxies with SpArcFiRe's own output (../shared/fixtures/sparcfire-sdss), read in
+    place; skipped with a reason naming the folder where it is absent."""
+    folder = FIXTURES / "sparcfire-sdss"
+    if not folder.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{folder} is missing in CI")
+        pytest.skip(f"{folder} is missing (a user's clone without ../shared)")
+    return folder

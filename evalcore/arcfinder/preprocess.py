@@ -195,6 +195,26 @@ def galaxy_ellipse(img: np.ndarray) -> tuple[EllipseFit, list[str]]:
     return fit, warnings
 
 
+def grid_geometry(centre_row: float, centre_col: float, major: np.ndarray, axis_ratio: float, radius: float,
+                  n: int, deproject: bool = True, major_sigma: float = float("nan")) -> Geometry:
+    """SpArcFiRe's map between its n x n grid and the input: the major axis (a (drow, dcol) vector) turned
+    to point up the grid, its end pointing right (positive dcol) on top; with ``deproject`` the minor axis
+    stretched by 1/axis_ratio; the square of half-side ``radius`` + 1/2 px around the centre (px) filling
+    the grid. A rotation and stretches only: the grid is never a mirror image of the input."""
+    major = np.asarray(major, np.float64) / np.hypot(*major)
+    if major[1] < 0 or (major[1] == 0 and major[0] > 0):
+        major = -major
+    scale = (2.0 * radius + 1.0) / n  # input px per grid px
+    right = np.array([major[1], -major[0]])  # 90 deg clockwise from "up" as displayed
+    matrix = np.column_stack([-major, right * (axis_ratio if deproject else 1.0)]) * scale
+    gc = (n - 1) / 2.0
+    offset = np.array([centre_row, centre_col]) - matrix @ np.array([gc, gc])
+    angle = float(np.degrees(np.arctan2(-major[0], major[1])))
+    return Geometry(matrix=matrix, offset=offset, centre_row=float(centre_row), centre_col=float(centre_col),
+                    axis_ratio=float(axis_ratio), major_axis_angle=angle, major_sigma=float(major_sigma),
+                    crop_radius=float(radius))
+
+
 def standardise(img: np.ndarray, params: ArcFinderParams) -> Standardised:
     """Cleaned [0, 1] plane -> the square grid the method works on, with the map back to the input.
 
@@ -223,15 +243,10 @@ def standardise(img: np.ndarray, params: ArcFinderParams) -> Standardised:
         cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
         major, q, sigma = np.array([-1.0, 0.0]), 1.0, float("nan")
         radius = max(h, w) / 2.0 - 0.5
-    if major[0] > 0:
-        major = -major  # "up" on the grid
-    angle = float(np.degrees(np.arctan2(-major[0], major[1])))
+    geometry = grid_geometry(cy, cx, major, q, radius, n, deproject=params.standardize and params.deproject,
+                             major_sigma=sigma)
+    matrix, offset, gc = geometry.matrix, geometry.offset, (n - 1) / 2.0
     scale = (2.0 * radius + 1.0) / n  # input px per grid px
-    right = np.array([major[1], -major[0]])  # 90 deg clockwise from "up" as displayed: no mirror
-    squeeze = q if (params.standardize and params.deproject) else 1.0
-    matrix = np.column_stack([-major, right * squeeze]) * scale
-    gc = (n - 1) / 2.0
-    offset = np.array([cy, cx]) - matrix @ np.array([gc, gc])
     source = img
     if scale > 1.5:  # shrinking: smooth first so the grid does not alias
         source = ndimage.gaussian_filter(img, 0.5 * scale)
@@ -245,8 +260,6 @@ def standardise(img: np.ndarray, params: ArcFinderParams) -> Standardised:
     blurred = ndimage.gaussian_filter(extended, params.unsharp_sigma, mode="nearest", truncate=1.0)
     usm = np.clip(extended + params.unsharp_amount * (extended - blurred), 0.0, 1.0) * np.clip(inside, 0.0, 1.0)
     plain = np.clip(plain, 0.0, 1.0)
-    geometry = Geometry(matrix=matrix, offset=offset, centre_row=float(cy), centre_col=float(cx),
-                        axis_ratio=q, major_axis_angle=angle, major_sigma=sigma, crop_radius=float(radius))
     return Standardised(image=usm, plain=plain, geometry=geometry, grid_centre=(gc, gc), warnings=warnings)
 
 

@@ -1,10 +1,16 @@
 """Reading the output folders of a real SpArcFiRe run (no Django).
 
-Per galaxy ``<name>``: ``<name>-K_clusMask-reprojected.png`` (clusters in the input image's frame) or
-``<name>-H_clusMask-merged.png`` (on the 256x256 standardised grid) with ``<name>-elps-fit-params.txt``
-(centre, axis ratio, crop radius, rotation), ``<name>_arcs.csv`` or the run's ``galaxy_arcs.csv`` (one row
-per arc), ``<name>.csv`` or ``galaxy.csv`` (galaxy-level values) and ``<name>-S_settings.txt``.
-Frames: SpArcFiRe's input frame is the FITS array as read (row 0 = first FITS row), not north-up.
+Per galaxy ``<name>``: ``<name>-H_clusMask-merged.png`` (its clusters on the 256x256 standardised grid) with
+``<name>-elps-fit-params.txt`` (centre, axis ratio, crop radius, rotation), reprojected here to the input's
+frame through the map SpArcFiRe standardised with, or else ``<name>-K_clusMask-reprojected.png`` (SpArcFiRe's
+own reprojection, about 1.5 px off; see :func:`reproject_h`), ``<name>_arcs.csv`` or the run's
+``galaxy_arcs.csv`` (one row per arc), ``<name>.csv`` or ``galaxy.csv`` (galaxy-level values) and
+``<name>-S_settings.txt``.
+Frames: SpArcFiRe's input frame is the FITS array as read (row 0 = first FITS row), not north-up, and its
+S/Z letters and signed pitch angles describe the arms as they look with that row at the top. A survey FITS
+file keeps north at its last row, so SpArcFiRe sees the sky mirrored top to bottom: its "S-wise" is a Z
+on the sky. :func:`in_image_frame` gives the project's convention (the letter and sign as the galaxy looks
+in the stored image, north up), the one the arc finder and the measurements use.
 """
 from __future__ import annotations
 
@@ -39,11 +45,13 @@ class SparcfireOutputError(ValueError):
 class GalaxyOutput:
     name: str
     folder: Path
-    mask: np.ndarray | None = None       # (H, W) bool in SpArcFiRe's input frame
-    mask_source: str = ""                # "K" (reprojected by SpArcFiRe) or "H+elps" (reprojected here)
+    mask: np.ndarray | None = None       # (H, W) bool in SpArcFiRe's input frame: its arms
+    mask_source: str = ""                # "H+elps" (its grid mask reprojected here) or "K" (its own reprojection)
+    k_mask: np.ndarray | None = None     # its -K_clusMask-reprojected.png as written, when present
     arcs: list[dict] = field(default_factory=list)
     galaxy: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def _value(text: str):
@@ -124,35 +132,78 @@ def binary_mask(path: Path) -> np.ndarray:
     return arr.sum(axis=2) > 0
 
 
-def reproject_h(mask_h: np.ndarray, elps: dict, shape: tuple[int, int]) -> np.ndarray:
-    """The standardised-grid mask -> SpArcFiRe's input frame of ``shape`` (H, W) px, by nearest sampling.
+def sparcfire_geometry(elps: dict, shape: tuple[int, int]):
+    """SpArcFiRe's map between its 256 px grid and its input of ``shape`` (H, W), from ``-elps-fit-params.txt``.
 
-    Each input pixel (row, col) is carried forward as SpArcFiRe standardises: about the fitted centre,
-    rotated by ``rotAngle`` (counter-clockwise as displayed), the minor axis stretched by 1/``diskAxisRatio``,
-    the square of half-side ``cropRad`` px resized to the grid. The centre is (H + 1 - muFit[1], muFit[0] + 1)
-    (0-based row, col): with it this map reproduces 43 of the 62 arm pixels of SpArcFiRe's own
-    ``-K_clusMask-reprojected.png`` on the fixture run (theirs interpolates colours when it reprojects).
+    ``muFit`` is the centre in its x-y frame (1-based, y up), so the centre is row H - muFit[1], column
+    muFit[0] - 1 (0-based); the major axis points at ``pi/2 - rotAngle`` counter-clockwise from +x; the grid
+    spans 2 ``cropRad`` + 1 px; the minor axis is stretched by 1/``diskAxisRatio`` when deprojected.
+    Raises SparcfireOutputError when a value is missing.
     """
+    from evalcore.arcfinder.preprocess import grid_geometry
+
     try:
         mu_x, mu_y = (float(v) for v in elps["muFit"][:2])
         rot = float(elps["rotAngle"])
         crop = float(elps["cropRad"])
-        q = float(elps.get("diskAxisRatio", 1.0)) if elps.get("useDeProjectStretch", 1) else 1.0
+        deproject = bool(elps.get("useDeProjectStretch", 1))
+        q = float(elps.get("diskAxisRatio", 1.0)) if deproject else 1.0
     except (KeyError, TypeError, ValueError) as exc:
         raise SparcfireOutputError(f"elps-fit-params lack a usable value ({exc})") from None
-    h, w = shape
-    n_rows, n_cols = mask_h.shape
-    cy, cx = h + 1 - mu_y, mu_x + 1
-    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
-    x, y = cols - cx, cy - rows
-    xr = x * math.cos(rot) - y * math.sin(rot)
-    yr = x * math.sin(rot) + y * math.cos(rot)
-    gr = np.floor((n_rows - 1) / 2 - yr * n_rows / (2 * crop) + 0.5).astype(int)
-    gc = np.floor((n_cols - 1) / 2 + xr / max(q, 1e-3) * n_cols / (2 * crop) + 0.5).astype(int)
-    inside = (gr >= 0) & (gr < n_rows) & (gc >= 0) & (gc < n_cols)
-    out = np.zeros(shape, bool)
-    out[inside] = mask_h[gr[inside], gc[inside]]
-    return out
+    h, _ = shape
+    angle = math.pi / 2 - rot
+    major = np.array([-math.sin(angle), math.cos(angle)])  # (drow, dcol)
+    return grid_geometry(h - mu_y, mu_x - 1, major, q, crop, 256, deproject=deproject)
+
+
+def reproject_h(mask_h: np.ndarray, elps: dict, shape: tuple[int, int]) -> np.ndarray:
+    """The standardised-grid mask -> SpArcFiRe's input frame of ``shape`` (H, W) px, by nearest sampling
+    through :func:`sparcfire_geometry`, the map SpArcFiRe standardised with.
+
+    SpArcFiRe's own ``-K_clusMask-reprojected.png`` is not quite this: its reprojection cuts the input's
+    frame out of a 1024 px canvas with a rounding that puts the galaxy's centre about 1.5 px lower and
+    further right, and scales by the ellipse's axis length instead of the crop. On the eleven SDSS runs of
+    the fixtures, SpArcFiRe's arcs reprojected here overlap the galaxy where its image shows them; the -K
+    mask sits 1-2 px down and right of them.
+    """
+    from evalcore.arcfinder.preprocess import to_input_frame
+
+    if mask_h.shape != (256, 256):
+        raise SparcfireOutputError(f"the cluster mask is {mask_h.shape[1]}x{mask_h.shape[0]} px, not 256x256")
+    return to_input_frame(mask_h.astype(np.int32), sparcfire_geometry(elps, shape), shape) > 0
+
+
+MIRRORED = {"S": "Z", "Z": "S"}
+
+
+def chirality_letter(verdict) -> str | None:
+    """SpArcFiRe's verdict ("S-wise", "Z-wise", "EQ", ...) -> "S", "Z" or None."""
+    text = str(verdict or "").strip().strip("'").upper()
+    return text[0] if text[:1] in ("S", "Z") else None
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def in_image_frame(galaxy: dict, flipped: bool) -> dict:
+    """SpArcFiRe's galaxy-level chirality and pitch in the stored image's frame.
+
+    ``flipped``: the image was stored with its rows reversed from SpArcFiRe's input (north-up from a FITS
+    file with north at its last row). A top-to-bottom flip mirrors the galaxy, so S and Z swap and signed
+    pitch angles change sign. Returns ``chirality`` ("S"/"Z"/None, the arc-length-weighted verdict),
+    ``pitch_angle_deg`` (signed, arc-length-weighted over the dominant chirality; + = S-wise) and
+    ``pitch_angle_longest_deg`` (the longest arc's).
+    """
+    sign = -1.0 if flipped else 1.0
+    letter = chirality_letter(galaxy.get("chirality_alenWtd"))
+    pitch = _number(galaxy.get("pa_alenWtd_avg_domChiralityOnly"))
+    longest = _number(galaxy.get("pa_longest"))
+    return {
+        "chirality": MIRRORED.get(letter) if flipped else letter,
+        "pitch_angle_deg": None if pitch is None else sign * pitch,
+        "pitch_angle_longest_deg": None if longest is None else sign * longest,
+    }
 
 
 def _input_shape(out: GalaxyOutput, fallback: tuple[int, int] | None) -> tuple[int, int] | None:
@@ -206,19 +257,23 @@ def read_galaxy(directory: Path, name: str, folder: Path, input_shape: tuple[int
             arcs = [r for r in read_csv_rows(table) if str(r.get("gxyName", "")).strip() == name]
     out.arcs = [arc_row(r) for r in arcs]
     k_path, h_path = folder / f"{name}{K_SUFFIX}", folder / f"{name}{H_SUFFIX}"
+    elps_path = folder / f"{name}{ELPS_SUFFIX}"
     if k_path.is_file():
-        out.mask, out.mask_source = binary_mask(k_path), "K"
-    elif h_path.is_file():
-        elps_path = folder / f"{name}{ELPS_SUFFIX}"
-        if not elps_path.is_file():
-            raise SparcfireOutputError(f"{h_path.name} needs {elps_path.name} to be reprojected, and it is missing")
-        shape = _input_shape(out, input_shape)
-        if shape is None:
-            raise SparcfireOutputError(f"{h_path.name}: the input image size is unknown (no iptSz in {name}.csv "
-                                       "and no input image given)")
+        out.k_mask = binary_mask(k_path)
+    shape = _input_shape(out, input_shape) or (out.k_mask.shape if out.k_mask is not None else None)
+    if h_path.is_file() and elps_path.is_file() and shape is not None:
         elps = read_elps(elps_path)
         elps.setdefault("useDeProjectStretch", out.settings.get("useDeProjectStretch", 1))
         out.mask, out.mask_source = reproject_h(binary_mask(h_path), elps, shape), "H+elps"
+    elif out.k_mask is not None:
+        out.mask, out.mask_source = out.k_mask, "K"
+        out.notes.append(f"no {H_SUFFIX} with {ELPS_SUFFIX}: SpArcFiRe's own {K_SUFFIX} is used, which lies "
+                         "about 1.5 px lower and further right than the galaxy in SpArcFiRe's frame")
+    elif h_path.is_file():
+        if not elps_path.is_file():
+            raise SparcfireOutputError(f"{h_path.name} needs {elps_path.name} to be reprojected, and it is missing")
+        raise SparcfireOutputError(f"{h_path.name}: the input image size is unknown (no iptSz in {name}.csv "
+                                   "and no input image given)")
     else:
         raise SparcfireOutputError(f"{name}: no {K_SUFFIX} or {H_SUFFIX} in {folder}")
     return out

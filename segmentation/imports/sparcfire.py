@@ -88,9 +88,15 @@ def _image_by_size(galaxy: Galaxy, shape: tuple[int, int]) -> Image:
 
 
 def _details(out: so.GalaxyOutput, folder: Path, flipped: bool | None) -> dict:
+    """``galaxy`` and ``arcs`` as SpArcFiRe wrote them (its frame); ``chirality`` and the pitch angles at the
+    top level in the stored image's frame, the convention of the arc finder and the measurements."""
     return {
         "source": "sparcfire-run", "folder": str(folder), "mask_from": out.mask_source,
-        "flipped_to_north_up": flipped, "galaxy": out.galaxy, "arcs": out.arcs,
+        "flipped_to_north_up": flipped, **so.in_image_frame(out.galaxy, bool(flipped)),
+        "frame_note": ("galaxy and arcs are in SpArcFiRe's frame, mirrored top to bottom from the image: their "
+                       "S/Z and signed pitch angles are the opposite of the image's") if flipped else
+                      "galaxy and arcs are in the image's frame",
+        "notes": out.notes, "galaxy": out.galaxy, "arcs": out.arcs,
     }
 
 

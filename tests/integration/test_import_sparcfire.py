@@ -7,7 +7,7 @@ from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 
 from evalcore.arcfinder import sparcfire_output as so
-from segmentation import services
+from segmentation import generation, services
 from segmentation.imports.sparcfire import PRODUCER_NAME, import_run
 from segmentation.models import Galaxy, Image, ImportBatch, Mask
 
@@ -25,6 +25,12 @@ def k_mask(run) -> np.ndarray:
     return arr.sum(axis=2) > 0
 
 
+def grid_clusters_in_input_frame(run) -> np.ndarray:
+    """SpArcFiRe's -H clusters reprojected through its own standardisation (SpArcFiRe's frame)."""
+    elps = so.read_elps(run["galaxy"] / f"{NAME}{so.ELPS_SUFFIX}")
+    return so.reproject_h(so.binary_mask(run["galaxy"] / f"{NAME}{so.H_SUFFIX}"), elps, (82, 82))
+
+
 @pytest.mark.django_db
 def test_import_with_images_creates_galaxy_image_and_mask(run, capsys):
     call_command("import_sparcfire", str(run["out"]), "--images", str(run["inputs"]), "--no-progress")
@@ -40,16 +46,20 @@ def test_import_with_images_creates_galaxy_image_and_mask(run, capsys):
     assert mask.producer.parameters["errRatioThres"] == 2.5
     assert mask.producer.parameters["resizeDims"] == [256, 256]
     assert mask.producer.version.startswith("settings ")
-    # the FITS has north at its last row, our image is north-up: the mask is SpArcFiRe's K mask flipped
+    # the FITS has north at its last row, our image is north-up: the mask is SpArcFiRe's clusters flipped
     fractions = mask.fractions()
-    assert mask.details["flipped_to_north_up"] is True
-    assert np.array_equal(fractions > 0, k_mask(run)[::-1])
-    assert int((fractions > 0).sum()) == 62
+    assert mask.details["flipped_to_north_up"] is True and mask.details["mask_from"] == "H+elps"
+    assert np.array_equal(fractions > 0, grid_clusters_in_input_frame(run)[::-1])
+    assert int((fractions > 0).sum()) == 60
     arcs = mask.details["arcs"]
     assert len(arcs) == 9 and arcs[0]["gxyName"] == NAME
     assert arcs[0]["pitch_angle"] == pytest.approx(17.398058)
     assert arcs[0]["clusOutputColor"] == [0, 1, 0]
+    # SpArcFiRe's own values stay as written (its frame); the top-level ones are the stored image's: mirrored
     assert mask.details["galaxy"]["chirality_maj"] == "S-wise"
+    assert mask.details["chirality"] == "Z"
+    assert mask.details["pitch_angle_deg"] == pytest.approx(-30.0843547)
+    assert "mirrored" in mask.details["frame_note"]
     batch = ImportBatch.objects.get(kind="sparcfire")
     assert batch.summary["imported"] == 1 and batch.finished_at is not None
 
@@ -81,7 +91,8 @@ def test_known_galaxy_matched_by_objid_uses_its_image_of_the_same_size(run):
     assert any("assumed" in reason for _, reason in summary.warnings)
     mask = Mask.objects.get(structure="spiral")
     assert mask.image_id == cutout.pk and mask.galaxy_id == galaxy.pk
-    assert np.array_equal(mask.fractions() > 0, k_mask(run)[::-1])
+    assert np.array_equal(mask.fractions() > 0, grid_clusters_in_input_frame(run)[::-1])
+    assert mask.details["chirality"] == "Z"  # assumed flipped: mirrored
 
 
 @pytest.mark.django_db
@@ -95,23 +106,19 @@ def test_known_galaxy_without_an_image_of_the_right_size_fails(run):
 
 
 @pytest.mark.django_db
-def test_h_mask_with_ellipse_parameters_when_the_k_mask_is_absent(run, tmp_path):
-    # a run folder without the -K_ mask: links to the fixture's other files (nothing copied)
+def test_k_mask_when_the_grid_mask_is_absent_with_a_note(run, tmp_path):
+    # a run folder without the -H_ mask: links to the fixture's other files (nothing copied)
     folder = tmp_path / "G.out" / NAME
     folder.mkdir(parents=True)
     for path in run["galaxy"].iterdir():
-        if not path.name.endswith(so.K_SUFFIX):
+        if not path.name.endswith(so.H_SUFFIX):
             (folder / path.name).symlink_to(path)
-    (tmp_path / "G.out" / "galaxy_arcs.csv").symlink_to(run["out"] / "galaxy_arcs.csv")
     summary = import_run(directory=tmp_path / "G.out", images_dir=run["inputs"], progress=False)
     assert summary.imported == 1, summary.lines()
     mask = Mask.objects.get(structure="spiral")
-    assert mask.details["mask_from"] == "H+elps"
-    ours = mask.fractions()[::-1] > 0
-    theirs = k_mask(run)
-    # our reprojection of the 256 px grid agrees with SpArcFiRe's own on most arm pixels
-    assert (ours & theirs).sum() >= 0.6 * theirs.sum()
-    assert ours.sum() <= 1.5 * theirs.sum()
+    assert mask.details["mask_from"] == "K"
+    assert "1.5 px" in mask.details["notes"][0]
+    assert np.array_equal(mask.fractions() > 0, k_mask(run)[::-1])
 
 
 @pytest.mark.django_db
@@ -139,3 +146,25 @@ def test_folder_without_sparcfire_output_warns(tmp_path):
     summary = import_run(directory=tmp_path, progress=False)
     assert summary.imported == 0 and summary.failed == 0
     assert "no *-K_clusMask-reprojected.png" in summary.warnings[0][1]
+
+
+@pytest.mark.django_db
+def test_imported_sparcfire_and_our_arc_finder_share_one_chirality_convention(sparcfire_sdss):
+    """Real SpArcFiRe output on SDSS images: imported (north-up, letters converted) and our arc finder run as a
+    generation job on the stored image give the same letter where SpArcFiRe's two longest arcs agree."""
+    summary = import_run(directory=sparcfire_sdss / "G.out", images_dir=sparcfire_sdss / "G.in", progress=False)
+    assert summary.imported == 11, summary.lines()
+    imported = {m.galaxy.name: m for m in Mask.objects.filter(producer__name=PRODUCER_NAME).select_related("galaxy")}
+    agreeing = [name for name, m in imported.items() if m.details["galaxy"]["top2_chirality_agreement"] == "agree"]
+    assert len(agreeing) == 3
+    run = generation.generation_start(source="sparcfire", galaxies=Galaxy.objects.filter(name__in=agreeing),
+                                      image_kind=Image.Kind.OTHER, enqueue=False)
+    for chunk in run.chunks.all():
+        generation.chunk_process(chunk_id=chunk.pk)
+    for name in agreeing:
+        ours = Mask.objects.get(galaxy__name=name, producer=run.producer, structure="spiral", is_current=True)
+        theirs = imported[name]
+        assert theirs.details["flipped_to_north_up"] is True
+        written = so.chirality_letter(theirs.details["galaxy"]["chirality_alenWtd"])
+        assert ours.details["chirality"] == theirs.details["chirality"] == so.MIRRORED[written], name
+        assert np.sign(ours.details["pitch_angle_deg"]) == np.sign(theirs.details["pitch_angle_deg"])
