@@ -49,7 +49,8 @@ def display_style(study: Study, producer_id: int) -> tuple[str, float]:
 
 
 def mask_pixels(mask: Mask, style: str, threshold: float, variant: str) -> np.ndarray:
-    if mask.state == Mask.State.NOT_ASKED:
+    # a panel of an "asked, nothing marked" mask is blank, even where its source kept faint fractions
+    if mask.state != Mask.State.MARKED:
         fractions = np.zeros((mask.height, mask.width), np.float32)
     else:
         fractions = mask.fractions()

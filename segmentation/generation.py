@@ -59,11 +59,17 @@ def generation_start(*, source: str, galaxies: Iterable[Galaxy] | Iterable[int],
     producer = impl.producer(model_version=model_version, parameters=parameters or {})
     ids = sorted({g if isinstance(g, int) else g.pk for g in galaxies})
     pending = _pending_galaxy_ids(galaxy_ids=ids, producer=producer, image_kind=image_kind)
+    checks = {}
+    if model_version is not None:
+        from segmentation.input_checks import check_images
+
+        checks = check_images(version=model_version, images=Image.objects.filter(
+            galaxy_id__in=pending, kind=image_kind).select_related("galaxy").order_by("galaxy__name"))
     with transaction.atomic():
         run = GenerationRun.objects.create(
             source=source, producer=producer, model_version=model_version, image_kind=image_kind,
             selection={**(selection or {}), "requested": len(ids), "already_done": len(ids) - len(pending)},
-            chunk_size=chunk_size, total=len(pending), requested_by=requested_by,
+            chunk_size=chunk_size, total=len(pending), requested_by=requested_by, input_checks=checks,
         )
         chunks = [
             GenerationChunk(run=run, index=i, galaxy_ids=pending[start:start + chunk_size])

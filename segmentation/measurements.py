@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -90,8 +91,18 @@ def _inputs(mask: Mask, cosmology: CosmologyParams) -> dict:
 
 
 # --- measuring ----------------------------------------------------------------------------------------
+def _nothing_marked(mask: Mask, peak: float) -> str:
+    """Why an EMPTY mask that kept its source's faint fractions has no measurement."""
+    threshold = (mask.details or {}).get("marked_threshold")
+    below = f", below its source's threshold {threshold:.2g}" if isinstance(threshold, (int, float)) else ""
+    return f"asked, nothing marked: the {mask.structure} map peaks at {peak:.2g}{below}"
+
+
 def _run(mask: Mask, cosmology: CosmologyParams, disk: DiskInput) -> dict:
     fractions = mask.fractions()
+    kept = mask.state == Mask.State.EMPTY and bool(fractions.any())
+    if kept:  # below its source's threshold: nothing to measure, whatever faint fractions it keeps
+        peak, fractions = float(fractions.max()), np.zeros_like(fractions)
     if mask.structure == "bar":
         result = measure_bar(fractions, pixel_scale=mask.image.pixel_scale, redshift=mask.galaxy.redshift,
                              disk_axis_ratio=disk.axis_ratio, disk_position_angle=disk.position_angle,
@@ -100,6 +111,10 @@ def _run(mask: Mask, cosmology: CosmologyParams, disk: DiskInput) -> dict:
         result = measure_spiral(fractions, disk_axis_ratio=disk.axis_ratio,
                                 disk_position_angle=disk.position_angle)
     data = result.to_dict()
+    if kept:
+        data["reason"] = _nothing_marked(mask, peak)
+        if "profile_reason" in data:
+            data["profile_reason"] = data["reason"]
     data["disk_orientation_source"] = disk.source
     if disk.note:
         data["notes"] = [*data.get("notes", []), disk.note]

@@ -333,6 +333,8 @@ class GenerationRun(BackgroundRun):
     selection = models.JSONField(default=dict, blank=True, help_text="How the galaxies were chosen.")
     chunk_size = models.PositiveIntegerField(default=64)
     total = models.PositiveIntegerField(default=0)
+    input_checks = models.JSONField(default=dict, blank=True,
+                                    help_text="How the images differ from the model version's training data.")
 
     class Meta:
         ordering = ["-created_at"]

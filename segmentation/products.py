@@ -54,7 +54,9 @@ BAR_COLUMNS = [
 ]
 SPIRAL_COLUMNS = [("n_arms", "i2"), ("pitch", "f8"), ("pitch_abs", "f8"), ("pitch_err", "f8"),
                   ("chirality", "S1"), ("chirality_agreement", "f8")]
-CATALOGUE_COLUMNS = IDENTITY_COLUMNS + [(c, "f8") for c in BAR_COLUMNS] + SPIRAL_COLUMNS
+# why a measured bar has no half-maximum length (an unmeasured one gives its reason in ``reason``)
+PROFILE_REASON_COLUMN = ("profile_reason", "S200")
+CATALOGUE_COLUMNS = IDENTITY_COLUMNS + [(c, "f8") for c in BAR_COLUMNS] + [PROFILE_REASON_COLUMN] + SPIRAL_COLUMNS
 UNITS = {"ra": "deg", "dec": "deg", "pixel_scale": "arcsec/pix", "disk_position_angle": "deg",
          "position_angle": "deg", "position_angle_err": "deg", "profile_position_angle": "deg", "pitch": "deg",
          "pitch_abs": "deg",
@@ -182,8 +184,10 @@ def _mask_hdu(mask: Mask, image: Image, extver: int, measurement: MaskMeasuremen
         r = measurement.result
         _card(h, "MEASVER", measurement.code_version, "measurement code version")
         _card(h, "MEASURED", bool(measurement.measured), "a value came out")
+        if not measurement.measured:
+            _card(h, "MEASWHY", r.get("reason") or "not measured", "why there is no value")
         for key, attr, unit in HEADER_VALUES[measurement.kind]:
-            if r.get(attr) is not None:
+            if measurement.measured and r.get(attr) is not None:
                 _card(h, key, r[attr], f"[{unit}] {attr}" if unit else attr)
     return hdu
 
@@ -258,7 +262,9 @@ def catalogue_row(*, galaxy: Galaxy, image: Image, mask: Mask, measurement: Mask
                disk_orientation_source=r.get("disk_orientation_source"))
     names = BAR_COLUMNS if measurement.kind == "bar" else [c for c, _ in SPIRAL_COLUMNS]
     for c in names:
-        row[c] = r.get(c)
+        row[c] = r.get(c) if measurement.measured else None  # never a length without a measured bar
+    if measurement.kind == "bar" and measurement.measured:
+        row["profile_reason"] = r.get("profile_reason")
     return row
 
 

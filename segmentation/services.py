@@ -217,7 +217,15 @@ def _mask_content(item: MaskInput) -> tuple[str, maskcodec.EncodedMask | None, s
     encoded = maskcodec.encode(numerators, item.denominator)
     has_pixels = bool(np.any(numerators))
     if state == Mask.State.EMPTY and has_pixels:
-        raise ValueError("an EMPTY mask must have no marked pixel")
+        # a source that found nothing may keep what it saw below its own threshold
+        threshold = (item.details or {}).get("marked_threshold")
+        if not isinstance(threshold, (int, float)):
+            raise ValueError("an EMPTY mask must have no marked pixel (or give its source's marked_threshold "
+                             "in details, above all its fractions)")
+        peak = float(np.max(numerators)) / item.denominator
+        if peak >= threshold:
+            raise ValueError(f"an EMPTY mask must stay below its source's threshold {threshold:g}: "
+                             f"its largest fraction is {peak:.3g}")
     if state == Mask.State.MARKED and not has_pixels:
         state = Mask.State.EMPTY
     return state, encoded, encoded.content_hash
@@ -242,7 +250,8 @@ def mask_store(*, galaxy: Galaxy, image: Image, structure: str, producer: Produc
     a new Mask becomes current and the old one is kept ("replaced"). Masks are never edited in place.
 
     ``state`` NOT_ASKED takes no numerators. EMPTY and MARKED take numerators on the image's grid;
-    EMPTY requires them to be all zero, MARKED requires some pixel above zero.
+    EMPTY requires them to be all zero, or all below ``details["marked_threshold"]`` (a source that found
+    nothing keeps the fractions it saw below its threshold); MARKED requires some pixel above zero.
     """
     item = MaskInput(galaxy, image, structure, producer, state, numerators, denominator, n_volunteers, details, batch)
     state, encoded, digest = _mask_content(item)

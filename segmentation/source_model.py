@@ -2,7 +2,9 @@
 
 Preprocessing is the model's own (``evalcore.unet.data.preprocess``, the same function training
 used), and masks come back on the full frame of the image they are stored on. Fractions are stored as
-k/255 (``maskcodec``); a map whose largest fraction rounds to 0 is stored as EMPTY.
+k/255 (``maskcodec``). A map whose largest fraction stays below the version's threshold for that structure
+(:func:`marking_thresholds`) is stored as EMPTY ("asked, nothing marked") with its fractions kept: the
+model found no such structure, and what it did see is not lost.
 """
 from __future__ import annotations
 
@@ -16,6 +18,25 @@ from segmentation.selectors import image_rgb
 from segmentation.sources import STRUCTURES, MaskOutput
 
 _PREDICTORS: dict[str, object] = {}
+# Without an evaluation of the version: a structure is marked where the model reaches the volunteers'
+# consensus level (half of them), the level the quality report reads the volunteers' maps at.
+DEFAULT_MARKING_THRESHOLD = 0.5
+
+
+def marking_thresholds(version: ModelVersion) -> dict[str, tuple[float, str]]:
+    """structure -> (fraction at or above which the version's map counts as marked, where it comes from):
+    the threshold its evaluation chose on the validation split against the volunteers' consensus, else
+    DEFAULT_MARKING_THRESHOLD."""
+    out = {}
+    evaluation = (version.metrics or {}).get("evaluation") or {}
+    for structure in STRUCTURES:
+        chosen = (((evaluation.get("structures") or {}).get(structure) or {})
+                  .get("iou_vs_volunteer_consensus") or {}).get("model_threshold_from_val")
+        if isinstance(chosen, (int, float)) and 0 < chosen <= 1:
+            out[structure] = (float(chosen), "chosen on the validation split against the volunteers' consensus")
+        else:
+            out[structure] = (DEFAULT_MARKING_THRESHOLD, "the volunteers' consensus level (no evaluation yet)")
+    return out
 
 
 class Source:
@@ -23,6 +44,7 @@ class Source:
         self.version = version
         self.predictor = predictor
         self.batch_size = predictor.batch_size
+        self.thresholds = marking_thresholds(version)
 
     @staticmethod
     def producer(*, model_version: ModelVersion | None, parameters: dict) -> Producer:
@@ -61,7 +83,10 @@ class Source:
                 masks = {}
                 for c, structure in enumerate(STRUCTURES):
                     numerators = np.rint(np.clip(fractions[c], 0, 1) * maskcodec.MODEL_DENOMINATOR).astype(np.int64)
-                    state = "marked" if numerators.any() else "empty"
-                    masks[structure] = MaskOutput(state, numerators, maskcodec.MODEL_DENOMINATOR, details)
+                    threshold, how = self.thresholds[structure]
+                    peak = float(numerators.max()) / maskcodec.MODEL_DENOMINATOR
+                    state = "marked" if numerators.any() and peak >= threshold else "empty"
+                    masks[structure] = MaskOutput(state, numerators, maskcodec.MODEL_DENOMINATOR, {
+                        **details, "marked_threshold": threshold, "threshold_from": how, "peak_fraction": peak})
                 out[i] = masks
         return out

@@ -5,4 +5,4 @@ Conventions (docs/measurements.md): arrays are (H, W) with row 0 = north and eas
 Every stored result carries MEASUREMENT_CODE_VERSION so old numbers can be told from new ones.
 """
 # Bump when a change could move any stored number (recipe, defaults, conventions).
-MEASUREMENT_CODE_VERSION = "measure-1.1"
+MEASUREMENT_CODE_VERSION = "measure-1.2"

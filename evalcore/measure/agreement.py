@@ -248,11 +248,10 @@ def measured_value(result, attribute: str) -> tuple[float | None, float | None, 
     if attribute not in data:
         raise ValueError(f"measurements have no {attribute!r}; known: {sorted(data)}")
     value, err = data.get(attribute), data.get(attribute + "_err")
-    if attribute.startswith("profile_"):  # the bar's half-maximum length stands apart from the recipe's verdict
-        if data.get("profile_reason"):
-            return None, None, data["profile_reason"]
-    elif not data.get("measured"):
+    if not data.get("measured"):  # no bar (or spiral) measured: no length of any kind, and why
         return None, None, data.get("reason") or "not measured"
+    if attribute.startswith("profile_") and data.get("profile_reason"):
+        return None, None, data["profile_reason"]
     if value is None:
         return None, None, "; ".join(data.get("notes") or []) or f"no {attribute}"
     return value, err, None

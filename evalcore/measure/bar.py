@@ -6,8 +6,9 @@ minimum-area rotated rectangle. Here the same is repeated at other percentiles (
 the spread of lengths is the uncertainty; lengths go px -> arcsec (pixel scale) -> kpc (redshift and a flat
 Lambda-CDM cosmology) and are also deprojected with the disk's axis ratio and position angle.
 
-Beside it, the half-maximum profile length (``profile_length``): along the bar's axis, the distance
-between the points where the fraction falls to half its peak. On a consensus of volunteers that is the
+Beside it, on every bar the recipe measured, the half-maximum profile length (``profile_length``): along
+the bar's axis, the distance between the points where the fraction falls to half its peak. Where the recipe
+finds no bar, neither length is given, and both say why. On a consensus of volunteers that is the
 length half of them drew the bar past, their median length, whatever the softness of the map; the
 recipe's percentile threshold follows the map's soft tails instead (docs/measurements.md).
 """
@@ -184,8 +185,8 @@ class BarMeasurement:
     disk_axis_ratio: float | None = None
     disk_position_angle: float | None = None  # deg east of north
     cosmology: dict = field(default_factory=lambda: DEFAULT_COSMOLOGY.to_dict())
-    # The half-maximum profile length (``profile_length``), measured whether or not the recipe gave one;
-    # ``profile_reason`` says why not when it did not. Errors: half the range over PROFILE_SPREAD_LEVELS.
+    # The half-maximum profile length (``profile_length``) of a bar the recipe measured;
+    # ``profile_reason`` says why not when there is none. Errors: half the range over PROFILE_SPREAD_LEVELS.
     profile_reason: str | None = None
     profile_level: float = PROFILE_LEVEL
     profile_length_px: float | None = None
@@ -270,16 +271,18 @@ def measure_bar(fraction: np.ndarray, *, pixel_scale: float | None = None, redsh
         return BarMeasurement(measured=False, reason="the bar mask is empty (no pixel above 0)", **base,
                               profile_reason="the bar mask is empty (no pixel above 0)")
     scale_kpc = None if pixel_scale is None or redshift_problem(redshift) else kpc_per_arcsec(redshift, cosmology)
-    base.update(_profile_fields(fraction, pixel_scale, scale_kpc,
-                                (disk_axis_ratio, disk_position_angle) if has_disk else None))
     main = cut_at_percentile(fraction, percentile)
     if main.rectangle is None:
-        return BarMeasurement(
-            measured=False, threshold=main.threshold, n_regions=main.n_regions,
-            reason=f"{main.n_regions} separate regions at or above the {percentile:g}th percentile "
-                   f"({main.threshold:.3g}); the recipe needs exactly one", **base)
+        reason = (f"{main.n_regions} separate regions at or above the {percentile:g}th percentile "
+                  f"({main.threshold:.3g}); the recipe needs exactly one")
+        return BarMeasurement(measured=False, threshold=main.threshold, n_regions=main.n_regions, reason=reason,
+                              profile_reason=f"no bar measured: {reason}", **base)
     if main.rectangle.length <= 0:
-        return BarMeasurement(measured=False, reason="the bar region has no extent", **base)
+        reason = "the bar region has no extent"
+        return BarMeasurement(measured=False, reason=reason, profile_reason=f"no bar measured: {reason}", **base)
+    # the half-maximum length of the bar the recipe found; never a length where it found none
+    base.update(_profile_fields(fraction, pixel_scale, scale_kpc,
+                                (disk_axis_ratio, disk_position_angle) if has_disk else None))
 
     cuts = [main] + [cut_at_percentile(fraction, p) for p in spread_percentiles if p != percentile]
     good = [c for c in cuts if c.rectangle is not None]

@@ -85,6 +85,31 @@ def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
 
 
+def square_box(height: int, width: int) -> tuple[int, int, int]:
+    """(top, left, side) px of an (height, width) region centred in the smallest square holding it."""
+    side = max(height, width)
+    return (side - height) // 2, (side - width) // 2, side
+
+
+def _pad_square(t: torch.Tensor, fill: torch.Tensor | float) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, S, S), S = max(H, W), the region centred, the rest ``fill`` ((N, C) or a number).
+    Non-square images are padded, never stretched: the network sees every galaxy at its own shape."""
+    n, c, h, w = t.shape
+    if h == w:
+        return t
+    top, left, side = square_box(h, w)
+    out = torch.empty((n, c, side, side), dtype=t.dtype)
+    out[...] = fill[..., None, None] if isinstance(fill, torch.Tensor) else fill
+    out[..., top:top + h, left:left + w] = t
+    return out
+
+
+def _border_median(t: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C): the median of each image's frame-edge pixels, its sky, to pad with."""
+    edge = torch.cat([t[..., 0, :], t[..., -1, :], t[..., :, 0], t[..., :, -1]], dim=-1)
+    return edge.float().median(dim=-1).values.to(t.dtype)
+
+
 def field_box(shape: tuple[int, ...], field_of_view: float) -> tuple[slice, slice]:
     """The centred part of an (H, W[, ...]) frame the network sees: ``field_of_view`` of each side (at least
     2 px), as (row slice, column slice)."""
@@ -98,14 +123,15 @@ def field_box(shape: tuple[int, ...], field_of_view: float) -> tuple[slice, slic
 
 def preprocess(image_rgb: np.ndarray, config: UNetConfig) -> torch.Tensor:
     """(H, W, 3) uint8 RGB -> (3, S, S) float32 in [0, 1], S = config.image_size px: the field of view (the
-    centred ``config.field_of_view`` of the frame; all of it by default) resized (non-square images are
-    stretched; ``postprocess`` undoes it exactly), divided by 255, no normalisation (as in the study).
-    Training and inference both call this."""
+    centred ``config.field_of_view`` of the frame; all of it by default), padded to a square with the
+    median colour of its edge when it is not one (never stretched; ``postprocess`` undoes it exactly),
+    resized, divided by 255, no normalisation (as in the study). Training and inference both call this."""
     arr = check_image(image_rgb)
     rows, cols = field_box(arr.shape, config.field_of_view)
     # Resize the uint8 pixels (torch's uint8 path is several times faster than float; values differ
     # by at most 1/255), then scale to [0, 1].
     t = torch.from_numpy(np.ascontiguousarray(arr[rows, cols])).permute(2, 0, 1)[None]
+    t = _pad_square(t, _border_median(t))
     size = (config.image_size, config.image_size)
     return (_resize(t, size)[0].float() / 255.0).clamp_(0.0, 1.0)
 
@@ -120,14 +146,15 @@ def preprocess_batch(images: Sequence[np.ndarray], config: UNetConfig) -> torch.
         return torch.stack([preprocess(a, config) for a in arrays])
     rows, cols = field_box(arrays[0].shape, config.field_of_view)
     t = torch.from_numpy(np.stack([a[rows, cols] for a in arrays])).permute(0, 3, 1, 2)
+    t = _pad_square(t, _border_median(t))
     size = (config.image_size, config.image_size)
     return (_resize(t, size).float() / 255.0).clamp_(0.0, 1.0)
 
 
 def preprocess_map(fractions: np.ndarray, config: UNetConfig) -> torch.Tensor:
-    """(H, W) fractions -> (S, S) float32 on the network grid, resampled like the image."""
+    """(H, W) fractions -> (S, S) float32 on the network grid, padded (with 0) and resampled like the image."""
     rows, cols = field_box(fractions.shape, config.field_of_view)
-    t = torch.from_numpy(np.ascontiguousarray(fractions[rows, cols], dtype=np.float32))[None, None]
+    t = _pad_square(torch.from_numpy(np.ascontiguousarray(fractions[rows, cols], dtype=np.float32))[None, None], 0.0)
     return _resize(t, (config.image_size, config.image_size))[0, 0].clamp_(0.0, 1.0)
 
 
@@ -151,7 +178,9 @@ def postprocess_batch(preds: torch.Tensor, shapes: Sequence[tuple[int, ...]],
     if len(set(shapes)) != 1:
         return [postprocess_batch(p[None], [sh], field_of_view)[0] for p, sh in zip(preds, shapes)]
     rows, cols = field_box(shapes[0], field_of_view)
-    inside = _resize(torch.as_tensor(preds).float(), (rows.stop - rows.start, cols.stop - cols.start))
+    h, w = rows.stop - rows.start, cols.stop - cols.start
+    top, left, side = square_box(h, w)
+    inside = _resize(torch.as_tensor(preds).float(), (side, side))[..., top:top + h, left:left + w]
     if inside.shape[-2:] == shapes[0]:
         return list(inside.clamp(0.0, 1.0).numpy())
     out = torch.zeros((*inside.shape[:2], *shapes[0]))

@@ -223,6 +223,27 @@ def test_preprocess_and_postprocess_contract():
         preprocess(img[..., 0], cfg)
 
 
+def test_non_square_images_are_padded_not_stretched_and_masks_come_back_in_their_frame():
+    """A round galaxy in a wide frame stays round on the network grid; the padding is its sky's colour; a map
+    drawn on the network grid comes back on the image's own pixels, at the same place."""
+    cfg = tiny_config()
+    rows, cols = np.mgrid[0:40, 0:80]
+    disc = np.hypot(rows - 19.5, cols - 49.5) < 8
+    img = np.full((40, 80, 3), 20, np.uint8)
+    img[disc] = 230
+    x = preprocess(img, cfg)[0]  # 80 px wide -> 32 px: 0.4 network px per image px, both ways
+    bright = (x > 0.5).numpy()
+    r, c = np.nonzero(bright)
+    assert (r.max() - r.min()) == pytest.approx(c.max() - c.min(), abs=1)  # round, not squashed
+    assert abs(x[:8].mean() - 20 / 255) < 0.01  # the rows added above are the sky's colour
+    labels = Sample(img, spiral=disc.astype(np.float32))
+    target = FractionDataset([labels], cfg, augment=False)[0][1][0].numpy()
+    assert np.array_equal(target > 0.5, bright)  # the label is padded (with 0) exactly like the image
+    back = postprocess(torch.from_numpy(np.stack([target, target])), img.shape)
+    assert back.shape == (2, 40, 80)
+    assert ((back[0] > 0.5) & disc).sum() >= 0.9 * disc.sum() and ((back[0] > 0.5) & ~disc).sum() <= 0.1 * disc.sum()
+
+
 def test_field_of_view_feeds_the_centre_and_puts_the_masks_back_in_place():
     cfg = tiny_config(field_of_view=0.5)
     assert field_box((64, 80, 3), 0.5) == (slice(16, 48), slice(20, 60))

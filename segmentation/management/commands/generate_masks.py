@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from segmentation import generation
+from segmentation import generation, input_checks
 from segmentation.management.commands._options import add_split_argument
 from segmentation.models import Galaxy, GenerationRun, Image, ModelVersion
 from segmentation.selectors import galaxy_ids
@@ -57,6 +57,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"generation run {run.pk}: {run.total} galaxies to do "
                           f"({run.selection.get('already_done', 0)} already done), {run.chunks.count()} chunks")
+        for line in input_checks.summary_lines(run.input_checks):
+            self.stdout.write(self.style.WARNING(line))
         if o["enqueue"] or not run.total:
             return
         with tqdm(total=run.total, desc=f"{o['source']} masks", unit="galaxy") as bar:
