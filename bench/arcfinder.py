@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/arcfinder.py                 # speed: ours (median of 5) vs pyarcfire (2 runs)
     .venv/bin/python bench/arcfinder.py --compare 20    # agreement on 20 synthetic spirals (slow: pyarcfire)
+    .venv/bin/python bench/arcfinder.py --compare 60 --no-pyarcfire   # ours against the truth only
     .venv/bin/python bench/arcfinder.py --fixture ../shared/fixtures/sparcfire/G.out   # vs a real run
 
 Inputs: synthetic spiral galaxies from ``evalcore.synthetic`` rendered on a 256x256 north-up grid at the
@@ -100,20 +101,27 @@ def speed(n_ours: int, n_pyarcfire: int, params: ArcFinderParams) -> None:
     print(f"speed-up: {statistics.median(theirs) / mine:.0f}x (target >= 30x; ours target <= 1 s)")
 
 
-def compare(n: int, params: ArcFinderParams, out_path: str | None) -> None:
+NO_PYARCFIRE = {"mask": None, "chirality_vote": 0.0, "abs_pitch": float("nan"), "n_arcs": 0}
+
+
+def compare(n: int, params: ArcFinderParams, out_path: str | None, with_pyarcfire: bool = True) -> None:
     rows = []
     for i, (cube, truth) in enumerate(synthetic_spirals(n)):
         plane = to_plane(cube, params)[0]
         t_ours, ours = timed(run_arcfinder, cube, params)
-        t_py, py = timed(run_pyarcfire, plane)
+        t_py, py = timed(run_pyarcfire, plane) if with_pyarcfire else (float("nan"), NO_PYARCFIRE)
+        no_py = py["mask"] is None
         row = {
             "i": i, "morphology": truth["morphology"], "inclination": truth["inclination"],
             "true_pitch": truth["pitch"], "true_chirality": truth["chirality"],
             "ours_pitch": abs(ours.pitch_angle) if ours.pitch_angle is not None else None,
             "ours_chirality": ours.chirality, "py_abs_pitch": py["abs_pitch"], "py_vote": py["chirality_vote"],
-            "iou_ours_py": iou(ours.spiral_mask, py["mask"]), "iou_ours_truth": iou(ours.spiral_mask, truth["spiral"]),
-            "iou_py_truth": iou(py["mask"], truth["spiral"]), "t_ours": t_ours, "t_py": t_py,
-            "n_arcs_ours": len(ours.arcs), "n_arcs_py": py["n_arcs"],
+            "iou_ours_py": float("nan") if no_py else iou(ours.spiral_mask, py["mask"]),
+            "iou_ours_truth": iou(ours.spiral_mask, truth["spiral"]),
+            "iou_py_truth": float("nan") if no_py else iou(py["mask"], truth["spiral"]), "t_ours": t_ours,
+            "t_py": t_py, "n_arcs_ours": len(ours.arcs), "n_arcs_py": py["n_arcs"],
+            "crop_radius": ours.geometry.crop_radius,
+            "arms_in_crop": ours.geometry.share_inside(truth["spiral"], params.resize),
         }
         rows.append(row)
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
@@ -146,6 +154,9 @@ def summarise(rows: list[dict]) -> None:
         print(f"|pitch| error vs truth: ours median {statistics.median(err_ours):.1f} deg, "
               f"pyarcfire median {statistics.median(err_py) if err_py else float('nan'):.1f} deg")
     print(f"time per galaxy: ours median {med('t_ours'):.2f} s, pyarcfire median {med('t_py'):.1f} s")
+    inside = [r["arms_in_crop"] for r in rows if np.isfinite(r["arms_in_crop"])]
+    print(f"true arm pixels inside our crop: median {statistics.median(inside):.0%}, lowest {min(inside):.0%}; "
+          f"{sum(v >= 0.9 for v in inside)} of {len(inside)} galaxies with at least 90%")
 
 
 def fixture(run_dir: str, params: ArcFinderParams) -> None:
@@ -194,6 +205,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="runs of ours per galaxy (median)")
     parser.add_argument("--pyarcfire-runs", type=int, default=2)
     parser.add_argument("--compare", type=int, default=0, help="compare on N synthetic spirals instead")
+    parser.add_argument("--no-pyarcfire", action="store_true", help="--compare: ours against the truth only")
     parser.add_argument("--study", action="store_true", help="study parameters (no standardisation)")
     parser.add_argument("--json", help="write the comparison rows here")
     parser.add_argument("--fixture", help="a SpArcFiRe output folder (e.g. ../shared/fixtures/sparcfire/G.out)")
@@ -204,7 +216,7 @@ def main() -> None:
     if args.fixture:
         fixture(args.fixture, params)
     elif args.compare:
-        compare(args.compare, params, args.json)
+        compare(args.compare, params, args.json, with_pyarcfire=not args.no_pyarcfire)
     else:
         speed(args.runs, args.pyarcfire_runs, params)
 

@@ -58,6 +58,17 @@ def fits_scaling(flux: np.ndarray, params: ArcFinderParams) -> np.ndarray:
     return np.round(img * 255.0) / 255.0
 
 
+def detection_plane(image, params: ArcFinderParams) -> np.ndarray:
+    """The linear plane the galaxy is detected on (its region, for the crop): the band itself for band data,
+    the luminance of an RGB picture. Call after :func:`to_plane` accepted the input."""
+    arr = np.asarray(image, dtype=np.float64)
+    if arr.ndim == 2:
+        return arr
+    if arr.ndim == 3 and arr.shape[0] == 3 and arr.shape[2] != 3:
+        return arr[CUBE_BANDS.index(params.band)]
+    return to_plane(image, params)[0]
+
+
 def to_plane(image, params: ArcFinderParams) -> tuple[np.ndarray, str]:
     """Any accepted input -> (float64 (H, W) plane in [0, 1], description of what was read).
 

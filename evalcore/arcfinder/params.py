@@ -23,6 +23,7 @@ class ArcFinderParams:
     standardize: bool = True           # useImageStandardization: centre on the fitted ellipse and crop
     deproject: bool = True             # useDeProjectStretch: stretch the fitted ellipse into a circle
     min_crop_radius: float = 4.0       # px of the input (the crop is the fitted ellipse's, see preprocess.py)
+    crop_to_detected_light: bool = True  # widen the crop to hold the galaxy's detected region (preprocess.py)
     resize: int = 256                  # resizeDims (square)
     resample_order: int = 3            # spline order of the resampling to the grid (1 = bilinear)
     unsharp_amount: float = 6.0        # unsharpMaskAmt

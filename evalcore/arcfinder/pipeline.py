@@ -9,7 +9,7 @@ from scipy.spatial import cKDTree
 from evalcore.arcfinder.bar import BarCandidate, bar_like, find_bar
 from evalcore.arcfinder.clustering import cluster_pixels, merge_error_ratio
 from evalcore.arcfinder.errors import ArcFinderError
-from evalcore.arcfinder.inputs import to_plane
+from evalcore.arcfinder.inputs import detection_plane, to_plane
 from evalcore.arcfinder.logspiral import arc_length, chirality, fit_points, pitch_angle_deg
 from evalcore.arcfinder.orientation import orientation_field
 from evalcore.arcfinder.params import CODE_VERSION, ArcFinderParams
@@ -133,7 +133,7 @@ def run_arcfinder(image, params: ArcFinderParams | None = None) -> ArcFinderResu
     plane, description = to_plane(image, params)
     shape = plane.shape
     clean = clean_plane(plane, params)
-    std = standardise(clean, params)
+    std = standardise(clean, params, detection=detection_plane(image, params))
     n = params.resize
     strength, theta = orientation_field(std.image, params.orientation_levels, params.filter_radius,
                                         params.n_orientations, params.denoise_distance)

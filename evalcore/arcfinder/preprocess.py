@@ -47,6 +47,15 @@ class Geometry:
     major_sigma: float            # px of the input: sqrt of the larger eigenvalue of the fitted covariance
     crop_radius: float            # px of the input
 
+    def share_inside(self, mask: np.ndarray, n: int = 256) -> float:
+        """Share of a mask's pixels (input frame) that the n x n grid covers, i.e. inside the crop; NaN
+        for an empty mask."""
+        rows, cols = np.nonzero(mask)
+        if not len(rows):
+            return float("nan")
+        grid = np.linalg.inv(self.matrix) @ (np.vstack([rows, cols]) - self.offset[:, None])
+        return float(((grid >= -0.5) & (grid <= n - 0.5)).all(axis=0).mean())
+
     def as_dict(self) -> dict:
         return {"centre_row": self.centre_row, "centre_col": self.centre_col, "axis_ratio": self.axis_ratio,
                 "major_axis_angle_deg": self.major_axis_angle, "major_sigma_px": self.major_sigma,
@@ -215,13 +224,48 @@ def grid_geometry(centre_row: float, centre_col: float, major: np.ndarray, axis_
                     crop_radius=float(radius))
 
 
-def standardise(img: np.ndarray, params: ArcFinderParams) -> Standardised:
+DETECTED_LIGHT_QUANTILE = 95.0  # % of the galaxy's detected pixels the crop holds (elliptical radius)
+DETECTED_LIGHT_MAX_WIDENING = 2.0  # the crop grows to at most this many times the fitted one
+
+
+@dataclass(frozen=True)
+class DetectedLight:
+    """The galaxy's detected region (``objects.galaxy_region``, 1.5 sky sigmas) as an ellipse about the
+    fitted centre: its shape from the region's second moments (a uniform ellipse gives its own axis ratio
+    and orientation exactly), its size the DETECTED_LIGHT_QUANTILE percentile of the elliptical radius."""
+    radius: float           # px along the major axis
+    axis_ratio: float
+    major: np.ndarray       # (drow, dcol) unit vector
+
+
+def detected_light(detection: np.ndarray, centre: tuple[float, float]) -> DetectedLight | None:
+    from evalcore.pixels.objects import galaxy_region
+
+    region = galaxy_region(detection)
+    if region.sum() < 20:
+        return None
+    rows, cols = np.nonzero(region)
+    dr, dc = rows - centre[0], cols - centre[1]
+    evals, evecs = np.linalg.eigh(np.cov(np.vstack([dr, dc])))
+    if not evals[0] > 0:
+        return None
+    major = evecs[:, 1]
+    q = float(np.sqrt(evals[0] / evals[1]))
+    along = dr * major[0] + dc * major[1]
+    across = -dr * major[1] + dc * major[0]
+    radius = float(np.percentile(np.hypot(along, across / q), DETECTED_LIGHT_QUANTILE))
+    return DetectedLight(radius=radius, axis_ratio=q, major=major)
+
+
+def standardise(img: np.ndarray, params: ArcFinderParams, detection: np.ndarray | None = None) -> Standardised:
     """Cleaned [0, 1] plane -> the square grid the method works on, with the map back to the input.
 
     As SpArcFiRe: the major axis runs along the grid's columns (vertical), the minor axis is stretched by
     1/q (deprojection), the square of half-side ``crop_radius`` + 1/2 px around the centre fills the grid;
     pixels off the input are 0; the unsharp mask reads the input extended by its edge values and is zeroed
-    off the input.
+    off the input. With ``detection`` (the linear plane the galaxy is detected on) and
+    ``params.crop_to_detected_light``, the crop holds at least 95 % of the galaxy's detected region, up to
+    twice SpArcFiRe's crop: a bright bulge or bar narrows the Gaussian fit, never the galaxy's light.
     """
     h, w = img.shape
     n = params.resize
@@ -235,6 +279,15 @@ def standardise(img: np.ndarray, params: ArcFinderParams) -> Standardised:
         q = float(np.sqrt(minor_var / major_var))
         sigma = float(np.sqrt(major_var))
         radius = float(max(math.ceil(semi_major_axis(cov)), params.min_crop_radius))
+        if detection is not None and params.crop_to_detected_light:
+            light = detected_light(detection, (cy, cx))
+            if light is not None and light.radius > radius:
+                # the galaxy's light reaches past the fit: a bright bulge or bar drew the Gaussian in, and
+                # its shape is the bulge's or bar's, not the disk's: take the detected disk's instead
+                wider = float(math.ceil(min(light.radius, DETECTED_LIGHT_MAX_WIDENING * radius)))
+                warnings.append(f"crop widened from {radius:g} to {wider:g} px and the disk's axis ratio "
+                                f"{light.axis_ratio:.2f} (fit: {q:.2f}) taken from the galaxy's detected light")
+                radius, q, major = wider, light.axis_ratio, light.major
         radius = min(radius, 0.5 * math.hypot(h, w))
         if 2 * radius * q < LOW_RESOLUTION_MINOR_AXIS:
             warnings.append(f"low resolution: the disk's minor axis spans {2 * radius * q:.1f} px "

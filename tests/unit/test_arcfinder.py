@@ -87,6 +87,28 @@ def test_gaussian_fit_recovers_centre_axis_ratio_and_angle():
     assert std.geometry.crop_radius > 4 * np.sqrt(np.linalg.eigvalsh(fit.covariance)[1])
 
 
+def test_a_bright_bar_and_bulge_do_not_set_the_crop_or_the_disk_shape():
+    """A face-on disk whose arms reach 80 px, behind a bulge 60x and a bar 25x brighter than the disk's centre:
+    SpArcFiRe's Gaussian fit takes the bar's shape (b/a ~0.34) and a crop holding a fifth of the arms; the
+    galaxy's detected light gives the disk's shape back and a crop holding most of them."""
+    from dataclasses import replace
+
+    size = 200
+    rows, cols = np.mgrid[0:size, 0:size]
+    c = (size - 1) / 2
+    r = np.hypot(rows - c, cols - c)
+    arms = draw_log_spiral((size, size), 20.0, 18, 80, width=5)
+    bulge = 60 * np.exp(-0.5 * (r / 3) ** 2)
+    bar = 25 * np.exp(-0.5 * (((cols - c) / 16) ** 2 + ((rows - c) / 3) ** 2))
+    img = np.exp(-r / 25) * (1 + arms) + bulge + bar + np.random.default_rng(0).normal(0, 0.02, r.shape)
+    fitted = run_arcfinder(img, replace(ArcFinderParams(), crop_to_detected_light=False))
+    assert fitted.geometry.axis_ratio < 0.5 and fitted.geometry.share_inside(arms > 0.1) < 0.3
+    res = run_arcfinder(img)
+    assert res.geometry.axis_ratio > 0.8 and res.geometry.share_inside(arms > 0.1) > 0.65
+    assert res.chirality == "S" and res.pitch_angle == pytest.approx(20.0, abs=4)
+    assert any("detected light" in w for w in res.warnings)
+
+
 def test_deprojection_makes_the_ellipse_round_on_the_grid():
     img = elliptical_gaussian() + 0.01
     std = standardise(img, ArcFinderParams())
