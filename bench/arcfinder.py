@@ -6,8 +6,9 @@
     .venv/bin/python bench/arcfinder.py --fixture ../shared/fixtures/sparcfire/G.out   # vs a real run
 
 Inputs: synthetic spiral galaxies from ``evalcore.synthetic`` rendered on a 256x256 north-up grid at the
-Legacy Surveys' 0.262 arcsec/px (g,r,z cube). Both methods read the same plane: the r band, asinh-scaled
-(``evalcore.arcfinder.inputs``). Runs on one core (thread counts pinned to 1 before numpy loads).
+Legacy Surveys' 0.262 arcsec/px (g,r,z cube). Both methods read the same plane: the r band, converted as
+SpArcFiRe converts a FITS band (``evalcore.arcfinder.inputs``). Runs on one core (thread counts pinned to 1
+before numpy loads).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The arc finder (SpArcFiRe's method, ``evalcore.arcfinder``) as a generation source.
 
-It reads the image's band data when it has some (the r band of a g,r,z cube, asinh-scaled, as
-SpArcFiRe reads a single band), otherwise the RGB luminance; see docs/arcfinder.md. It makes spiral
+It reads the image's band data when it has some (a single band, or the r band of a g,r,z cube, converted
+as SpArcFiRe converts a FITS band), otherwise the RGB luminance; see docs/arcfinder.md. It makes spiral
 masks only (binary: any arm arc = arm, as the reference study used it); the bar slot is stored as
 not asked, because the method's bar candidate is not a segmentation.
 """

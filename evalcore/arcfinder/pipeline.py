@@ -124,7 +124,8 @@ def run_arcfinder(image, params: ArcFinderParams | None = None) -> ArcFinderResu
     """Find spiral arcs in one galaxy image.
 
     ``image``: a 2-D single-band array (e.g. FITS data, linear), a (3, H, W) g,r,z flux cube (the band
-    ``params.band``, asinh-scaled) or an (H, W, 3) RGB picture (luminance); see ``inputs.py``.
+    ``params.band``; both converted as SpArcFiRe converts a FITS band) or an (H, W, 3) RGB picture
+    (luminance); see ``inputs.py``.
     Returns an :class:`ArcFinderResult` whose masks are on the input's (H, W) grid.
     Raises :class:`ArcFinderError` (and nothing else on bad pixels) for blank, all-NaN, too small
     (< ``params.min_size`` px a side) or too large (> ``params.max_pixels``) images.
