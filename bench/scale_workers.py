@@ -54,16 +54,17 @@ def synthetic_galaxy(index: int, size: int, seed: int = 9):
     """(params, rgb (H, W, 3) uint8 row 0 = north, truth {spiral, bar} 0/1, crowd {structure: (counts, n)})
     for synthetic galaxy ``index``: the issue-3 renderer and volunteer model on a Legacy-Survey-like grid."""
 
-    from evalcore.formats import gz3d, imaging
+    from evalcore.formats import gz3d
+    from evalcore.pixels import colour
     from evalcore.synthetic import renderer, survey, volunteers
     from evalcore.synthetic.population import draw_galaxy
 
-    field = size * imaging.LEGACY_SURVEY_PIXEL_SCALE
+    field = size * colour.LEGACY_SURVEY_PIXEL_SCALE
     p = draw_galaxy(np.random.default_rng([seed, index, 0]), seed=seed, index=index, field_arcsec=field)
     rng = np.random.default_rng([seed, index, 1])
     grid = renderer.Grid.from_wcs(survey.cutout_wcs(p.ra, p.dec, size), (size, size), p.ra, p.dec)
     cut = renderer.render(p, grid, survey._conditions(rng, "cutout"), rng)
-    rgb = np.ascontiguousarray(imaging.grz_to_rgb(cut.bands)[::-1])  # FITS rows run south first
+    rgb = np.ascontiguousarray(colour.grz_to_rgb(cut.bands)[::-1])  # FITS rows run south first
     tasks = volunteers.ask_tasks(p, np.random.default_rng([seed, index, 3]))
     n = volunteers.DEFAULT_VOLUNTEERS
     spiral, bar = volunteers.draw_crowd(p, grid, tasks, np.random.default_rng([seed, index, 2]),
@@ -81,7 +82,7 @@ def store_galaxies(n: int, size: int, prefix: str = "scale", start: int = 0) -> 
     """Store ``n`` synthetic galaxies with survey cutouts. Returns (images, per galaxy (truth, crowd))."""
     from tqdm import tqdm
 
-    from evalcore.formats import imaging
+    from evalcore.pixels import colour
     from segmentation import services
 
     images, extras = [], []
@@ -91,7 +92,7 @@ def store_galaxies(n: int, size: int, prefix: str = "scale", start: int = 0) -> 
             "ra": p.ra, "dec": p.dec, "redshift": p.redshift, "axis_ratio": p.axis_ratio,
             "position_angle": p.pa, "synthetic": True})
         im, _ = services.image_store(galaxy=g, kind="survey_cutout", rgb=rgb,
-                                     pixel_scale=imaging.LEGACY_SURVEY_PIXEL_SCALE, bands="grz")
+                                     pixel_scale=colour.LEGACY_SURVEY_PIXEL_SCALE, bands="grz")
         images.append(im)
         extras.append((truth, crowd))
     return images, extras

@@ -11,7 +11,7 @@ agreement (all galaxies, and those whose two longest SpArcFiRe arcs agree), the 
 of |pitch| with a bootstrap interval and with each galaxy left out, arm-pixel IoU.
 
 A model (``--model`` file or ``--model-version``): the image as the project stores it (the FITS read by
-``evalcore.formats.imaging.read_image``: north up, one band shown grey), its spiral map at the threshold
+``evalcore.formats.imagefiles.read_image``: north up, one band shown grey), its spiral map at the threshold
 (``--threshold``; a stored version uses its own marking threshold, see segmentation/source_model.py)
 against SpArcFiRe's arm mask, next to the arc finder's mask, all in that north-up frame; and its
 confident pixels (spiral or bar fraction at or above the threshold) on foreground stars, found in the
@@ -116,7 +116,7 @@ def load_predictor(args):
 
 
 def model_section(fixtures: Path, rows: list, args, progress: bool) -> dict:
-    from evalcore.formats.imaging import read_image
+    from evalcore.formats.imagefiles import read_image
     from evalcore.pixels.objects import find_stars
 
     predictor, thresholds, label = load_predictor(args)

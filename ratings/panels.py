@@ -12,13 +12,12 @@ Variants:
 """
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from PIL import Image as PILImage
 
+from evalcore.formats import pngcodec
 from evalcore.pixels import rendering
 from ratings.models import Candidate, PanelImage, Study
 from segmentation.models import Image, Mask
@@ -32,10 +31,8 @@ IMAGE_VARIANTS = ("colour", "linear", "asinh", "log")
 
 
 def plain_png(pixels: np.ndarray) -> bytes:
-    """PNG with no text, time or other metadata chunks."""
-    buf = io.BytesIO()
-    PILImage.fromarray(pixels).save(buf, format="PNG", compress_level=6)
-    return buf.getvalue()
+    """PNG with no text, time or other metadata chunks, compact: panels are kept in storage."""
+    return pngcodec.encode(pixels, compress_level=pngcodec.COMPACT)
 
 
 def _resize(arr: np.ndarray, smooth: bool) -> np.ndarray:

@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
 
+from evalcore.formats import pngcodec
 from evalcore.pixels import rendering
 from segmentation import quality
 from segmentation.admin_runs import ModelVersionAdmin
@@ -80,7 +81,7 @@ def overlay(rgb: np.ndarray, spiral: np.ndarray | None, bar: np.ndarray | None) 
 
 def png_data_uri(pixels: np.ndarray) -> str:
     small = rendering.downscale(pixels, THUMB_PX)
-    return "data:image/png;base64," + base64.b64encode(rendering.png_bytes(small)).decode()
+    return "data:image/png;base64," + base64.b64encode(pngcodec.encode(small)).decode()
 
 
 def _version_row(version: ModelVersion, colour: str) -> dict:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evalcore.formats import imaging
+from evalcore.formats import coords
 from evalcore.measure import MEASUREMENT_CODE_VERSION
 from segmentation.models import Galaxy, Image, Mask, MaskMeasurement
 
@@ -97,7 +97,7 @@ def choose_image(galaxy: Galaxy, image_kind: str | None = None) -> Image | None:
 def _wcs_header(image: Image):
     from astropy.io import fits
 
-    wcs = imaging.wcs_from_text(image.wcs_header)
+    wcs = coords.wcs_from_text(image.wcs_header)
     return wcs.to_header() if wcs is not None else fits.Header()
 
 

@@ -6,7 +6,6 @@ slot, idempotent re-imports) so callers cannot get them wrong.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,9 +14,8 @@ import numpy as np
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
-from PIL import Image as PILImage
 
-from evalcore.formats import maskcodec
+from evalcore.formats import maskcodec, pngcodec
 from segmentation.models import Galaxy, Image, ImportBatch, Mask, Producer, VolunteerClassification
 
 IDENTIFIER_FIELDS = ("manga_id", "name", "iau_name", "nsa_id", "sdss_objid")
@@ -110,16 +108,6 @@ def store_by_content(field_file, name: str, data: bytes) -> None:
 
 
 # --- images -----------------------------------------------------------------------------------------
-def rgb_png_bytes(rgb: np.ndarray) -> bytes:
-    arr = np.asarray(rgb)
-    if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
-        raise ValueError(f"an image is uint8 (H, W) or (H, W, 3), got {arr.dtype} {arr.shape}")
-    buf = io.BytesIO()
-    # Level 1: half the time of level 6 for ~15% more bytes (measured on 525 px GZ3D images).
-    PILImage.fromarray(arr).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
 def pixels_hash(rgb: np.ndarray) -> str:
     arr = np.ascontiguousarray(rgb)
     return hashlib.sha256(f"{arr.dtype}:{arr.shape}:".encode() + arr.tobytes()).hexdigest()
@@ -130,7 +118,7 @@ def image_store(*, galaxy: Galaxy, kind: str, rgb: np.ndarray, wcs_header: str =
                 batch: ImportBatch | None = None, png: bytes | None = None) -> tuple[Image, str]:
     """Store (or update) the galaxy's image of this kind. Returns (image, "created"|"updated"|"unchanged").
 
-    ``png``: ``rgb`` already encoded by ``rgb_png_bytes`` (an importer's reading process can do it).
+    ``png``: ``rgb`` already encoded by ``pngcodec.encode`` (an importer's reading process can do it).
     Updating an image's pixels is refused when masks already live on it (their grid would change).
     """
     digest = pixels_hash(rgb)
@@ -154,7 +142,7 @@ def image_store(*, galaxy: Galaxy, kind: str, rgb: np.ndarray, wcs_header: str =
     image.width, image.height, image.content_hash, image.import_batch = width, height, digest, batch
     for k, v in meta.items():
         setattr(image, k, v)
-    store_by_content(image.file, f"{digest[:2]}/{digest}.png", png or rgb_png_bytes(rgb))
+    store_by_content(image.file, f"{digest[:2]}/{digest}.png", png or pngcodec.encode(rgb))
     if raw_fits is not None:  # named by its own bytes: two band files can render to the same RGB pixels
         raw_digest = hashlib.sha256(raw_fits).hexdigest()
         store_by_content(image.raw, f"{raw_digest[:2]}/{raw_digest}.fits", raw_fits)

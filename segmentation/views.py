@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404, resolve_url
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from evalcore.formats import banddata, pngcodec
 from evalcore.pixels import rendering
 from segmentation.measurements import measurements_for_galaxy
 from segmentation.models import Galaxy, Image, Mask, Producer, Structure
@@ -85,7 +86,7 @@ def _choice_param(request, name: str, choices, default: str) -> str:
 
 
 def _png(pixels: np.ndarray, **headers) -> HttpResponse:
-    response = HttpResponse(rendering.png_bytes(pixels), content_type="image/png")
+    response = HttpResponse(pngcodec.encode(pixels), content_type="image/png")
     response["Cache-Control"] = CACHE_CONTROL
     for key, value in headers.items():
         response[key] = value
@@ -97,14 +98,14 @@ def _bad(exc: Exception) -> HttpResponseBadRequest:
 
 
 # --- band data ---------------------------------------------------------------------------------------------
-def image_bands(image: Image) -> tuple[rendering.BandData | None, str]:
+def image_bands(image: Image) -> tuple[banddata.BandData | None, str]:
     """The image's band data on its grid and a note on where the grey picture comes from."""
     if not image.raw:
         return None, "RGB luminance (no band data stored)"
     try:
         with image.raw.open("rb") as fh:
-            bands = rendering.read_band_data(fh.read(), shape=(image.height, image.width))
-    except (OSError, rendering.RenderError) as exc:
+            bands = banddata.read_band_data(fh.read(), shape=(image.height, image.width))
+    except (OSError, banddata.BandDataError) as exc:
         return None, f"RGB luminance (band data unusable: {exc})"
     return bands, f"band data ({', '.join(bands.names)})"
 
@@ -133,7 +134,7 @@ def image_png(request: HttpRequest, pk: int) -> HttpResponse:
                 source = f"band data: {band}"
         if size:
             pixels = rendering.downscale(pixels, size)
-    except (BadParameter, rendering.RenderError) as exc:
+    except (BadParameter, rendering.RenderError, banddata.BandDataError) as exc:
         return _bad(exc)
     return _png(pixels, **{"X-Render-Source": source})
 
@@ -204,7 +205,7 @@ def galaxy_viewer_context(galaxy: Galaxy, selected: str | None = None) -> dict:
         entry = MaskEntry(mask=mask, history=earlier[(mask.image_id, mask.structure, mask.producer_id)])
         if entry.selectable:
             with mask.data.open("rb") as fh:
-                numerators = rendering.decode_png(fh.read())
+                numerators = pngcodec.decode(fh.read())
             entry.marked_pixels = int(np.count_nonzero(numerators))
             entry.peak = f"{int(numerators.max())}/{mask.denominator}"
             entry.overlay_url = reverse("segmentation:mask-png", args=[mask.pk])

@@ -4,7 +4,7 @@
   step, default ``-p 0.25 0.75 2``), see :func:`fits_scaling`.
 - (3, H, W) cube of band fluxes (g, r, z): the band ``params.band``, converted the same way.
 - (H, W, 3) RGB picture (uint8 0-255 or float 0-1): already stretched for display (Legacy Survey asinh,
-  see ``evalcore.formats.imaging``), so only the plane is chosen: Rec. 601 luminance (0.299 R + 0.587 G +
+  see ``evalcore.pixels.colour``), so only the plane is chosen: Rec. 601 luminance (0.299 R + 0.587 G +
   0.114 B, as MATLAB's ``rgb2gray`` that SpArcFiRe applies to colour pictures) or one channel.
 """
 from __future__ import annotations

@@ -30,7 +30,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from evalcore.formats import fitsbytes, imaging, truthfile
+from evalcore.formats import coords, files, fitsbytes, imagefiles, truthfile
 from evalcore.sky import rasterise
 
 N_HDUS = 11
@@ -83,7 +83,7 @@ class GZ3DFile:
     @property
     def pixel_scale(self) -> float:
         """arcsec / px, from the WCS."""
-        return pixel_scale_arcsec(self.wcs)
+        return coords.pixel_scale_arcsec(self.wcs)
 
 
 # --- geometry ---------------------------------------------------------------------------------------
@@ -102,18 +102,15 @@ def make_wcs_header(ra: float, dec: float, shape: tuple[int, int], pixel_scale: 
 
 
 def celestial_wcs(header: fits.Header) -> WCS:
-    """The 2-D celestial WCS of a header (HDU 0 of a GZ3D file has NAXIS 3 for the RGB planes)."""
-    w = WCS(header, naxis=2)
-    if not w.has_celestial:
+    """The 2-D celestial WCS of a header (HDU 0 of a GZ3D file has NAXIS 3 for the RGB planes); a GZ3D
+    file must have one."""
+    try:
+        w = coords.celestial_wcs(header)
+    except coords.WCSError as exc:
+        raise GZ3DError(f"the image header has an {exc}") from None
+    if w is None:
         raise GZ3DError("the image header has no celestial WCS")
-    return w.celestial
-
-
-def pixel_scale_arcsec(wcs: WCS) -> float:
-    """Mean pixel scale [arcsec/px] of a celestial WCS."""
-    from astropy.wcs.utils import proj_plane_pixel_scales
-
-    return float(np.mean(proj_plane_pixel_scales(wcs)) * 3600.0)
+    return w
 
 
 # --- polygons and counts ----------------------------------------------------------------------------
@@ -392,22 +389,6 @@ def _open_error(path: Path, exc: Exception) -> GZ3DError:
     return GZ3DError(f"not a readable FITS file ({exc})")
 
 
-def _gunzip(raw: bytes, max_bytes: int | None) -> bytes:
-    """Inflate gzip data, refusing more than ``max_bytes`` of output (a decompression bomb stops early)."""
-    if max_bytes is None:
-        return gzip.decompress(raw)
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(raw, max_bytes + 1)
-    except zlib.error as exc:
-        raise GZ3DError(f"truncated or corrupt gzip data ({exc})") from None
-    if len(out) > max_bytes:
-        raise GZ3DError(f"decompresses to more than {max_bytes} bytes, over the limit")
-    if not inflater.eof:
-        raise GZ3DError("truncated or corrupt gzip data (the compressed stream ends early)")
-    return out
-
-
 def read_gz3d(path, *, strict_json: bool = True, max_bytes: int | None = None,
               max_pixels: int | None = None) -> GZ3DFile:
     """Read one per-galaxy file (``.fits`` or ``.fits.gz``). Raises ``GZ3DError`` naming the problem.
@@ -422,13 +403,14 @@ def read_gz3d(path, *, strict_json: bool = True, max_bytes: int | None = None,
     path = Path(path)
     if not path.is_file():
         raise GZ3DError("no such file")
-    if max_bytes is not None and path.stat().st_size > max_bytes:
-        raise GZ3DError(f"is {path.stat().st_size} bytes, over the limit of {max_bytes}")
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            # one pass of decompression: astropy on a gzip file seeks back and inflates again per HDU
-            raw = _gunzip(raw, max_bytes)
+        # one pass of decompression: astropy on a gzip file seeks back and inflates again per HDU
+        raw = files.read_bytes_limited(path, max_bytes)
+    except files.FileLimitError as exc:
+        raise GZ3DError(str(exc)) from None
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+    try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             hdul = fits.open(io.BytesIO(raw), memmap=False, lazy_load_hdus=False)
@@ -525,7 +507,7 @@ def metadata_key(path) -> str:
 def subject_id_from_name(path) -> int | None:
     """Zooniverse subject id from ``gz3d_<MANGAID>_<IFUDESIGNSIZE>_<subject>.fits[.gz]``, if it fits."""
     stem = metadata_key(path)
-    stem = imaging.strip_image_suffix(stem) or stem  # .fits, .fit, .fts in any case
+    stem = imagefiles.strip_image_suffix(stem) or stem  # .fits, .fit, .fts in any case
     last = stem.rsplit("_", 1)[-1]
     return int(last) if last.isdigit() and "_" in stem else None
 

@@ -8,13 +8,14 @@ left to the viewer. Row 0 of every array is north, as in the stored images.
 """
 from __future__ import annotations
 
-import io
-import warnings
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:  # astropy, which band data need, is slow to import; pictures of RGB pixels do not
+    from evalcore.formats.banddata import BandData
 
 STRETCHES = ("linear", "asinh", "log")
 # viridis and magma are perceptually uniform; cividis is tuned for red-green colour blindness as well.
@@ -89,88 +90,6 @@ def to_uint8(unit: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-# --- band data ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class BandData:
-    """Band planes on the stored image's grid, row 0 = north."""
-
-    planes: np.ndarray  # (n_bands, H, W) float32
-    names: tuple[str, ...]
-    flipped: bool  # True when the file's rows ran south -> north and were reversed
-
-    def plane(self, band: str | int | None = None) -> np.ndarray:
-        """One band by index or name, or the mean of the bands (``None`` / ``"mean"``)."""
-        if band is None or band == "mean":
-            with np.errstate(invalid="ignore"):
-                return np.nanmean(np.where(np.isfinite(self.planes), self.planes, np.nan), axis=0)
-        if isinstance(band, str) and band in self.names:
-            return self.planes[self.names.index(band)]
-        try:
-            index = int(band)
-        except (TypeError, ValueError):
-            raise RenderError(f"unknown band {band!r}; this image has {', '.join(self.names)} or 'mean'") from None
-        if not 0 <= index < len(self.names):
-            raise RenderError(f"band index {index} out of range: this image has {len(self.names)} band(s)")
-        return self.planes[index]
-
-
-def _rows_run_north(header) -> bool | None:
-    """True if increasing row index moves north according to the header's WCS; None without a WCS."""
-    from astropy.wcs import WCS, FITSFixedWarning  # astropy import is slow; only pay for it here
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        try:
-            wcs = WCS(header, naxis=2)
-        except Exception:  # noqa: BLE001 - an unreadable WCS means "no WCS", the data stay usable
-            return None
-    if not wcs.has_celestial:
-        return None
-    celestial = wcs.celestial
-    lat_axis = celestial.wcs.lat
-    d_lat_d_row = celestial.pixel_scale_matrix[lat_axis, 1]
-    if d_lat_d_row == 0:
-        return None
-    return bool(d_lat_d_row > 0)
-
-
-def read_band_data(fits_bytes: bytes, *, shape: tuple[int, int]) -> BandData:
-    """Read band data from FITS bytes and put them on the stored image's (H, W) grid, row 0 = north.
-
-    The first HDU holding a 2-D plane or a (n_bands, H, W) cube is used. When its WCS says rows run
-    south -> north (the usual FITS display convention), the rows are reversed. Band names come from the
-    ``BAND0``, ``BAND1``, ... keywords (Legacy Survey cutouts) when present. An (H, W, 3) array is RGB
-    pixels, not band data, and is refused, as is a plane whose size differs from ``shape`` (px).
-    """
-    from astropy.io import fits
-
-    try:
-        hdul = fits.open(io.BytesIO(fits_bytes), memmap=False)
-    except Exception as exc:  # noqa: BLE001 - astropy raises many types for a bad file
-        raise RenderError(f"raw file is not readable FITS: {exc}") from exc
-    with hdul:
-        hdu = next((h for h in hdul if h.data is not None and getattr(h.data, "ndim", 0) in (2, 3)), None)
-        if hdu is None:
-            raise RenderError("raw FITS file has no 2-D image or 3-D cube")
-        data = np.asarray(hdu.data)
-        if not np.issubdtype(data.dtype, np.number):
-            raise RenderError(f"raw FITS data are not numeric ({data.dtype})")
-        if data.ndim == 3 and data.shape[:2] == tuple(shape) and data.shape[2] in (3, 4):
-            raise RenderError("raw FITS data are RGB pixels (H, W, 3), not band data")
-        cube = data[np.newaxis] if data.ndim == 2 else data
-        if cube.shape[1:] != tuple(shape):
-            raise RenderError(
-                f"raw band data are {cube.shape[2]}x{cube.shape[1]} px but the image is {shape[1]}x{shape[0]} px"
-            )
-        header = hdu.header
-        names = tuple(str(header.get(f"BAND{i}", f"band {i}")).strip() or f"band {i}" for i in range(cube.shape[0]))
-        flip = bool(_rows_run_north(header))
-    planes = cube.astype(np.float32)
-    if flip:
-        planes = planes[:, ::-1, :]
-    return BandData(planes=np.ascontiguousarray(planes), names=names, flipped=flip)
-
-
 # --- colormaps and overlays -----------------------------------------------------------------------------
 @lru_cache(maxsize=len(COLORMAPS))
 def colormap_lut(name: str) -> np.ndarray:
@@ -219,22 +138,6 @@ def downscale(pixels: np.ndarray, max_size: int, *, smooth: bool = True) -> np.n
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     resample = Image.Resampling.LANCZOS if smooth else Image.Resampling.NEAREST
     return np.asarray(Image.fromarray(arr).resize(size, resample))
-
-
-def png_bytes(pixels: np.ndarray) -> bytes:
-    """uint8 (H, W), (H, W, 3) or (H, W, 4) -> PNG bytes (fast compression: these are made per request)."""
-    arr = np.asarray(pixels)
-    if arr.dtype != np.uint8 or not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
-        raise RenderError(f"a PNG is made from uint8 (H, W[, 3|4]) pixels, got {arr.dtype} {arr.shape}")
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
-def decode_png(data: bytes) -> np.ndarray:
-    """PNG (or any Pillow-readable) bytes -> pixel array as stored."""
-    with Image.open(io.BytesIO(data)) as img:
-        return np.asarray(img)
 
 
 def render_image(*, rgb: np.ndarray, bands: BandData | None = None, band: str | int | None = None,

@@ -14,21 +14,9 @@ Pixels are 0-based with pixel centres at integers (astropy's ``origin=0``), as i
 from __future__ import annotations
 
 import numpy as np
-from astropy.io import fits
 from astropy.wcs import WCS
 
 from evalcore.sky import rasterise
-
-
-def wcs_from_text(text: str) -> WCS:
-    """The celestial WCS of a FITS header stored as text (newline-separated cards or 80-char cards)."""
-    if not text or not text.strip():
-        raise ValueError("no WCS header")
-    header = fits.Header.fromstring(text, sep="\n" if "\n" in text else "")
-    w = WCS(header, naxis=2)
-    if not w.has_celestial:
-        raise ValueError("the header has no celestial WCS")
-    return w.celestial
 
 
 def transform_pixels(xy: np.ndarray, source: WCS, target: WCS) -> np.ndarray:

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 from astropy.wcs import WCS
 
-from evalcore.formats import fitsbytes, gz3d, imaging, truthfile
+from evalcore.formats import fitsbytes, gz3d, truthfile
+from evalcore.pixels import colour
 from evalcore.synthetic import crowdstats, renderer, volunteers
 from evalcore.synthetic.population import GZ3D_FIELD_ARCSEC, IFU_DIAMETERS, GalaxyParams, _scale_table, draw_galaxy
 
@@ -61,7 +62,7 @@ class SurveySettings:
     @property
     def field_arcsec(self) -> float:
         """The smaller field of the two grids: every galaxy fits in both."""
-        return min(GZ3D_FIELD_ARCSEC, self.size * imaging.LEGACY_SURVEY_PIXEL_SCALE)
+        return min(GZ3D_FIELD_ARCSEC, self.size * colour.LEGACY_SURVEY_PIXEL_SCALE)
 
     def as_dict(self) -> dict:
         return {"n": self.n, "seed": self.seed, "size": self.size, "crowd": self.crowd,
@@ -122,7 +123,7 @@ def cutout_wcs(ra: float, dec: float, size: int) -> WCS:
     w = WCS(naxis=2)
     w.wcs.crpix = [size / 2 + 0.5, size / 2 + 0.5]
     w.wcs.crval = [float(ra), float(dec)]
-    s = imaging.LEGACY_SURVEY_PIXEL_SCALE / 3600
+    s = colour.LEGACY_SURVEY_PIXEL_SCALE / 3600
     w.wcs.cd = np.array([[-s, 0.0], [0.0, s]])
     w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     w.wcs.cunit = ["deg", "deg"]
@@ -219,7 +220,7 @@ def truth_hdu_bytes(spiral: np.ndarray, bar: np.ndarray, params: dict) -> bytear
 def _cutout_cards(wcs: WCS, name: str) -> bytes:
     return fitsbytes.header_cards(wcs.to_header()) + b"".join([
         fitsbytes.card("BANDS", "grz", "planes of the cube"),
-        fitsbytes.card("PIXSCALE", imaging.LEGACY_SURVEY_PIXEL_SCALE, "arcsec / px"),
+        fitsbytes.card("PIXSCALE", colour.LEGACY_SURVEY_PIXEL_SCALE, "arcsec / px"),
         fitsbytes.card("BUNIT", "nanomaggy"),
         fitsbytes.card("SYNTHET", True, "synthetic galaxy (evalsite), not an observation"),
         fitsbytes.card("OBJECT", name),
@@ -251,7 +252,7 @@ def make_galaxy(settings: SurveySettings, index: int) -> GalaxyOutput:
     header = gz3d.make_wcs_header(p.ra, p.dec, (size, size), settings.gz3d_pixel_scale)
     grid = renderer.Grid.from_wcs(WCS(header), (size, size), p.ra, p.dec)
     sub = renderer.render(p, grid, _conditions(noise_rng, "gz3d"), noise_rng)
-    rgb = imaging.grz_to_rgb(sub.bands)
+    rgb = colour.grz_to_rgb(sub.bands)
     draw_ifu_hexagon(rgb, grid, IFU_DIAMETERS[p.ifu_design])
     # tasks do not depend on the crowd: both crowds draw on the same galaxies for the same tasks
     tasks = volunteers.ask_tasks(p, np.random.default_rng([seed, index, 3]))
@@ -287,7 +288,7 @@ def make_galaxy(settings: SurveySettings, index: int) -> GalaxyOutput:
     record = crowdstats.galaxy_record(counts, settings.volunteers, {"spiral": sub.spiral, "bar": sub.bar},
                                       {"spiral": spiral, "bar": bar})
     row = {"name": name, "ra": f"{p.ra:.7f}", "dec": f"{p.dec:.7f}", "redshift": f"{p.redshift:.6f}",
-           "pixel_scale": imaging.LEGACY_SURVEY_PIXEL_SCALE, "manga_id": mid, "file": cut_rel}
+           "pixel_scale": colour.LEGACY_SURVEY_PIXEL_SCALE, "manga_id": mid, "file": cut_rel}
     return GalaxyOutput(index=index, catalogue_row=row, crowd_record=record, morphology=p.morphology)
 
 
@@ -351,7 +352,7 @@ def make_survey(settings: SurveySettings, *, workers: int | None = None, progres
                 progress(1)
     summary = {"settings": settings.as_dict(), "crowd_statistics": tally.summary(),
                "gz3d_pixel_scale_arcsec": round(settings.gz3d_pixel_scale, 6),
-               "cutout_pixel_scale_arcsec": imaging.LEGACY_SURVEY_PIXEL_SCALE, "morphologies": morphologies}
+               "cutout_pixel_scale_arcsec": colour.LEGACY_SURVEY_PIXEL_SCALE, "morphologies": morphologies}
     (out / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))
     return summary
 

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from tqdm import tqdm
 
-from evalcore.formats import gz3d, imaging
+from evalcore.formats import coords, gz3d, imagefiles, pngcodec
 from segmentation import services
 from segmentation.imports.summary import ImportSummary
 from segmentation.models import Galaxy, Mask
@@ -72,7 +72,7 @@ class NothingToImport(ValueError):
 def is_fits_name(name: str) -> bool:
     """A file name with a FITS suffix (``.fits``, ``.fit``, ``.fts``, each optionally ``.gz``), in any case:
     the suffixes ``import_images`` takes for FITS."""
-    return name.lower().endswith(imaging.FITS_SUFFIXES)
+    return name.lower().endswith(imagefiles.FITS_SUFFIXES)
 
 
 def gz3d_files(paths) -> tuple[list[Path], list[Path], list[tuple[str, str]]]:
@@ -163,11 +163,11 @@ def prepare_file(path: Path, *, catalogue: dict | None = None, on_bad_json: str 
     wcs = gz.wcs
     return PreparedFile(
         path=path, image=gz.image, wcs_text=wcs.to_header().tostring(sep="\n"),
-        pixel_scale=round(gz3d.pixel_scale_arcsec(wcs), 6), truth=gz.truth, name=name, match=match,
+        pixel_scale=round(coords.pixel_scale_arcsec(wcs), 6), truth=gz.truth, name=name, match=match,
         defaults=defaults,
         tasks=[_task_result(gz, structure, attr, counts_attr, hdu, on_bad_json)
                for structure, attr, counts_attr, hdu in TASKS],
-        image_png=services.rgb_png_bytes(gz.image),
+        image_png=pngcodec.encode(gz.image),
     )
 
 
@@ -278,7 +278,7 @@ def import_gz3d(paths, *, release: str = DEFAULT_RELEASE, metadata_path=None, on
         looked = "; ".join(f"{where}: {reason}" for where, reason in missing) or ", ".join(str(p) for p in paths)
         raise NothingToImport(
             f"no GZ3D file found ({looked}). A folder is searched, with its subfolders, for files ending in "
-            f"{', '.join(imaging.FITS_SUFFIXES)} (any case)"
+            f"{', '.join(imagefiles.FITS_SUFFIXES)} (any case)"
             + (f"; found only the release's summary tables {', '.join(s.name for s in summaries)}"
                if summaries else ""))
     for where, reason in missing:

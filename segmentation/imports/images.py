@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from tqdm import tqdm
 
-from evalcore.formats import imaging
+from evalcore.formats import coords, imagefiles
 from evalcore.sky import catalogue as cat
 from segmentation import services
 from segmentation.imports.summary import ImportSummary
@@ -92,7 +92,7 @@ class FileIndex:
         self.root = directory.resolve()
         self.by_stem: dict[str, list[Path]] = {}
         for path in sorted(self.root.rglob("*")):
-            stem = imaging.strip_image_suffix(path.name)
+            stem = imagefiles.strip_image_suffix(path.name)
             if stem is not None and path.is_file():
                 self.by_stem.setdefault(stem, []).append(path)
         self.used: set[Path] = set()
@@ -132,10 +132,10 @@ class FileIndex:
 
 
 # --- the import -------------------------------------------------------------------------------------
-def _sky_wcs(data: imaging.ImageData, row: ImageRow, summary: ImportSummary):
+def _sky_wcs(data: imagefiles.ImageData, row: ImageRow, summary: ImportSummary):
     """(wcs, pixel scale arcsec/px) for the image: from the file, else built from the catalogue."""
     if data.wcs is not None:
-        scale = imaging.pixel_scale_arcsec(data.wcs)
+        scale = coords.pixel_scale_arcsec(data.wcs)
         if row.pixel_scale and abs(scale - row.pixel_scale) > PIXEL_SCALE_TOLERANCE * row.pixel_scale:
             summary.warn(row.label, f"pixel_scale {row.pixel_scale} arcsec/px in the catalogue, "
                                     f"{scale:.4g} in the FITS WCS; the WCS is used")
@@ -148,7 +148,7 @@ def _sky_wcs(data: imaging.ImageData, row: ImageRow, summary: ImportSummary):
                                     f"outside the {2 * half_size:.0f} arcsec image; wrong file?")
         return data.wcs, scale
     if row.pixel_scale:
-        return imaging.north_up_wcs(row.ra, row.dec, data.shape, row.pixel_scale), row.pixel_scale
+        return coords.north_up_wcs(row.ra, row.dec, data.shape, row.pixel_scale), row.pixel_scale
     summary.count("images without WCS")
     return None, None
 
@@ -159,7 +159,7 @@ def _separation_arcsec(ra1, dec1, ra2, dec2) -> float:
     return math.degrees(math.acos(max(-1.0, min(1.0, c)))) * 3600
 
 
-def _store_row(row: ImageRow, data: imaging.ImageData, *, kind: str, batch, done: dict,
+def _store_row(row: ImageRow, data: imagefiles.ImageData, *, kind: str, batch, done: dict,
                summary: ImportSummary) -> str:
     wcs, scale = _sky_wcs(data, row, summary)
     with transaction.atomic():
@@ -168,7 +168,7 @@ def _store_row(row: ImageRow, data: imaging.ImageData, *, kind: str, batch, done
             raise RowError(f"galaxy {galaxy.name} already got its {kind} image from {done[galaxy.pk]}")
         _fill_missing(galaxy, row, summary)
         image, status = services.image_store(
-            galaxy=galaxy, kind=kind, rgb=data.rgb, wcs_header=imaging.wcs_to_text(wcs), pixel_scale=scale,
+            galaxy=galaxy, kind=kind, rgb=data.rgb, wcs_header=coords.wcs_to_text(wcs), pixel_scale=scale,
             bands=data.bands, raw_fits=data.raw_fits, batch=batch,
         )
         if data.truth is not None:
@@ -221,9 +221,9 @@ def import_images(*, directory, rows: list[ImageRow], kind: str = Image.Kind.SUR
         try:
             path = index.for_row(row)
             where = f"{row.label}: {path.relative_to(index.root)}"
-            data = imaging.read_image(path, **limits)
+            data = imagefiles.read_image(path, **limits)
             status = _store_row(row, data, kind=kind, batch=batch, done=done, summary=summary)
-        except (RowError, imaging.ImageFileError, ValueError, IntegrityError) as exc:
+        except (RowError, imagefiles.ImageFileError, ValueError, IntegrityError) as exc:
             summary.fail(where, str(exc))
             continue
         if status == "created":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from evalcore.formats import maskcodec
+from evalcore.formats import coords, maskcodec
 from evalcore.sky import reproject as sky
 from segmentation import services
 from segmentation.models import Galaxy, Image, Mask, Producer, VolunteerClassification
@@ -19,9 +19,12 @@ REPROJECTED_PRODUCERS = (Producer.Kind.VOLUNTEERS, Producer.Kind.TRUTH)
 
 def _wcs(image: Image):
     try:
-        return sky.wcs_from_text(image.wcs_header)
-    except Exception as exc:  # astropy raises several types for a broken header
+        wcs = coords.wcs_from_text(image.wcs_header)
+    except coords.WCSError as exc:
         raise ValueError(f"{image}: no usable WCS ({exc})") from None
+    if wcs is None:
+        raise ValueError(f"{image}: no usable WCS (none stored, or not celestial)")
+    return wcs
 
 
 def _numerators(mask: Mask):

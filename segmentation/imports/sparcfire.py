@@ -20,7 +20,7 @@ from django.db.models import Q
 from tqdm import tqdm
 
 from evalcore.arcfinder import sparcfire_output as so
-from evalcore.formats import imaging
+from evalcore.formats import coords, imagefiles
 from segmentation import services
 from segmentation.imports.summary import ImportSummary
 from segmentation.models import Galaxy, Image, ImportBatch, Mask, Producer
@@ -62,7 +62,7 @@ def _input_file(images_dir: Path | None, name: str) -> Path | None:
     return None
 
 
-def _image_from_fits(galaxy: Galaxy, data: imaging.ImageData, batch) -> Image:
+def _image_from_fits(galaxy: Galaxy, data: imagefiles.ImageData, batch) -> Image:
     """The galaxy's image with these pixels, or a new OTHER-kind image from the FITS."""
     digest = services.pixels_hash(data.rgb)
     same = galaxy.images.filter(content_hash=digest).first()
@@ -70,8 +70,8 @@ def _image_from_fits(galaxy: Galaxy, data: imaging.ImageData, batch) -> Image:
         return same
     wcs = data.wcs
     image, _ = services.image_store(
-        galaxy=galaxy, kind=Image.Kind.OTHER, rgb=data.rgb, wcs_header=imaging.wcs_to_text(wcs),
-        pixel_scale=imaging.pixel_scale_arcsec(wcs) if wcs is not None else None, bands=data.bands,
+        galaxy=galaxy, kind=Image.Kind.OTHER, rgb=data.rgb, wcs_header=coords.wcs_to_text(wcs),
+        pixel_scale=coords.pixel_scale_arcsec(wcs) if wcs is not None else None, bands=data.bands,
         raw_fits=data.raw_fits, batch=batch,
     )
     return image
@@ -108,8 +108,8 @@ def import_galaxy(*, directory: Path, name: str, folder: Path, images_dir: Path 
     if fits_path is not None:
         limits = {"max_pixels": settings.EVALSITE_MAX_IMAGE_PIXELS, "max_bytes": settings.EVALSITE_MAX_FILE_BYTES}
         try:
-            data = imaging.read_image(fits_path, **limits)
-        except imaging.ImageFileError as exc:
+            data = imagefiles.read_image(fits_path, **limits)
+        except imagefiles.ImageFileError as exc:
             raise GalaxyImportError(f"input image {fits_path.name}: {exc}") from None
     out = so.read_galaxy(directory, name, folder, input_shape=data.shape if data is not None else None)
     if data is not None and data.shape != out.mask.shape:

@@ -7,6 +7,7 @@ from django.contrib.auth.models import Permission
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
+from evalcore.formats import pngcodec
 from evalcore.pixels import rendering
 from segmentation import services
 from segmentation.models import Galaxy, Image, Mask
@@ -45,7 +46,7 @@ def png(response) -> np.ndarray:
     assert response.status_code == 200, response.content[:300]
     assert response["Content-Type"] == "image/png"
     assert response.content[:8] == b"\x89PNG\r\n\x1a\n"
-    return rendering.decode_png(response.content)
+    return pngcodec.decode(response.content)
 
 
 # --- permissions -------------------------------------------------------------------------------------------
@@ -391,6 +392,6 @@ def test_stored_png_round_trips_through_the_endpoint(client, users, data):
     """The colour rendering returns exactly the stored pixels (no re-encoding loss)."""
     login(client, users["viewer"])
     with data.image.file.open("rb") as fh:
-        stored = rendering.decode_png(fh.read())
+        stored = pngcodec.decode(fh.read())
     served = png(client.get(reverse("segmentation:image-png", args=[data.image.pk]), {"stretch": "colour"}))
     assert np.array_equal(served, stored[..., :3])

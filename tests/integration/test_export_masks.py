@@ -11,6 +11,7 @@ from astropy.wcs import WCS
 from django.core.management import CommandError, call_command
 from test_measurements_support import PIXEL_SCALE, disk_image, galaxy_with_image, producer, store_bar
 
+from evalcore.formats import coords
 from evalcore.measure import MEASUREMENT_CODE_VERSION
 from segmentation import measurements, services
 
@@ -117,16 +118,14 @@ def test_selection_by_name_and_synthetic_and_clear_errors(db, tmp_path):
 
 
 def test_primary_holds_the_imported_band_data_when_there_is_some(db, tmp_path):
-    from evalcore.formats import imaging
-
     galaxy, _ = services.galaxy_upsert(name="BANDS", defaults={"ra": 10.0, "dec": -5.0})
     cube = np.random.default_rng(1).normal(size=(3, 32, 32)).astype(np.float32)
-    wcs = imaging.north_up_wcs(10.0, -5.0, (32, 32), 0.262)
+    wcs = coords.north_up_wcs(10.0, -5.0, (32, 32), 0.262)
     buf = io.BytesIO()
     fits.PrimaryHDU(data=cube, header=wcs.to_header()).writeto(buf)
     rgb = np.zeros((32, 32, 3), np.uint8)
     image, _ = services.image_store(galaxy=galaxy, kind="survey_cutout", rgb=rgb, pixel_scale=0.262,
-                                    wcs_header=imaging.wcs_to_text(wcs), raw_fits=buf.getvalue(), bands="grz")
+                                    wcs_header=coords.wcs_to_text(wcs), raw_fits=buf.getvalue(), bands="grz")
     store_bar(galaxy, image, producer("model"), slice(10, 12), slice(5, 25))
     export(tmp_path)
     with fits.open(tmp_path / "BANDS.fits") as hdul:

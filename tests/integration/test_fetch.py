@@ -12,7 +12,8 @@ from astropy.table import Table
 from astropy.wcs import WCS
 from django.core.management import CommandError, call_command
 
-from evalcore.formats import gz3d, imaging
+from evalcore.formats import coords, gz3d
+from evalcore.pixels import colour
 from evalcore.sky import downloads
 from segmentation import services
 from segmentation.models import Galaxy, ImportBatch, Mask
@@ -159,8 +160,8 @@ def test_fetch_cutouts_downloads_and_imports_a_cutout_per_galaxy(db, server, tmp
     for name in ("NGC 1", "NGC/2"):
         image = Galaxy.objects.get(name=name).images.get(kind="survey_cutout")
         assert (image.width, image.height, image.pixel_scale) == (size, size, pytest.approx(0.262))
-        np.testing.assert_array_equal(image_rgb(image), imaging.grz_to_rgb(cubes[name][:, ::-1, :]))
-        ra, dec = imaging.wcs_from_text(image.wcs_header).pixel_to_world_values((size - 1) / 2, (size - 1) / 2)
+        np.testing.assert_array_equal(image_rgb(image), colour.grz_to_rgb(cubes[name][:, ::-1, :]))
+        ra, dec = coords.wcs_from_text(image.wcs_header).pixel_to_world_values((size - 1) / 2, (size - 1) / 2)
         g = Galaxy.objects.get(name=name)
         assert (float(ra), float(dec)) == pytest.approx((g.ra, g.dec), abs=0.3 / 3600)
     assert ImportBatch.objects.filter(kind="images").get().summary["imported"] == 2

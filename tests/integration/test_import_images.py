@@ -8,7 +8,8 @@ from astropy.wcs import WCS
 from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 
-from evalcore.formats import imaging, truthfile
+from evalcore.formats import coords, truthfile
+from evalcore.pixels import colour
 from segmentation import services
 from segmentation.models import Galaxy, Image, ImportBatch, Mask
 from segmentation.selectors import image_rgb
@@ -64,9 +65,9 @@ def test_fits_png_and_jpeg_are_imported_with_wcs_and_identifiers(db, folder, tmp
     im1 = g1.images.get(kind="survey_cutout")
     assert (im1.width, im1.height, im1.bands) == (16, 16, "grz asinh (Legacy Survey)")
     assert im1.pixel_scale == pytest.approx(SCALE)
-    np.testing.assert_array_equal(image_rgb(im1), imaging.grz_to_rgb(cube[:, ::-1, :]))
-    w = imaging.wcs_from_text(im1.wcs_header)
-    assert imaging.north_is_up(w, (16, 16))
+    np.testing.assert_array_equal(image_rgb(im1), colour.grz_to_rgb(cube[:, ::-1, :]))
+    w = coords.wcs_from_text(im1.wcs_header)
+    assert coords.north_is_up(w, (16, 16))
     with im1.raw.open("rb") as fh:
         np.testing.assert_array_equal(fits.getdata(io.BytesIO(fh.read())), cube[:, ::-1, :])
 
@@ -75,7 +76,7 @@ def test_fits_png_and_jpeg_are_imported_with_wcs_and_identifiers(db, folder, tmp
     im2 = g2.images.get()
     np.testing.assert_array_equal(image_rgb(im2), rgb)
     assert im2.pixel_scale == 0.5 and not im2.raw
-    built = imaging.wcs_from_text(im2.wcs_header)  # from ra/dec + pixel_scale: centred, north up
+    built = coords.wcs_from_text(im2.wcs_header)  # from ra/dec + pixel_scale: centred, north up
     ra, dec = built.pixel_to_world_values(4.5, 5.5)
     assert (float(ra), float(dec)) == pytest.approx((151.0, 3.0))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from evalcore.formats import imaging
+from evalcore.formats import coords
 from evalcore.sky.splits import split_for
 from segmentation import services
 
@@ -31,8 +31,8 @@ def galaxy_with_image(name: str, *, ra: float | None = 150.0, dec: float | None 
         "ra": ra, "dec": dec, "redshift": redshift, "axis_ratio": axis_ratio, "position_angle": position_angle,
         "synthetic": synthetic, "truth": truth})
     rgb = disk_image() if rgb is None else rgb
-    wcs = imaging.north_up_wcs(ra, dec, rgb.shape[:2], pixel_scale) if ra is not None and pixel_scale else None
-    image, _ = services.image_store(galaxy=galaxy, kind=kind, rgb=rgb, wcs_header=imaging.wcs_to_text(wcs),
+    wcs = coords.north_up_wcs(ra, dec, rgb.shape[:2], pixel_scale) if ra is not None and pixel_scale else None
+    image, _ = services.image_store(galaxy=galaxy, kind=kind, rgb=rgb, wcs_header=coords.wcs_to_text(wcs),
                                     pixel_scale=pixel_scale)
     return galaxy, image
 

@@ -28,7 +28,7 @@ from storages.backends.s3 import S3Storage
 from test_blinding_crawl import Crawler, walk_raters
 from test_rating_data import build_study
 
-from evalcore.pixels import rendering
+from evalcore.formats import pngcodec
 from ratings import services
 from ratings.models import Assignment, PanelImage
 from segmentation.models import Image, Mask
@@ -191,11 +191,11 @@ def test_staff_pages_and_renderings_work_with_s3(s3_media, client, django_user_m
         assert client.get(url).status_code == 200, url
     response = client.get(reverse("segmentation:image-png", args=[data.image.pk]), {"stretch": "colour"})
     assert (response.status_code, response["Content-Type"]) == (200, "image/png")
-    stored = rendering.decode_png(s3_media.body(data.image.file.name))
-    assert np.array_equal(rendering.decode_png(response.content), stored[..., :3])
+    stored = pngcodec.decode(s3_media.body(data.image.file.name))
+    assert np.array_equal(pngcodec.decode(response.content), stored[..., :3])
     response = client.get(reverse("segmentation:image-png", args=[data.image.pk]), {"band": "g"})
     assert (response.status_code, response["Content-Type"]) == (200, "image/png")
     assert response["X-Render-Source"] == "band data: g"  # the raw FITS was read back from the bucket
     response = client.get(reverse("segmentation:mask-png", args=[mask.pk]))
     assert (response.status_code, response["Content-Type"]) == (200, "image/png")
-    assert rendering.decode_png(response.content).shape == (*stored.shape[:2], 4)
+    assert pngcodec.decode(response.content).shape == (*stored.shape[:2], 4)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from evalcore.formats import gz3d
+from evalcore.formats import coords, gz3d
 from evalcore.sky import reproject
 
 RA, DEC = 150.0, 2.0
@@ -11,12 +11,14 @@ def wcs(shape, scale, ra=RA, dec=DEC):
     return gz3d.celestial_wcs(gz3d.make_wcs_header(ra, dec, shape, scale))
 
 
-def test_header_text_round_trip_and_missing_wcs_is_refused():
+def test_header_text_round_trip_and_missing_wcs_is_none():
     w = wcs((60, 60), 0.099)
-    again = reproject.wcs_from_text(w.to_header().tostring(sep="\n"))
+    again = coords.wcs_from_text(w.to_header().tostring(sep="\n"))
     assert np.allclose(again.wcs.crval, w.wcs.crval) and np.allclose(again.wcs.crpix, w.wcs.crpix)
-    with pytest.raises(ValueError, match="no WCS header"):
-        reproject.wcs_from_text("")
+    assert coords.wcs_from_text("") is None
+    assert coords.wcs_from_text("COMMENT no coordinates here") is None
+    with pytest.raises(coords.WCSError):
+        coords.wcs_from_text("CTYPE1  = 'RA---TAN'\nCTYPE2  = 'RA---TAN'")  # two longitudes
 
 
 def test_pixels_move_to_the_same_sky_position():

@@ -8,7 +8,7 @@ from astropy.io import fits
 from gz3d_samples import bar_drawings, metadata, picture, spiral_drawings
 from synthetic_fits_reference import astropy_gz3d_bytes
 
-from evalcore.formats import fitsbytes, gz3d, truthfile
+from evalcore.formats import coords, fitsbytes, gz3d, truthfile
 from evalcore.synthetic import survey
 
 
@@ -119,4 +119,4 @@ def test_make_wcs_header_can_stand_for_the_celestial_header_of_hdus_1_to_4(ra, d
     raw = gz3d.gz3d_bytes(**kwargs, celestial_header=kwargs["header"])
     assert raw == gz3d.gz3d_bytes(**kwargs)
     with fits.open(io.BytesIO(raw)) as hdul:
-        assert gz3d.pixel_scale_arcsec(gz3d.celestial_wcs(hdul[3].header)) == pytest.approx(scale, rel=1e-9)
+        assert coords.pixel_scale_arcsec(gz3d.celestial_wcs(hdul[3].header)) == pytest.approx(scale, rel=1e-9)

@@ -9,7 +9,8 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from PIL import Image as PILImage
 
-from evalcore.formats import imaging, truthfile
+from evalcore.formats import coords, imagefiles, truthfile
+from evalcore.pixels import colour
 
 LIMITS = {"max_pixels": 10_000, "max_bytes": 2_000_000}
 SCALE = 0.262  # arcsec / px
@@ -39,19 +40,19 @@ def test_grz_cube_becomes_legacy_rgb_with_north_on_row_zero(tmp_path):
     cube = np.zeros((3, *shape), np.float32)
     cube[:, 17, 4] = 2.0  # FITS row 17 of 20: near the top of the sky picture (north)
     path = write_cube(tmp_path / "c.fits", cube, legacy_wcs(shape))
-    data = imaging.read_image(path, **LIMITS)
+    data = imagefiles.read_image(path, **LIMITS)
     assert data.format == "fits" and data.flipped
     assert data.bands == "grz asinh (Legacy Survey)"
     assert data.rgb.shape == (20, 30, 3) and data.rgb.dtype == np.uint8
-    np.testing.assert_array_equal(data.rgb, imaging.grz_to_rgb(cube[:, ::-1, :]))
+    np.testing.assert_array_equal(data.rgb, colour.grz_to_rgb(cube[:, ::-1, :]))
     brightest = np.unravel_index(np.argmax(data.rgb.sum(axis=2)), shape)
     assert brightest == (2, 4)  # 20 - 1 - 17
     # the stored WCS describes the flipped grid: that pixel is still at the same sky position
     sky_before = legacy_wcs(shape).pixel_to_world_values(4, 17)
     sky_after = data.wcs.pixel_to_world_values(4, 2)
     np.testing.assert_allclose(sky_after, sky_before, atol=1e-10)
-    assert imaging.north_is_up(data.wcs, shape)
-    assert imaging.pixel_scale_arcsec(data.wcs) == pytest.approx(SCALE)
+    assert coords.north_is_up(data.wcs, shape)
+    assert coords.pixel_scale_arcsec(data.wcs) == pytest.approx(SCALE)
     raw = fits.open(io.BytesIO(data.raw_fits))
     np.testing.assert_array_equal(raw[0].data, cube[:, ::-1, :])
     assert [raw[0].header[f"BAND{i}"] for i in range(3)] == ["g", "r", "z"]
@@ -60,18 +61,18 @@ def test_grz_cube_becomes_legacy_rgb_with_north_on_row_zero(tmp_path):
 def test_band_order_comes_from_the_header(tmp_path):
     cube = np.zeros((3, 8, 8), np.float32)
     cube[0] = 1.0  # the z band, per the header
-    data = imaging.read_image(write_cube(tmp_path / "z.fits", cube, legacy_wcs((8, 8)), bands="zrg"), **LIMITS)
+    data = imagefiles.read_image(write_cube(tmp_path / "z.fits", cube, legacy_wcs((8, 8)), bands="zrg"), **LIMITS)
     assert data.bands == "zrg asinh (Legacy Survey)"
     red, green, blue = data.rgb[0, 0]
     assert red > green and red > blue
 
 
 def test_file_already_north_up_is_not_flipped(tmp_path):
-    wcs = imaging.north_up_wcs(150.0, 2.0, (8, 8), SCALE)
+    wcs = coords.north_up_wcs(150.0, 2.0, (8, 8), SCALE)
     cube = np.arange(3 * 64, dtype=np.float32).reshape(3, 8, 8) / 100
-    data = imaging.read_image(write_cube(tmp_path / "n.fits", cube, wcs), **LIMITS)
+    data = imagefiles.read_image(write_cube(tmp_path / "n.fits", cube, wcs), **LIMITS)
     assert not data.flipped
-    np.testing.assert_array_equal(data.rgb, imaging.grz_to_rgb(cube))
+    np.testing.assert_array_equal(data.rgb, colour.grz_to_rgb(cube))
 
 
 def test_single_band_is_a_grey_asinh_stretch_and_truth_follows_the_flip(tmp_path):
@@ -85,7 +86,7 @@ def test_single_band_is_a_grey_asinh_stretch_and_truth_follows_the_flip(tmp_path
     header["FILTER"] = "r"
     hdus = [fits.PrimaryHDU(plane, header), *truthfile.truth_hdus(spiral, bar, {"arms": 2})]
     fits.HDUList(hdus).writeto(tmp_path / "r.fits")
-    data = imaging.read_image(tmp_path / "r.fits", **LIMITS)
+    data = imagefiles.read_image(tmp_path / "r.fits", **LIMITS)
     assert data.wcs is None and data.flipped  # no WCS: the FITS convention (first row at the bottom)
     assert data.bands.startswith("r asinh")
     assert np.all(data.rgb[..., 0] == data.rgb[..., 1]) and np.all(data.rgb[..., 1] == data.rgb[..., 2])
@@ -99,8 +100,8 @@ def test_gzipped_fits_reads_like_the_plain_file(tmp_path):
     cube = np.ones((3, 6, 6), np.float32) * 0.1
     plain = write_cube(tmp_path / "p.fits", cube, legacy_wcs((6, 6)))
     (tmp_path / "p.fits.gz").write_bytes(gzip.compress(plain.read_bytes()))
-    a = imaging.read_image(plain, **LIMITS)
-    b = imaging.read_image(tmp_path / "p.fits.gz", **LIMITS)
+    a = imagefiles.read_image(plain, **LIMITS)
+    b = imagefiles.read_image(tmp_path / "p.fits.gz", **LIMITS)
     np.testing.assert_array_equal(a.rgb, b.rgb)
 
 
@@ -109,10 +110,10 @@ def test_png_and_jpeg_keep_their_rows(tmp_path):
     rgb[:4, :, 0] = 255  # a red top band (JPEG subsamples colour in 2x2 blocks)
     PILImage.fromarray(rgb).save(tmp_path / "a.png")
     PILImage.fromarray(rgb).save(tmp_path / "a.jpg", quality=95)
-    png = imaging.read_image(tmp_path / "a.png", **LIMITS)
+    png = imagefiles.read_image(tmp_path / "a.png", **LIMITS)
     assert png.format == "png" and png.bands == "RGB" and png.wcs is None and png.raw_fits is None
     np.testing.assert_array_equal(png.rgb, rgb)
-    jpg = imaging.read_image(tmp_path / "a.jpg", **LIMITS)
+    jpg = imagefiles.read_image(tmp_path / "a.jpg", **LIMITS)
     assert jpg.format == "jpeg" and jpg.rgb.shape == (16, 12, 3)
     assert jpg.rgb[1, 5, 0] > 200 and jpg.rgb[10, 5, 0] < 60
 
@@ -120,7 +121,7 @@ def test_png_and_jpeg_keep_their_rows(tmp_path):
 def test_grey_png_becomes_three_equal_planes(tmp_path):
     grey = (np.arange(48).reshape(6, 8) * 5).astype(np.uint8)
     PILImage.fromarray(grey, mode="L").save(tmp_path / "g.png")
-    data = imaging.read_image(tmp_path / "g.png", **LIMITS)
+    data = imagefiles.read_image(tmp_path / "g.png", **LIMITS)
     np.testing.assert_array_equal(data.rgb, np.repeat(grey[..., None], 3, axis=2))
 
 
@@ -131,7 +132,7 @@ def test_grey_png_becomes_three_equal_planes(tmp_path):
     ("big_png", "more than the limit of 10000 pixels"),
     ("big_file", "more than the limit of 2000000"),
     ("gzip_bomb", "decompresses to more than the limit"),
-    ("truncated_gzip", "truncated gzip"),
+    ("truncated_gzip", "truncated or corrupt gzip"),
     ("truncated_png", "cannot decode"),
     ("text", "not a FITS, PNG or JPEG file"),
     ("empty", "empty"),
@@ -174,24 +175,24 @@ def test_bad_files_are_refused_with_a_specific_reason(tmp_path, case, message):
         path.write_bytes(buf.getvalue()[:2880 + 4000])
     elif case == "unknown_band":
         write_cube(path, np.zeros((3, 8, 8), np.float32), bands="ugi")
-    with pytest.raises(imaging.ImageFileError, match=message), warnings.catch_warnings():
+    with pytest.raises(imagefiles.ImageFileError, match=message), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # astropy also warns about truncated files
-        imaging.read_image(path, **LIMITS)
+        imagefiles.read_image(path, **LIMITS)
 
 
 def test_wcs_text_round_trip_and_flip_is_an_involution():
-    wcs = imaging.north_up_wcs(10.0, -30.0, (50, 40), 0.5)
-    back = imaging.wcs_from_text(imaging.wcs_to_text(wcs))
+    wcs = coords.north_up_wcs(10.0, -30.0, (50, 40), 0.5)
+    back = coords.wcs_from_text(coords.wcs_to_text(wcs))
     np.testing.assert_allclose(back.pixel_to_world_values(3, 7), wcs.pixel_to_world_values(3, 7), atol=1e-10)
-    twice = imaging.flip_rows_wcs(imaging.flip_rows_wcs(wcs, 50), 50)
+    twice = coords.flip_rows_wcs(coords.flip_rows_wcs(wcs, 50), 50)
     np.testing.assert_allclose(twice.pixel_to_world_values(3, 7), wcs.pixel_to_world_values(3, 7), atol=1e-10)
-    flipped = imaging.flip_rows_wcs(wcs, 50)
+    flipped = coords.flip_rows_wcs(wcs, 50)
     np.testing.assert_allclose(flipped.pixel_to_world_values(3, 49 - 7), wcs.pixel_to_world_values(3, 7), atol=1e-10)
-    assert imaging.wcs_from_text("") is None
+    assert coords.wcs_from_text("") is None
 
 
 def test_north_up_wcs_puts_north_at_row_zero_and_east_left():
-    wcs = imaging.north_up_wcs(150.0, 2.0, (21, 21), 1.0)
+    wcs = coords.north_up_wcs(150.0, 2.0, (21, 21), 1.0)
     ra0, dec0 = wcs.pixel_to_world_values(10, 10)
     assert (float(ra0), float(dec0)) == pytest.approx((150.0, 2.0))
     _, dec_top = wcs.pixel_to_world_values(10, 0)
@@ -200,10 +201,10 @@ def test_north_up_wcs_puts_north_at_row_zero_and_east_left():
 
 
 def test_mono_stretch_of_a_flat_image_is_black_not_an_error():
-    assert not imaging.mono_to_rgb(np.full((4, 4), 7.0)).any()
+    assert not colour.mono_to_rgb(np.full((4, 4), 7.0)).any()
 
 
 def test_strip_image_suffix():
-    assert imaging.strip_image_suffix("NGC 1300.fits.gz") == "NGC 1300"
-    assert imaging.strip_image_suffix("a.JPEG") == "a"
-    assert imaging.strip_image_suffix("notes.txt") is None
+    assert imagefiles.strip_image_suffix("NGC 1300.fits.gz") == "NGC 1300"
+    assert imagefiles.strip_image_suffix("a.JPEG") == "a"
+    assert imagefiles.strip_image_suffix("notes.txt") is None
