@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from ratings.models import Answer, AnswerRevision, BlindingGuess, Candidate, Item, Quality, Rater, Study
+from evalcore import vocabulary
+from ratings.models import Answer, AnswerRevision, BlindingGuess, Candidate, Item, Rater, Study
 from segmentation.models import Producer
 
 RAW_COLUMNS = (
@@ -35,14 +36,12 @@ GUESS_COLUMNS = ("study", "rater", "item", "structure", "panel_position", "true_
                  "n_choices")
 ATTENTION_PASS_MAX_QUALITY = 1  # the wrong mask must be rated "Mostly poorly" or "Totally failed"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-QUALITY_LABELS = dict(Quality.choices)
+QUALITY_LABELS = vocabulary.QUALITY_FULL_LABELS
 
 
 def source_labels(study: Study) -> dict[int, str]:
     """producer id -> the unblinded source name in exports: its kind, or kind:name version if two share a kind."""
-    producers = list(study.sources.all())
-    kinds = [p.kind for p in producers]
-    return {p.pk: (p.kind if kinds.count(p.kind) == 1 else f"{p.kind}:{p.name} {p.version}") for p in producers}
+    return vocabulary.source_labels((p.pk, p.kind, p.name, p.version) for p in study.sources.all())
 
 
 def answer_rows(study: Study) -> Iterator[dict]:

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from evalcore import vocabulary
 from segmentation.models import Galaxy, Mask, Producer, Structure
 
 
@@ -24,11 +25,7 @@ def new_token() -> str:
     return secrets.token_urlsafe(18)
 
 
-class Quality(models.IntegerChoices):
-    FAILED = 0, "Totally failed"
-    POORLY = 1, "Mostly poorly (some major errors)"
-    WELL = 2, "Mostly well (some minor errors)"
-    PERFECT = 3, "Perfectly"
+Quality = models.IntegerChoices("Quality", vocabulary.choices(vocabulary.QUALITY_FULL_LABELS, vocabulary.QUALITY_NAMES))
 
 
 class Study(models.Model):

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
+from evalcore import vocabulary
 from evalcore.measure import MEASUREMENT_CODE_VERSION
 from evalcore.measure.agreement import AgreementReport
 from evalcore.measure.bar import measure_bar
@@ -512,22 +513,18 @@ def source_values(*, structure: str, attribute: str, sources: Iterable[str] = DE
     out: dict[str, SourceValues] = {}
     producers = {p.pk: p for p in Producer.objects.filter(pk__in=[m.producer_id for m in rows])}
 
-    def label(producer: Producer) -> str:
-        if len(by_kind.get(producer.kind, ())) > 1:
-            return f"{producer.kind}: {producer.name} {producer.version}"
-        return producer.kind
-
+    labels = vocabulary.source_labels((p.pk, p.kind, p.name, p.version) for p in producers.values())
     for kind in sources:
         ids = sorted(by_kind.get(kind, ()))
         for pid in ids or [None]:
-            name = label(producers[pid]) if pid else kind
+            name = labels[pid] if pid else kind
             out[name] = SourceValues(label=name)
     keys = {}
     for mask in rows:
         g = mask.galaxy
         key = g.name if len(images_of[g.pk]) == 1 else f"{g.name} [{mask.image.kind}]"
         keys[key] = g
-        entry = out[label(producers[mask.producer_id])]
+        entry = out[labels[mask.producer_id]]
         if mask.state == Mask.State.NOT_ASKED:
             entry.values[key] = (None, None, f"{structure} not asked of this source")
         elif mask.state == Mask.State.EMPTY:

@@ -10,12 +10,10 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from evalcore import vocabulary
 from evalcore.formats import maskcodec
 
-
-class Structure(models.TextChoices):
-    SPIRAL = "spiral", "Spiral arms"
-    BAR = "bar", "Bar"
+Structure = models.TextChoices("Structure", vocabulary.choices(vocabulary.STRUCTURE_LABELS))
 
 
 class ImportBatch(models.Model):
@@ -115,11 +113,7 @@ class Producer(models.Model):
     New sources plug in as new rows; ``parameters`` and ``code_version`` make each one reproducible.
     """
 
-    class Kind(models.TextChoices):
-        VOLUNTEERS = "volunteers", "Volunteers"
-        MODEL = "model", "Model"
-        SPARCFIRE = "sparcfire", "Arc finder (SpArcFiRe method)"
-        TRUTH = "truth", "Ground truth (synthetic)"
+    Kind = models.TextChoices("Kind", vocabulary.choices(vocabulary.SOURCE_LABELS))
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     name = models.CharField(max_length=100, help_text="e.g. 'GZ3D v4_0_0', 'unet-resnet18 v3', 'sparcfire-py'.")
@@ -149,10 +143,7 @@ class Mask(models.Model):
     Immutable: services create a new Mask when content changes and flip ``is_current``.
     """
 
-    class State(models.TextChoices):
-        NOT_ASKED = "not_asked", "Not asked"
-        EMPTY = "empty", "Asked, nothing marked"
-        MARKED = "marked", "Marked"
+    State = models.TextChoices("State", vocabulary.choices(vocabulary.MASK_STATE_LABELS))
 
     galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="masks")
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="masks")

@@ -27,13 +27,12 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from evalcore.vocabulary import SPLITS, STRUCTURES
 from evalsite.version import code_version
 from segmentation import services
 from segmentation.models import Image, Mask, ModelVersion, Producer
 from segmentation.selectors import image_rgb
 
-STRUCTURES = ("spiral", "bar")
-SPLITS = ("train", "val", "test")
 NOT_ASKED = "not asked"  # how training.manifest writes a structure that was not asked
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STRUCTURES = ("spiral", "bar")
+from evalcore.vocabulary import STRUCTURES  # noqa: F401 - the structures a source makes masks of
 
 
 @dataclass

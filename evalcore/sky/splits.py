@@ -25,8 +25,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-TRAIN, VAL, TEST = "train", "val", "test"
-SPLITS = (TRAIN, VAL, TEST)
+from evalcore.vocabulary import SPLITS, TEST, TRAIN, VAL
+
 FRACTIONS = (0.7, 0.1, 0.2)
 CELL_ARCMIN = 1.0
 VERSION = "v1"

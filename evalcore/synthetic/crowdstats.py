@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STRUCTURES = ("spiral", "bar")
+from evalcore.vocabulary import STRUCTURES
 
 
 def iou_by_threshold(counts: np.ndarray, n: int, truth: np.ndarray) -> np.ndarray:

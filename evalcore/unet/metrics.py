@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STRUCTURES = ("spiral", "bar")
+from evalcore.vocabulary import STRUCTURES
+
 THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 0.951, 0.05))
 REPORT_THRESHOLDS = (0.2, 0.35, 0.5)
 # Fractions k/n come out of storage as float32, where e.g. 7/20 is 0.34999999: a pixel exactly at a threshold

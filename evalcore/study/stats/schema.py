@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-QUALITY_LABELS = {0: "Totally failed", 1: "Mostly poorly", 2: "Mostly well", 3: "Perfectly"}
-QUALITY_LEVELS = tuple(QUALITY_LABELS)  # 0..3, passed explicitly wherever a scale is needed
-MOSTLY_WELL = 2  # "Mostly well (some minor errors)" or better is the study's headline threshold
+# QUALITY_LEVELS (0..3) is passed explicitly wherever a scale is needed; "Mostly well (some minor errors)"
+# or better (MOSTLY_WELL) is the study's headline threshold.
+from evalcore.vocabulary import MOSTLY_WELL, QUALITY_LABELS, QUALITY_LEVELS  # noqa: F401
+
 ITEM_KINDS = ("real", "repeat", "attention")
 
 ANSWER_COLUMNS = (
