@@ -4,7 +4,7 @@ Building an astropy ``BinTableHDU`` costs milliseconds of ``Column`` / ``Card`` 
 table, several times the work of the data itself; the synthetic survey writes seven tables per galaxy.
 Here an HDU is its header cards (80 bytes each, formatted as astropy formats them), ``END``, blank
 padding to a 2880-byte block, then the big-endian data padded with zeros: the same bytes astropy
-writes for the same HDU (tests/unit/test_synthetic_fitsbytes.py compares them), at a fraction of the
+writes for the same HDU (tests/unit/formats/test_fitsbytes.py compares them), at a fraction of the
 cost. Only what the synthetic writers need: integer/float/uint8 images and binary tables of K, D, L
 and A columns.
 """
