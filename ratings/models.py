@@ -25,7 +25,8 @@ def new_token() -> str:
     return secrets.token_urlsafe(18)
 
 
-Quality = models.IntegerChoices("Quality", vocabulary.choices(vocabulary.QUALITY_FULL_LABELS, vocabulary.QUALITY_NAMES))
+Quality = models.IntegerChoices("Quality", vocabulary.choices(vocabulary.QUALITY_FULL_LABELS, vocabulary.QUALITY_NAMES),
+                                 module=__name__)
 
 
 class Study(models.Model):

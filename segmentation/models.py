@@ -13,7 +13,7 @@ from django.db.models import Q
 from evalcore import vocabulary
 from evalcore.formats import maskcodec
 
-Structure = models.TextChoices("Structure", vocabulary.choices(vocabulary.STRUCTURE_LABELS))
+Structure = models.TextChoices("Structure", vocabulary.choices(vocabulary.STRUCTURE_LABELS), module=__name__)
 
 
 class ImportBatch(models.Model):
@@ -113,7 +113,8 @@ class Producer(models.Model):
     New sources plug in as new rows; ``parameters`` and ``code_version`` make each one reproducible.
     """
 
-    Kind = models.TextChoices("Kind", vocabulary.choices(vocabulary.SOURCE_LABELS))
+    Kind = models.TextChoices("Kind", vocabulary.choices(vocabulary.SOURCE_LABELS), module=__name__,
+                              qualname="Producer.Kind")
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     name = models.CharField(max_length=100, help_text="e.g. 'GZ3D v4_0_0', 'unet-resnet18 v3', 'sparcfire-py'.")
@@ -143,7 +144,8 @@ class Mask(models.Model):
     Immutable: services create a new Mask when content changes and flip ``is_current``.
     """
 
-    State = models.TextChoices("State", vocabulary.choices(vocabulary.MASK_STATE_LABELS))
+    State = models.TextChoices("State", vocabulary.choices(vocabulary.MASK_STATE_LABELS), module=__name__,
+                               qualname="Mask.State")
 
     galaxy = models.ForeignKey(Galaxy, on_delete=models.CASCADE, related_name="masks")
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="masks")
