@@ -9,25 +9,17 @@ from django.urls import reverse
 
 from evalcore.formats import pngcodec
 from evalcore.pixels import rendering
-from segmentation import services
 from segmentation.models import Galaxy, Image, Mask
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import classifications_replace, mask_store
 from tests.admin_testdata import STAR, VOLUNTEERS, images_for, make_galaxy
+from tests.factories import PASSWORD, StaffFactory
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "integration-pass-1"
-
-
 @pytest.fixture
-def users(django_user_model):
-    make = django_user_model.objects.create_user
-    admin = make(username="alice", password=PASSWORD, is_staff=True, is_superuser=True)
-    viewer = make(username="bob", password=PASSWORD, is_staff=True)
-    viewer.user_permissions.set(Permission.objects.filter(
-        content_type__app_label="segmentation", codename__in=["view_galaxy", "view_image", "view_mask"]))
-    bare_staff = make(username="carol", password=PASSWORD, is_staff=True)
-    stranger = make(username="mallory", password=PASSWORD)
-    return {"admin": admin, "viewer": viewer, "bare_staff": bare_staff, "stranger": stranger}
+def users(admin, viewer, stranger):
+    return {"admin": admin, "viewer": viewer, "bare_staff": StaffFactory(username="carol"), "stranger": stranger}
 
 
 @pytest.fixture
@@ -98,8 +90,8 @@ def admin_urls(data):
 
 
 def test_admin_pages_need_staff_and_show_to_staff(client, users, data):
-    services.classifications_replace(galaxy=data.galaxy, image=data.image, structure="spiral",
-                                     rows=[{"classification_id": 77, "polygons": [[[1, 1], [5, 1], [5, 5]]]}])
+    classifications_replace(galaxy=data.galaxy, image=data.image, structure="spiral",
+                            rows=[{"classification_id": 77, "polygons": [[[1, 1], [5, 1], [5, 5]]]}])
     urls = admin_urls(data) + [reverse("admin:segmentation_volunteerclassification_change",
                                        args=[data.galaxy.classifications.get().pk])]
     for url in urls:
@@ -229,7 +221,7 @@ def test_mask_png_refuses_not_asked_masks_and_bad_colormaps(client, users, data)
 @pytest.fixture
 def survey(data):
     synthetic = make_galaxy("SYN 0001", synthetic=True, identifiers={"manga_id": "9-000001"}, size=24)
-    bare, _ = services.galaxy_upsert(name="UGC 7", match={"manga_id": "1-777777"})
+    bare, _ = galaxy_upsert(name="UGC 7", match={"manga_id": "1-777777"})
     return {"real": data, "synthetic": synthetic, "bare": bare}
 
 
@@ -270,10 +262,10 @@ def test_label_filter_ignores_superseded_masks_and_shows_counts(client, users, s
     login(client, users["admin"])
     real = survey["real"]
     vol = real.masks[("spiral", "volunteers")].producer
-    services.mask_store(galaxy=real.galaxy, image=real.image, structure="bar", producer=vol, state="marked",
-                        numerators=np.eye(real.image.height, dtype=np.int64), denominator=VOLUNTEERS)
+    mask_store(galaxy=real.galaxy, image=real.image, structure="bar", producer=vol, state="marked",
+               numerators=np.eye(real.image.height, dtype=np.int64), denominator=VOLUNTEERS)
     assert listed(client, bar="marked:volunteers") == ["NGC 4000"]
-    services.mask_store(galaxy=real.galaxy, image=real.image, structure="bar", producer=vol, state="not_asked")
+    mask_store(galaxy=real.galaxy, image=real.image, structure="bar", producer=vol, state="not_asked")
     assert listed(client, bar="marked:volunteers") == []
     response = client.get(reverse("admin:segmentation_galaxy_changelist"), {"_facets": "True"})
     assert response.status_code == 200
@@ -339,7 +331,7 @@ def test_galaxy_page_preselects_a_mask_and_marks_synthetic_galaxies(client, user
 
 
 def test_galaxy_page_without_images_or_masks_says_so(client, users):
-    galaxy, _ = services.galaxy_upsert(name="Lonely")
+    galaxy, _ = galaxy_upsert(name="Lonely")
     login(client, users["viewer"])
     html = galaxy_page(client, galaxy).content.decode()
     assert "has no image yet" in html and "No masks yet" in html
@@ -347,10 +339,10 @@ def test_galaxy_page_without_images_or_masks_says_so(client, users):
 
 def test_galaxy_page_with_two_images_offers_both(client, users, data):
     rgb = np.full((20, 30, 3), 90, np.uint8)
-    subject, _ = services.image_store(galaxy=data.galaxy, kind="gz3d_subject", rgb=rgb)
+    subject, _ = image_store(galaxy=data.galaxy, kind="gz3d_subject", rgb=rgb)
     vol = data.masks[("spiral", "volunteers")].producer
-    on_subject = services.mask_store(galaxy=data.galaxy, image=subject, structure="spiral", producer=vol,
-                                     state="marked", numerators=np.ones((20, 30), np.int64), denominator=2).mask
+    on_subject = mask_store(galaxy=data.galaxy, image=subject, structure="spiral", producer=vol,
+                            state="marked", numerators=np.ones((20, 30), np.int64), denominator=2).mask
     login(client, users["viewer"])
     response = galaxy_page(client, data.galaxy, mask=on_subject.pk)
     viewer = response.context["viewer"]

@@ -19,10 +19,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from ratings import panels
 from ratings.models import Assignment, Candidate, Invitation, PanelImage, Rater
+from ratings.services import panels
 from segmentation.models import Mask, Producer
-from tests.integration.test_rating_data import build_study
+from tests.factories.studies import spiral_study
 
 N_RATERS = 3
 ALLOWED_URL = re.compile(
@@ -128,7 +128,7 @@ def walk(crawler: Crawler, study, invitation: Invitation, username: str) -> Rate
 @pytest.fixture
 def crawled(db, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    study = build_study(n_galaxies=6, planned_raters=N_RATERS, raters_per_item=3, practice_items=1)
+    study = spiral_study(n_galaxies=6, planned_raters=N_RATERS, raters_per_item=3, practice_items=1)
     return study, walk_raters(study, N_RATERS)
 
 

@@ -10,7 +10,12 @@ import statsmodels.api as sm
 from astropy import units as u
 from astropy.cosmology import FlatLambdaCDM
 from django.core.management import CommandError, call_command
-from test_measurements_support import (
+
+from evalcore.sky.splits import SPLITS, split_for
+from segmentation.models import CatalogueEntry, ExternalCatalogue, Galaxy
+from segmentation.services import measurements
+from segmentation.services.masks import mask_store
+from tests.factories.measurements import (
     PIXEL_SCALE,
     galaxy_with_image,
     log_spiral_numerators,
@@ -18,10 +23,6 @@ from test_measurements_support import (
     ra_in_split,
     store_bar,
 )
-
-from evalcore.sky.splits import SPLITS, split_for
-from segmentation import measurements, services
-from segmentation.models import CatalogueEntry, ExternalCatalogue, Galaxy
 
 ARCSEC = 1 / 3600
 HEADER = "objid,ra,dec,length_avg,length_stdev\n"
@@ -174,8 +175,8 @@ def test_truth_comparison_per_source(db, tmp_path):
         g, img = galaxy_with_image(name, ra=ra, redshift=z, axis_ratio=1.0, position_angle=0.0,
                                    synthetic=True, truth=truth)
         store_bar(g, img, model, slice(30, 34), slice(7, 7 + n))
-        services.mask_store(galaxy=g, image=img, structure="spiral", producer=vols, state="marked",
-                            numerators=log_spiral_numerators(pitch_deg=pitch, s_wise=chir == "S"))
+        mask_store(galaxy=g, image=img, structure="spiral", producer=vols, state="marked",
+                   numerators=log_spiral_numerators(pitch_deg=pitch, s_wise=chir == "S"))
         measured[name] = kpc(n, z)
     real, img = galaxy_with_image("REAL", ra=40.0)  # not synthetic: never in a truth report
     store_bar(real, img, model, slice(30, 34), slice(7, 37))

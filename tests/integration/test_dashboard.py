@@ -7,13 +7,14 @@ import random
 import pytest
 from django.contrib.auth.models import Permission
 
-from ratings import results, services
 from ratings.models import Assignment, Study, StudyLog
-from tests.integration.test_dashboard_study import (
+from ratings.services import results
+from ratings.services.studies import study_close
+from tests.factories.studies import (
     FAILING_RATER_SLOT,
     answer_assignment,
     answer_study,
-    build_study,
+    dashboard_study,
     make_user,
 )
 
@@ -22,15 +23,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture
 def open_study(db):
-    study = build_study()
+    study = dashboard_study()
     answer_study(study, fraction=0.6)
     return study
-
-
-@pytest.fixture
-def admin_client(client, db):
-    client.force_login(make_user("boss", superuser=True))
-    return client
 
 
 def url(study, tail=""):
@@ -78,7 +73,7 @@ def test_unlock_needs_a_reason_and_is_logged(open_study, admin_client):
 
 
 def test_after_close_every_outcome_section_with_its_numbers(open_study, admin_client):
-    services.study_close(study=open_study)
+    study_close(study=open_study)
     page = admin_client.get(url(open_study))
     html = page.content.decode()
     for title in ("Quality levels per source", "Ranked first", "Pairwise win rates", "Differences between sources",
@@ -105,7 +100,7 @@ def test_after_close_every_outcome_section_with_its_numbers(open_study, admin_cl
 
 
 def test_results_are_cached_until_the_answers_change(open_study, admin_client):
-    services.study_close(study=open_study)
+    study_close(study=open_study)
     first = results.study_results(open_study, n_boot=20)
     second = results.study_results(open_study, n_boot=20)
     assert first.computed and not second.computed and first.fingerprint == second.fingerprint
@@ -123,7 +118,7 @@ def test_results_are_cached_until_the_answers_change(open_study, admin_client):
 
 
 def test_staff_only(open_study, client):
-    services.study_close(study=open_study)
+    study_close(study=open_study)
     paths = ["", "export/raw.csv", "export/summary.csv", "plot/x/quality.png", "table/x/raters.csv"]
     for tail in paths:
         response = client.get(url(open_study, tail))
@@ -161,7 +156,7 @@ def test_a_large_study_is_computed_by_a_worker_not_in_the_request(open_study, ad
 
     from evalsite import queues
 
-    services.study_close(study=open_study)
+    study_close(study=open_study)
     monkeypatch.setattr(results, "INLINE_MAX_ANSWERS", 10)  # this study counts as large
     with django_capture_on_commit_callbacks(execute=True):  # django-rq sends jobs on commit
         page = admin_client.get(url(open_study)).content.decode()
@@ -177,7 +172,7 @@ def test_a_large_study_is_computed_by_a_worker_not_in_the_request(open_study, ad
 
 
 def test_headline_states_each_share_with_its_own_denominator(open_study, admin_client):
-    services.study_close(study=open_study)
+    study_close(study=open_study)
     page = admin_client.get(url(open_study))
     summary = results.study_results(open_study).tables["quality_summary"]
     html = page.content.decode()

@@ -9,11 +9,13 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 from django.core.management import CommandError, call_command
-from test_measurements_support import PIXEL_SCALE, disk_image, galaxy_with_image, producer, store_bar
 
 from evalcore.formats import coords
 from evalcore.measure import MEASUREMENT_CODE_VERSION
-from segmentation import measurements, services
+from segmentation.services import measurements
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import mask_store
+from tests.factories.measurements import PIXEL_SCALE, disk_image, galaxy_with_image, producer, store_bar
 
 
 def export(out, *args):
@@ -35,9 +37,9 @@ def _galaxy_with_masks():
     spiral = np.zeros((image.height, image.width), np.int64)
     spiral[20:24, 10:30] = 3
     spiral[40:44, 30:50] = 1
-    services.mask_store(galaxy=galaxy, image=image, structure="spiral", producer=vols, state="marked",
-                        numerators=spiral, denominator=4, n_volunteers=4)
-    services.mask_store(galaxy=galaxy, image=image, structure="bar", producer=vols, state="not_asked")
+    mask_store(galaxy=galaxy, image=image, structure="spiral", producer=vols, state="marked",
+               numerators=spiral, denominator=4, n_volunteers=4)
+    mask_store(galaxy=galaxy, image=image, structure="bar", producer=vols, state="not_asked")
     return galaxy, image
 
 
@@ -118,14 +120,14 @@ def test_selection_by_name_and_synthetic_and_clear_errors(db, tmp_path):
 
 
 def test_primary_holds_the_imported_band_data_when_there_is_some(db, tmp_path):
-    galaxy, _ = services.galaxy_upsert(name="BANDS", defaults={"ra": 10.0, "dec": -5.0})
+    galaxy, _ = galaxy_upsert(name="BANDS", defaults={"ra": 10.0, "dec": -5.0})
     cube = np.random.default_rng(1).normal(size=(3, 32, 32)).astype(np.float32)
     wcs = coords.north_up_wcs(10.0, -5.0, (32, 32), 0.262)
     buf = io.BytesIO()
     fits.PrimaryHDU(data=cube, header=wcs.to_header()).writeto(buf)
     rgb = np.zeros((32, 32, 3), np.uint8)
-    image, _ = services.image_store(galaxy=galaxy, kind="survey_cutout", rgb=rgb, pixel_scale=0.262,
-                                    wcs_header=coords.wcs_to_text(wcs), raw_fits=buf.getvalue(), bands="grz")
+    image, _ = image_store(galaxy=galaxy, kind="survey_cutout", rgb=rgb, pixel_scale=0.262,
+                           wcs_header=coords.wcs_to_text(wcs), raw_fits=buf.getvalue(), bands="grz")
     store_bar(galaxy, image, producer("model"), slice(10, 12), slice(5, 25))
     export(tmp_path)
     with fits.open(tmp_path / "BANDS.fits") as hdul:

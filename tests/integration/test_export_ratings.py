@@ -11,19 +11,20 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from evalcore.study.stats import read_summary_csv, summary_tables
-from ratings import export, services
 from ratings.models import Answer, AnswerRevision, Assignment
+from ratings.services import exports
+from ratings.services.studies import PanelAnswer, answer_submit, study_close
 from segmentation.models import Galaxy
-from tests.integration.test_dashboard_study import FORMULA_COMMENT, answer_study, build_study, make_user
+from tests.factories.studies import FORMULA_COMMENT, answer_study, dashboard_study, make_user
 
 N_BOOT = 40  # small: the round trip compares exact numbers, not interval quality
 
 
 @pytest.fixture
 def closed_study(db):
-    study = build_study()
+    study = dashboard_study()
     answer_study(study)
-    services.study_close(study=study)
+    study_close(study=study)
     return study
 
 
@@ -52,7 +53,7 @@ def test_raw_export_round_trips_into_the_statistics_with_identical_numbers(close
     raw = download(staff_client, closed_study, "raw")
     guesses = download(staff_client, closed_study, "guesses")
     from_csv = summary_tables(pd.read_csv(io.BytesIO(raw)), pd.read_csv(io.BytesIO(guesses)), n_boot=N_BOOT)
-    from_db = summary_tables(export.answers_frame(closed_study), export.guesses_frame(closed_study), n_boot=N_BOOT)
+    from_db = summary_tables(exports.answers_frame(closed_study), exports.guesses_frame(closed_study), n_boot=N_BOOT)
     assert_tables_equal(from_csv, from_db)
     # not vacuous: the study has outcomes in every section the page shows
     assert len(from_db["quality_summary"]) == 3 and from_db["pairwise_wins"]["n"].gt(0).all()
@@ -63,7 +64,7 @@ def test_raw_export_round_trips_into_the_statistics_with_identical_numbers(close
 def test_raw_export_has_one_row_per_answer_with_every_column_of_the_issue(closed_study, staff_client):
     raw = download(staff_client, closed_study, "raw").decode("utf-8")
     rows = list(csv.DictReader(io.StringIO(raw)))
-    assert tuple(rows[0]) == export.RAW_COLUMNS
+    assert tuple(rows[0]) == exports.RAW_COLUMNS
     assert len(rows) == Answer.objects.filter(assignment__study=closed_study).count()
     # issue 7 section 3: rater pseudonym and profile, galaxy identifiers, synthetic, structure, source,
     # producer, mask hash, position, rank, tie, quality label and level, comment, flags, kind, time, dates, edits
@@ -71,7 +72,7 @@ def test_raw_export_has_one_row_per_answer_with_every_column_of_the_issue(closed
                    "structure", "source", "producer", "producer_version", "producer_parameters", "mask_sha256",
                    "panel_position", "rank", "tie", "quality", "quality_label", "comment", "flagged_bad_image",
                    "item_kind", "seconds", "created_at", "updated_at", "edited"):
-        assert column in export.RAW_COLUMNS
+        assert column in exports.RAW_COLUMNS
     first = rows[0]
     answer = Answer.objects.select_related("candidate__mask", "assignment__rater").get(
         assignment__rater__pseudonym=first["rater"], assignment__study=closed_study,
@@ -89,11 +90,11 @@ def test_formula_cells_are_neutralised(closed_study, staff_client):
     assert "'" + FORMULA_COMMENT in comments and FORMULA_COMMENT not in comments
     for value, cell in (("@SUM(A1)", "'@SUM(A1)"), ("+1", "'+1"), ("-2+3", "'-2+3"), ("\tx", "'\tx"),
                         (-2.5, "-2.5"), (3, "3"), (True, "true"), (None, ""), (float("nan"), ""), ("ok", "ok")):
-        assert export.safe_cell(value) == cell
+        assert exports.safe_cell(value) == cell
 
 
 def test_summary_export_holds_every_table(closed_study, staff_client):
-    from ratings.results import study_results
+    from ratings.services.results import study_results
 
     body = download(staff_client, closed_study, "summary")
     tables = read_summary_csv(io.BytesIO(body))
@@ -121,7 +122,7 @@ def test_command_writes_the_same_bytes_as_the_download(closed_study, staff_clien
 
 
 def test_command_refuses_unknown_studies_and_hidden_outcomes(db, tmp_path):
-    study = build_study(name="running")
+    study = dashboard_study(name="running")
     answer_study(study, n_raters=2, fraction=0.5)
     out = tmp_path / "x.csv"
     with pytest.raises(CommandError, match="no study with id or name 'nope'.*running"):
@@ -129,7 +130,7 @@ def test_command_refuses_unknown_studies_and_hidden_outcomes(db, tmp_path):
     with pytest.raises(CommandError, match="hidden while it is open"):
         call_command("export_ratings", "running", "--out", str(out))
     with pytest.raises(CommandError, match="does not exist"):
-        services.study_close(study=study)
+        study_close(study=study)
         call_command("export_ratings", "running", "--out", str(tmp_path / "missing" / "x.csv"))
     assert not out.exists()
 
@@ -148,10 +149,10 @@ def test_identifiers_read_back_exactly_with_pandas_defaults(closed_study, staff_
     assert str(frame["sdss_objid"].dtype) == "int64" and str(frame["nsa_id"].dtype) == "int64"
     assert str(frame["item"].dtype) == "int64" and pd.api.types.is_string_dtype(frame["manga_id"])
     read = frame.groupby("galaxy")["sdss_objid"].first().to_dict()
-    assert read == {g.name: int(objids.get(g.name, export.NO_ID)) for g in galaxies}
-    assert frame.loc[frame["sdss_objid"] != export.NO_ID, "sdss_objid"].nunique() == len(objids)
+    assert read == {g.name: int(objids.get(g.name, exports.NO_ID)) for g in galaxies}
+    assert frame.loc[frame["sdss_objid"] != exports.NO_ID, "sdss_objid"].nunique() == len(objids)
     nsa = frame.groupby("galaxy")["nsa_id"].first().to_dict()
-    assert nsa == {g.name: (10_000 + i) if i % 2 else export.NO_ID for i, g in enumerate(galaxies)}
+    assert nsa == {g.name: (10_000 + i) if i % 2 else exports.NO_ID for i, g in enumerate(galaxies)}
     manga = frame.groupby("galaxy")["manga_id"].first().to_dict()
     for i, g in enumerate(galaxies):
         assert (manga[g.name] == f"1-{500 + i}") if i % 4 else pd.isna(manga[g.name])
@@ -160,18 +161,18 @@ def test_identifiers_read_back_exactly_with_pandas_defaults(closed_study, staff_
 @pytest.fixture
 def edited_study(db):
     """A closed study in which one answer was changed twice and one item reopened and saved unchanged."""
-    study = build_study(name="edited")
+    study = dashboard_study(name="edited")
     answer_study(study, n_raters=3)
     assignment = Assignment.objects.filter(study=study, rater__isnull=False, submitted_at__isnull=False,
                                            item__kind="real").order_by("pk").first()
     stored = {a.panel_position: a for a in assignment.answers.all()}
     n = len(assignment.panel_order)
     for quality in ((stored[0].quality + 1) % 4, (stored[0].quality + 2) % 4):
-        answers = [services.PanelAnswer(i, stored[i].rank, quality if i == 0 else stored[i].quality)
+        answers = [PanelAnswer(i, stored[i].rank, quality if i == 0 else stored[i].quality)
                    for i in range(n)]
-        services.answer_submit(assignment=assignment, answers=answers, seconds=3.0)
+        answer_submit(assignment=assignment, answers=answers, seconds=3.0)
     Assignment.objects.filter(pk=assignment.pk).update(first_shown_at=assignment.submitted_at)
-    services.study_close(study=study)
+    study_close(study=study)
     study.changed = Answer.objects.get(assignment=assignment, panel_position=0)
     study.first_quality = stored[0].quality
     return study
@@ -197,7 +198,7 @@ def test_raw_export_carries_edit_counts_sequence_positions_and_times(edited_stud
 
 def test_revisions_export_has_every_earlier_value_in_order(edited_study, staff_client):
     rows = list(csv.DictReader(io.StringIO(download(staff_client, edited_study, "revisions").decode())))
-    assert tuple(rows[0]) == export.REVISION_COLUMNS
+    assert tuple(rows[0]) == exports.REVISION_COLUMNS
     assert len(rows) == AnswerRevision.objects.filter(answer__assignment__study=edited_study).count() == 2
     changed = edited_study.changed
     first, second = (AnswerRevision.objects.filter(answer=changed).order_by("replaced_at", "pk"))

@@ -10,12 +10,12 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 from gz3d_samples import write_sample
-from test_rating_data import build_study
 from test_rating_pages import walk_to_items
 
 from ratings.models import Answer, AnswerRevision, Assignment
-from segmentation.imports.gz3d import import_gz3d
 from segmentation.models import Galaxy, Image, ImportBatch, Mask, VolunteerClassification
+from segmentation.services.imports.gz3d import import_gz3d
+from tests.factories.studies import spiral_study
 
 pytestmark = pytest.mark.django_db
 FAULT = "injected fault: the disk is full"
@@ -82,7 +82,7 @@ ANSWERS = {"rank_0": 1, "rank_1": 2, "rank_2": 3, "quality_0": 3, "quality_1": 2
 
 
 def rated_item(client):
-    study = build_study(reference=False)
+    study = spiral_study(reference=False)
     walk_to_items(client, study)
     page = client.get(reverse("ratings:study", args=[study.pk]), follow=True)
     return page.redirect_chain[-1][0].rstrip("/").split("/")[-1]

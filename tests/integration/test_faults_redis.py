@@ -17,13 +17,13 @@ import redis
 from django.urls import reverse
 from rq.job import Job
 from rq.worker import SimpleWorker
-from test_rating_data import build_study
 from test_rating_pages import walk_to_items
 
 from evalsite import queues
 from ratings.models import Answer, Assignment
-from segmentation import generation
 from segmentation.models import GenerationRun, Mask, RunStatus
+from segmentation.services import generation
+from tests.factories.studies import spiral_study
 
 
 def free_port() -> int:
@@ -90,7 +90,7 @@ def work():
 
 
 def test_rating_pages_keep_working_while_redis_is_down(db, client, private_redis):
-    study = build_study()
+    study = spiral_study()
     walk_to_items(client, study)
     private_redis.stop()
     assert not private_redis.answers()
@@ -117,7 +117,7 @@ def test_rating_pages_keep_working_while_redis_is_down(db, client, private_redis
 
 def test_a_launch_while_redis_is_down_is_marked_failed_and_resumes_after_restart(
         db, private_redis, django_capture_on_commit_callbacks):
-    study = build_study(reference=False)
+    study = spiral_study(reference=False)
     galaxies = [item.galaxy_id for item in study.items.all()]
     private_redis.stop()
     with django_capture_on_commit_callbacks(execute=True):
@@ -144,7 +144,7 @@ def test_a_launch_while_redis_is_down_is_marked_failed_and_resumes_after_restart
 
 def test_jobs_lost_by_a_redis_restart_are_resumed_from_the_database(
         db, private_redis, django_capture_on_commit_callbacks):
-    study = build_study(reference=False)
+    study = spiral_study(reference=False)
     galaxies = [item.galaxy_id for item in study.items.all()]
     with django_capture_on_commit_callbacks(execute=True):
         run = generation.generation_start(source="sparcfire", galaxies=galaxies, chunk_size=2)

@@ -15,9 +15,9 @@ from django.core.management import CommandError, call_command
 from evalcore.formats import coords, gz3d
 from evalcore.pixels import colour
 from evalcore.sky import downloads
-from segmentation import services
 from segmentation.models import Galaxy, ImportBatch, Mask
-from segmentation.selectors import image_rgb
+from segmentation.selectors.images import image_rgb
+from segmentation.services.galaxies import galaxy_upsert
 from tests.downloads_loopback import LoopbackServer
 
 SIZE = 40  # px, GZ3D sample files
@@ -145,12 +145,12 @@ def test_fetch_cutouts_downloads_and_imports_a_cutout_per_galaxy(db, server, tmp
     }
     cubes = {}
     for i, (name, (ra, dec, behaviour)) in enumerate(galaxies.items()):
-        services.galaxy_upsert(name=name, defaults={"ra": ra, "dec": dec})
+        galaxy_upsert(name=name, defaults={"ra": ra, "dec": dec})
         body, cubes[name] = cutout_bytes(ra, dec, size, seed=i, zeros=name == "empty")
         url = downloads.cutout_url(service, ra, dec, size=size)
         server.add(url[len(server.url):], body, **behaviour)
-    services.galaxy_upsert(name="unserved", defaults={"ra": 10.0, "dec": 10.0})
-    services.galaxy_upsert(name="nowhere")
+    galaxy_upsert(name="unserved", defaults={"ra": 10.0, "dec": 10.0})
+    galaxy_upsert(name="nowhere")
     monkeypatch.setenv("EVALSITE_CUTOUT_URL", service)
     out, err = call("fetch_cutouts", "--size", str(size), "--out", str(tmp_path / "cut"))
     assert "fetching 4 cutout(s)" in out  # every galaxy with a position and no cutout yet

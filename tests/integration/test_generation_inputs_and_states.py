@@ -17,8 +17,10 @@ from django.core.files.base import ContentFile
 from django.core.management import call_command
 
 from evalcore.unet.model import UNetConfig, build_model, model_bytes
-from segmentation import generation, services
 from segmentation.models import GenerationRun, Mask, MaskMeasurement, ModelVersion
+from segmentation.services import generation
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import mask_store, producer_get_or_create
 
 
 def make_version(name: str, bias: float, training_images, metrics: dict | None = None) -> ModelVersion:
@@ -31,7 +33,7 @@ def make_version(name: str, bias: float, training_images, metrics: dict | None =
         head.bias.fill_(bias)
     blob = model_bytes(model, config)
     digest = hashlib.sha256(blob).hexdigest()
-    producer = services.producer_get_or_create(kind="model", name=name, version=digest[:12])
+    producer = producer_get_or_create(kind="model", name=name, version=digest[:12])
     manifest = {"galaxies": [{"galaxy_id": im.galaxy_id, "name": im.galaxy.name, "split": "train",
                               "image_id": im.pk, "masks": {}} for im in training_images]}
     version = ModelVersion(name=name, producer=producer, config=config.to_dict(), weights_sha256=digest,
@@ -54,9 +56,9 @@ def survey(db):
     """Six training-like galaxies (48x48 px g,r,z at 0.262"/px) and three unlike them."""
     training = []
     for i in range(6):
-        g, _ = services.galaxy_upsert(name=f"train{i}", defaults={"ra": 10.0 + i, "dec": 1.0})
-        im, _ = services.image_store(galaxy=g, kind="survey_cutout", rgb=picture(48, 48, i), pixel_scale=0.262,
-                                     bands="grz asinh (Legacy Survey)")
+        g, _ = galaxy_upsert(name=f"train{i}", defaults={"ra": 10.0 + i, "dec": 1.0})
+        im, _ = image_store(galaxy=g, kind="survey_cutout", rgb=picture(48, 48, i), pixel_scale=0.262,
+                            bands="grz asinh (Legacy Survey)")
         training.append(im)
     unlike = {
         "sdss r": dict(rgb=picture(48, 48, 10), pixel_scale=0.396, bands="r asinh (0.5-99.5 %)"),
@@ -64,8 +66,8 @@ def survey(db):
         "wide": dict(rgb=picture(40, 72, 12), pixel_scale=0.262, bands="grz asinh (Legacy Survey)"),
     }
     for i, (name, kw) in enumerate(unlike.items()):
-        g, _ = services.galaxy_upsert(name=name, defaults={"ra": 30.0 + i, "dec": 2.0})
-        services.image_store(galaxy=g, kind="survey_cutout", **kw)
+        g, _ = galaxy_upsert(name=name, defaults={"ra": 30.0 + i, "dec": 2.0})
+        image_store(galaxy=g, kind="survey_cutout", **kw)
     return training
 
 
@@ -147,26 +149,25 @@ def test_the_version_s_own_threshold_decides_when_it_has_one(survey):
 
 def test_an_empty_mask_keeps_fractions_only_below_its_sources_threshold(survey):
     image = survey[0]
-    producer = services.producer_get_or_create(kind="model", name="some model", version="1")
+    producer = producer_get_or_create(kind="model", name="some model", version="1")
     faint = np.full((48, 48), 10, np.int64)  # 10/255 = 0.039
-    kept = services.mask_store(galaxy=image.galaxy, image=image, structure="bar", producer=producer,
-                               state="empty", numerators=faint, denominator=255,
-                               details={"marked_threshold": 0.2})
+    kept = mask_store(galaxy=image.galaxy, image=image, structure="bar", producer=producer,
+                      state="empty", numerators=faint, denominator=255,
+                      details={"marked_threshold": 0.2})
     assert kept.mask.state == Mask.State.EMPTY and kept.mask.fractions().max() == pytest.approx(10 / 255)
     with pytest.raises(ValueError, match="below its source's threshold 0.02"):
-        services.mask_store(galaxy=image.galaxy, image=image, structure="spiral", producer=producer,
-                            state="empty", numerators=faint, denominator=255, details={"marked_threshold": 0.02})
+        mask_store(galaxy=image.galaxy, image=image, structure="spiral", producer=producer,
+                   state="empty", numerators=faint, denominator=255, details={"marked_threshold": 0.02})
     with pytest.raises(ValueError, match="no marked pixel"):
-        services.mask_store(galaxy=image.galaxy, image=image, structure="spiral", producer=producer,
-                            state="empty", numerators=faint, denominator=255)
+        mask_store(galaxy=image.galaxy, image=image, structure="spiral", producer=producer,
+                   state="empty", numerators=faint, denominator=255)
 
 
 def test_no_bar_length_of_any_kind_without_a_measured_bar_in_catalogue_comparison_and_page(db, tmp_path):
     """A crowd's bar map in two separate pieces: the recipe finds no bar, so neither it nor the half-maximum
     profile gives a length anywhere, and each place says why."""
-    from test_measurements_support import galaxy_with_image, producer
-
-    from segmentation import measurements
+    from segmentation.services import measurements
+    from tests.factories.measurements import galaxy_with_image, producer
 
     truth = {"bar_length_kpc": 5.0, "bar_length_deprojected_kpc": 5.0}
     galaxy, image = galaxy_with_image("TWO PIECES", synthetic=True, truth=truth)
@@ -174,8 +175,8 @@ def test_no_bar_length_of_any_kind_without_a_measured_bar_in_catalogue_compariso
     pieces = np.zeros((image.height, image.width), np.int64)
     pieces[20:26, 10:40] = 3
     pieces[60:66, 15:35] = 3
-    services.mask_store(galaxy=galaxy, image=image, structure="bar", producer=crowd, state="marked",
-                        numerators=pieces, denominator=3)
+    mask_store(galaxy=galaxy, image=image, structure="bar", producer=crowd, state="marked",
+               numerators=pieces, denominator=3)
     call_command("measure_masks", "--no-progress")
     m = MaskMeasurement.objects.get(mask__producer=crowd, kind="bar")
     assert not m.measured and "2 separate regions" in m.result["reason"]

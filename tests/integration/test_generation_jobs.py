@@ -5,8 +5,9 @@ from django.core.files.base import ContentFile
 from rq.worker import SimpleWorker
 
 from evalsite import queues
-from segmentation import generation, services
 from segmentation.models import GenerationChunk, Mask, RunStatus
+from segmentation.services import generation
+from segmentation.services.galaxies import galaxy_upsert, image_store
 
 
 def spiral_rgb(size=96, pitch_deg=20.0, seed=0):
@@ -25,8 +26,8 @@ def spiral_rgb(size=96, pitch_deg=20.0, seed=0):
 def galaxies(db):
     out = []
     for i in range(3):
-        g, _ = services.galaxy_upsert(name=f"gen{i}", defaults={"ra": 150.0 + i, "dec": 2.0})
-        image, _ = services.image_store(galaxy=g, kind="survey_cutout", rgb=spiral_rgb(seed=i))
+        g, _ = galaxy_upsert(name=f"gen{i}", defaults={"ra": 150.0 + i, "dec": 2.0})
+        image, _ = image_store(galaxy=g, kind="survey_cutout", rgb=spiral_rgb(seed=i))
         out.append((g, image))
     broken = out[2][1]
     broken.file.save("broken.png", ContentFile(b"this is not a PNG"), save=True)
@@ -93,7 +94,7 @@ def test_a_crashed_chunk_is_resumed_without_duplicates(galaxies, redis_conn, dja
 def test_a_galaxy_whose_masks_cannot_be_stored_fails_alone(galaxies):
     """A batch is stored in one transaction; when it fails the galaxies are stored one by one, so only the
     culprit fails (here a source that returns a mask of the wrong size for one galaxy)."""
-    from segmentation.sources import MaskOutput
+    from segmentation.services.sources.registry import MaskOutput
 
     good = [im for _, im in galaxies[:2]]
     culprit = good[1]

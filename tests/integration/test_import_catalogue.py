@@ -6,8 +6,8 @@ import pytest
 from astropy.table import Table
 from django.core.management import CommandError, call_command
 
-from segmentation import services
 from segmentation.models import Galaxy, ImportBatch
+from segmentation.services.galaxies import galaxy_upsert
 
 ARCSEC = 1 / 3600
 
@@ -19,7 +19,7 @@ def run(path, *args):
 
 
 def galaxy(name, ra=None, dec=None, **ids):
-    g, _ = services.galaxy_upsert(name=name, match=ids, defaults={"ra": ra, "dec": dec})
+    g, _ = galaxy_upsert(name=name, match=ids, defaults={"ra": ra, "dec": dec})
     return g
 
 

@@ -7,8 +7,8 @@ from django.core.management import CommandError, call_command
 from gz3d_samples import bar_drawings, spiral_drawings, square, write_sample
 
 from evalcore.formats import gz3d, truthfile
-from segmentation.imports.gz3d import import_gz3d
 from segmentation.models import Galaxy, Image, ImportBatch, Mask, Producer, VolunteerClassification
+from segmentation.services.imports.gz3d import import_gz3d
 
 pytestmark = pytest.mark.django_db
 SIZE = 60

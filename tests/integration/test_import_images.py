@@ -10,9 +10,10 @@ from PIL import Image as PILImage
 
 from evalcore.formats import coords, truthfile
 from evalcore.pixels import colour
-from segmentation import services
 from segmentation.models import Galaxy, Image, ImportBatch, Mask
-from segmentation.selectors import image_rgb
+from segmentation.selectors.images import image_rgb
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import mask_store, producer_get_or_create
 
 SCALE = 0.262
 
@@ -88,8 +89,8 @@ def test_fits_png_and_jpeg_are_imported_with_wcs_and_identifiers(db, folder, tmp
 
 
 def test_reimport_is_idempotent_and_matches_existing_galaxies_by_identifier(db, folder, tmp_path):
-    existing, _ = services.galaxy_upsert(name="manga 1-100", match={"manga_id": "1-100"},
-                                         defaults={"ra": 150.0001, "dec": 2.0, "redshift": 0.031})
+    existing, _ = galaxy_upsert(name="manga 1-100", match={"manga_id": "1-100"},
+                                defaults={"ra": 150.0001, "dec": 2.0, "redshift": 0.031})
     cutout(folder / "anything.fits", 150.0, 2.0)
     cat = tmp_path / "cat.csv"
     cat.write_text("name,ra,dec,redshift,manga_id,file\nNGC1,150.0,2.0,0.03,1-100,anything.fits\n")
@@ -172,11 +173,11 @@ def test_bad_inputs_are_skipped_with_specific_reasons_and_good_rows_still_import
 
 
 def test_a_row_whose_galaxy_has_masks_on_a_different_size_image_is_refused(db, folder, tmp_path):
-    galaxy, _ = services.galaxy_upsert(name="M1", defaults={"ra": 10.0, "dec": 0.0})
-    image, _ = services.image_store(galaxy=galaxy, kind="survey_cutout", rgb=np.zeros((8, 8, 3), np.uint8))
-    producer = services.producer_get_or_create(kind="volunteers", name="GZ3D", version="v4_0_0")
-    services.mask_store(galaxy=galaxy, image=image, structure="spiral", producer=producer, state="marked",
-                        numerators=np.eye(8, dtype=np.int64), denominator=1)
+    galaxy, _ = galaxy_upsert(name="M1", defaults={"ra": 10.0, "dec": 0.0})
+    image, _ = image_store(galaxy=galaxy, kind="survey_cutout", rgb=np.zeros((8, 8, 3), np.uint8))
+    producer = producer_get_or_create(kind="volunteers", name="GZ3D", version="v4_0_0")
+    mask_store(galaxy=galaxy, image=image, structure="spiral", producer=producer, state="marked",
+               numerators=np.eye(8, dtype=np.int64), denominator=1)
     cutout(folder / "M1.fits", 10.0, 0.0, n=16)
     cat = tmp_path / "cat.csv"
     cat.write_text("name,ra,dec\nM1,10.0,0.0\n")

@@ -13,8 +13,10 @@ from astropy.io import fits
 from django.core.management import CommandError, call_command
 from gz3d_samples import write_sample
 
-from segmentation import services
 from segmentation.models import Galaxy, Image, ImportBatch, Mask
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.imports.batches import batch_running
+from segmentation.services.masks import mask_store, producer_get_or_create
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +58,7 @@ def test_import_catalogue_of_a_folder_says_so_and_records_no_batch(tmp_path):
 
 def test_a_batch_whose_run_breaks_is_finished_with_the_error():
     with pytest.raises(RuntimeError, match="disk full"):
-        with services.batch_running(kind=ImportBatch.Kind.IMAGES, source="somewhere") as batch:
+        with batch_running(kind=ImportBatch.Kind.IMAGES, source="somewhere") as batch:
             raise RuntimeError("disk full")
     batch.refresh_from_db()
     assert batch.finished_at is not None and batch.summary == {"error": "RuntimeError: disk full"}
@@ -122,15 +124,15 @@ def test_identical_images_and_masks_of_two_galaxies_are_stored_once(settings):
     rgb = np.random.default_rng(3).integers(0, 255, (20, 20, 3), dtype=np.uint8)
     numerators = np.zeros((20, 20), np.int64)
     numerators[5:9, 3:15] = 2
-    producer = services.producer_get_or_create(kind="volunteers", name="GZ3D", version="v4")
+    producer = producer_get_or_create(kind="volunteers", name="GZ3D", version="v4")
     raw = fits.HDUList([fits.PrimaryHDU(np.ones((3, 20, 20), np.float32))])
     buf = io.BytesIO()
     raw.writeto(buf)
     for name in ("twin-a", "twin-b"):
-        galaxy, _ = services.galaxy_upsert(name=name)
-        image, _ = services.image_store(galaxy=galaxy, kind="survey_cutout", rgb=rgb, raw_fits=buf.getvalue())
-        services.mask_store(galaxy=galaxy, image=image, structure="spiral", producer=producer, state="marked",
-                            numerators=numerators, denominator=4)
+        galaxy, _ = galaxy_upsert(name=name)
+        image, _ = image_store(galaxy=galaxy, kind="survey_cutout", rgb=rgb, raw_fits=buf.getvalue())
+        mask_store(galaxy=galaxy, image=image, structure="spiral", producer=producer, state="marked",
+                   numerators=numerators, denominator=4)
     images, masks = list(Image.objects.all()), list(Mask.objects.all())
     assert len(images) == len(masks) == 2
     assert images[0].file.name == images[1].file.name and images[0].raw.name == images[1].raw.name
@@ -148,14 +150,14 @@ def test_a_file_left_by_a_rolled_back_import_is_reused_not_duplicated(settings):
     """A transaction that rolled back after writing its file leaves the file behind; the next store of
     the same content points at it instead of writing a second copy under another name."""
     rgb = np.full((8, 8, 3), 77, np.uint8)
-    galaxy, _ = services.galaxy_upsert(name="retry")
+    galaxy, _ = galaxy_upsert(name="retry")
     with pytest.raises(RuntimeError):
         from django.db import transaction
 
         with transaction.atomic():
-            services.image_store(galaxy=galaxy, kind="survey_cutout", rgb=rgb)
+            image_store(galaxy=galaxy, kind="survey_cutout", rgb=rgb)
             raise RuntimeError("the rest of the import failed")
     assert not Image.objects.exists() and len(media_files(settings)) == 1
-    image, status = services.image_store(galaxy=galaxy, kind="survey_cutout", rgb=rgb)
+    image, status = image_store(galaxy=galaxy, kind="survey_cutout", rgb=rgb)
     assert status == "created" and len(media_files(settings)) == 1
     assert image.file.name == f"images/{image.content_hash[:2]}/{image.content_hash}.png"

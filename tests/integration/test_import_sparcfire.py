@@ -7,9 +7,10 @@ from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 
 from evalcore.arcfinder import sparcfire_output as so
-from segmentation import generation, services
-from segmentation.imports.sparcfire import PRODUCER_NAME, import_run
 from segmentation.models import Galaxy, Image, ImportBatch, Mask
+from segmentation.services import generation
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.imports.sparcfire import PRODUCER_NAME, import_run
 
 NAME = "1237648721789256091"
 
@@ -83,9 +84,9 @@ def test_unknown_galaxy_without_images_fails_with_reason_and_stores_nothing(run)
 
 @pytest.mark.django_db
 def test_known_galaxy_matched_by_objid_uses_its_image_of_the_same_size(run):
-    galaxy, _ = services.galaxy_upsert(name="some galaxy", match={"sdss_objid": NAME})
-    small, _ = services.image_store(galaxy=galaxy, kind="gz3d_subject", rgb=np.zeros((40, 40, 3), np.uint8))
-    cutout, _ = services.image_store(galaxy=galaxy, kind="survey_cutout", rgb=np.zeros((82, 82, 3), np.uint8))
+    galaxy, _ = galaxy_upsert(name="some galaxy", match={"sdss_objid": NAME})
+    small, _ = image_store(galaxy=galaxy, kind="gz3d_subject", rgb=np.zeros((40, 40, 3), np.uint8))
+    cutout, _ = image_store(galaxy=galaxy, kind="survey_cutout", rgb=np.zeros((82, 82, 3), np.uint8))
     summary = import_run(directory=run["out"], progress=False)
     assert summary.imported == 1, summary.lines()
     assert any("assumed" in reason for _, reason in summary.warnings)
@@ -97,8 +98,8 @@ def test_known_galaxy_matched_by_objid_uses_its_image_of_the_same_size(run):
 
 @pytest.mark.django_db
 def test_known_galaxy_without_an_image_of_the_right_size_fails(run):
-    galaxy, _ = services.galaxy_upsert(name=NAME)
-    services.image_store(galaxy=galaxy, kind="gz3d_subject", rgb=np.zeros((40, 40, 3), np.uint8))
+    galaxy, _ = galaxy_upsert(name=NAME)
+    image_store(galaxy=galaxy, kind="gz3d_subject", rgb=np.zeros((40, 40, 3), np.uint8))
     summary = import_run(directory=run["out"], progress=False)
     assert summary.failed == 1
     assert "no image of SpArcFiRe's input size 82x82" in summary.failures[0][1]

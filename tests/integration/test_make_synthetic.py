@@ -56,7 +56,7 @@ def test_survey_round_trips_through_the_importers(tmp_path):
         assert cutout.masks.filter(producer__kind="truth", is_current=True).count() == 2
     assert checked_tasks >= 4
     # a second import changes nothing
-    from segmentation.imports.synthetic import import_synthetic_survey
+    from segmentation.services.imports.synthetic import import_synthetic_survey
 
     again = import_synthetic_survey(directory=out_dir, progress=False)
     assert again.images.unchanged == 4 and again.gz3d.unchanged == 4 and Galaxy.objects.count() == 4

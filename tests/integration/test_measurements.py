@@ -7,7 +7,13 @@ import pytest
 from astropy import units as u
 from astropy.cosmology import FlatLambdaCDM
 from django.core.management import CommandError, call_command
-from test_measurements_support import (
+
+from evalcore.measure import MEASUREMENT_CODE_VERSION
+from segmentation.models import MaskMeasurement
+from segmentation.services import measurements
+from segmentation.services.galaxies import galaxy_upsert
+from segmentation.services.masks import mask_store
+from tests.factories.measurements import (
     PIXEL_SCALE,
     disk_image,
     galaxy_with_image,
@@ -15,10 +21,6 @@ from test_measurements_support import (
     producer,
     store_bar,
 )
-
-from evalcore.measure import MEASUREMENT_CODE_VERSION
-from segmentation import measurements, services
-from segmentation.models import MaskMeasurement
 
 ROWS, COLS = slice(30, 34), slice(12, 52)  # a 4 x 40 px bar lying east-west (position angle 90 deg)
 
@@ -63,7 +65,7 @@ def test_cosmology_from_settings_and_new_inputs_update_the_stored_row(db, settin
     assert second.pk == first.pk and MaskMeasurement.objects.count() == 1
     assert second.length_kpc == pytest.approx(expected_kpc(40, 0.1, 70.0, 0.3), rel=1e-6)
     assert second.length_kpc != pytest.approx(first.length_kpc, rel=1e-3)
-    services.galaxy_upsert(name="BAR2", defaults={"redshift": 0.2})
+    galaxy_upsert(name="BAR2", defaults={"redshift": 0.2})
     mask.galaxy.refresh_from_db()
     third = measurements.measure_mask(mask=mask)
     assert third.length_kpc == pytest.approx(expected_kpc(40, 0.2, 70.0, 0.3), rel=1e-6)
@@ -85,10 +87,10 @@ def test_missing_redshift_empty_and_not_asked_masks_give_reasons_not_failures(db
     galaxy, image = galaxy_with_image("NOZ", redshift=None, axis_ratio=0.8, position_angle=10.0)
     prod = producer("volunteers")
     bar = store_bar(galaxy, image, prod, ROWS, COLS)
-    empty = services.mask_store(galaxy=galaxy, image=image, structure="spiral", producer=prod, state="empty",
-                                numerators=np.zeros((image.height, image.width), np.int64)).mask
+    empty = mask_store(galaxy=galaxy, image=image, structure="spiral", producer=prod, state="empty",
+                       numerators=np.zeros((image.height, image.width), np.int64)).mask
     other, other_image = galaxy_with_image("NOTASKED")
-    services.mask_store(galaxy=other, image=other_image, structure="bar", producer=prod, state="not_asked")
+    mask_store(galaxy=other, image=other_image, structure="bar", producer=prod, state="not_asked")
     out = run("--source", "volunteers")
     assert "created 2, updated 0, unchanged 0, skipped 1 (not asked), failed 0" in out
     assert "results: 1 with a value, 1 without" in out
@@ -103,8 +105,8 @@ def test_missing_redshift_empty_and_not_asked_masks_give_reasons_not_failures(db
 
 def test_spiral_mask_is_measured_and_the_selection_filters(db):
     galaxy, image = galaxy_with_image("SPI", axis_ratio=1.0, position_angle=0.0, synthetic=True)
-    services.mask_store(galaxy=galaxy, image=image, structure="spiral", producer=producer("sparcfire"),
-                        state="marked", numerators=log_spiral_numerators(pitch_deg=25.0, s_wise=False))
+    mask_store(galaxy=galaxy, image=image, structure="spiral", producer=producer("sparcfire"),
+               state="marked", numerators=log_spiral_numerators(pitch_deg=25.0, s_wise=False))
     real, real_image = galaxy_with_image("REAL", dec=3.0)
     store_bar(real, real_image, producer("sparcfire"), ROWS, COLS)
     out = run("--synthetic", "only", "--structure", "spiral")
@@ -140,11 +142,11 @@ def test_unknown_choices_are_refused_clearly(db):
 def test_rows_for_the_galaxy_page(db):
     galaxy, image = galaxy_with_image("PAGE", redshift=0.05, axis_ratio=0.5, position_angle=0.0)
     store_bar(galaxy, image, producer("model"), ROWS, COLS)
-    services.mask_store(galaxy=galaxy, image=image, structure="spiral", producer=producer("volunteers"),
-                        state="marked", numerators=log_spiral_numerators(pitch_deg=20.0, axis_ratio=0.5),
-                        n_volunteers=5)
-    services.mask_store(galaxy=galaxy, image=image, structure="spiral", producer=producer("model"),
-                        state="not_asked")
+    mask_store(galaxy=galaxy, image=image, structure="spiral", producer=producer("volunteers"),
+               state="marked", numerators=log_spiral_numerators(pitch_deg=20.0, axis_ratio=0.5),
+               n_volunteers=5)
+    mask_store(galaxy=galaxy, image=image, structure="spiral", producer=producer("model"),
+               state="not_asked")
     rows = measurements.measurements_for_galaxy(galaxy)
     assert [(r["structure"], r["source"], r["measured"]) for r in rows] == [
         ("bar", "model", None), ("spiral", "volunteers", None)]
@@ -167,14 +169,14 @@ def test_log_spiral_of_known_pitch_drawn_on_an_inclined_disk_is_recovered(db):
     # Drawn on a disk seen at b/a 0.5 (major axis north-south): measured with the galaxy's orientation the
     # true 20 deg comes back; the same pixels read as face-on would give about 28 deg.
     galaxy, image = galaxy_with_image("INCL", axis_ratio=0.5, position_angle=0.0)
-    mask = services.mask_store(galaxy=galaxy, image=image, structure="spiral", producer=producer("model"),
-                               state="marked", numerators=log_spiral_numerators(pitch_deg=20.0, axis_ratio=0.5,
+    mask = mask_store(galaxy=galaxy, image=image, structure="spiral", producer=producer("model"),
+                      state="marked", numerators=log_spiral_numerators(pitch_deg=20.0, axis_ratio=0.5,
                                                                                 s_wise=False)).mask
     m = measurements.measure_mask(mask=mask)
     assert m.measured and m.result["n_arms"] == 2 and m.result["chirality"] == "Z"
     assert m.pitch_abs == pytest.approx(20.0, abs=1.0) and m.result["pitch"] < 0
     assert (m.result["disk_axis_ratio"], m.result["disk_position_angle"]) == (0.5, 0.0)
-    services.galaxy_upsert(name="INCL", defaults={"axis_ratio": 1.0})
+    galaxy_upsert(name="INCL", defaults={"axis_ratio": 1.0})
     mask.galaxy.refresh_from_db()
     face_on = measurements.measure_mask(mask=mask)
     assert face_on.pk == m.pk and face_on.pitch_abs > 25.0

@@ -9,20 +9,22 @@ from django.core.management.base import CommandError
 from test_training_jobs import disk_with_arm
 
 from evalcore.unet.infer import Predictor
-from segmentation import quality, services, training
 from segmentation.models import ModelVersion, Producer
+from segmentation.services import model_versions, training
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import mask_store, producer_get_or_create
 
 
 @pytest.fixture
 def version(db):
-    crowd = services.producer_get_or_create(kind="volunteers", name="GZ3D", version="test")
+    crowd = producer_get_or_create(kind="volunteers", name="GZ3D", version="test")
     for i in range(12):
-        g, _ = services.galaxy_upsert(name=f"m{i}", defaults={"ra": 50.0 + 0.5 * i, "dec": 1.0 + 0.3 * i})
+        g, _ = galaxy_upsert(name=f"m{i}", defaults={"ra": 50.0 + 0.5 * i, "dec": 1.0 + 0.3 * i})
         rgb, arm = disk_with_arm(36, i)
-        im, _ = services.image_store(galaxy=g, kind="survey_cutout", rgb=rgb)
-        services.mask_store(galaxy=g, image=im, structure="spiral", producer=crowd, state="marked",
-                            numerators=arm.astype(np.int64) * 7, denominator=9)
-        services.mask_store(galaxy=g, image=im, structure="bar", producer=crowd, state="not_asked")
+        im, _ = image_store(galaxy=g, kind="survey_cutout", rgb=rgb)
+        mask_store(galaxy=g, image=im, structure="spiral", producer=crowd, state="marked",
+                   numerators=arm.astype(np.int64) * 7, denominator=9)
+        mask_store(galaxy=g, image=im, structure="bar", producer=crowd, state="not_asked")
     n_train = sum(1 for i in training.labelled_galaxies(selection={}) if i.split == "train")
     # a last batch of one image cannot pass BatchNorm in training mode: avoid it
     batch = next(b for b in (4, 5, 3, 6) if n_train % b != 1)
@@ -47,7 +49,7 @@ def untrained(db):
     config = UNetConfig(image_size=32)
     blob = model_bytes(build_model(config), config)
     digest = hashlib.sha256(blob).hexdigest()
-    producer = services.producer_get_or_create(kind="model", name="untrained", version=digest[:12])
+    producer = producer_get_or_create(kind="model", name="untrained", version=digest[:12])
     v = ModelVersion(name="untrained", producer=producer, config=config.to_dict(), weights_sha256=digest,
                      metrics={"note": "untrained"})
     v.weights.save("untrained.pt", ContentFile(blob), save=False)
@@ -66,7 +68,7 @@ def test_round_trip_keeps_weights_manifest_metrics_and_predictions(version, tmp_
     out = tmp_path / "exported.zip"
     call_command("export_model", version.name, "--out", str(out))
     name, sha, config, metrics = version.name, version.weights_sha256, version.config, version.metrics
-    manifest_sha = quality.file_sha256(version.manifest)
+    manifest_sha = model_versions.file_sha256(version.manifest)
     producer = version.producer
     run_history = version.training_run.history
     images = [np.random.default_rng(1).integers(0, 255, (30, 44, 3), dtype=np.uint8)]
@@ -83,8 +85,8 @@ def test_round_trip_keeps_weights_manifest_metrics_and_predictions(version, tmp_
 
     call_command("import_model", str(out))
     imported = ModelVersion.objects.get(name=name)
-    assert imported.weights_sha256 == sha == quality.file_sha256(imported.weights)
-    assert quality.file_sha256(imported.manifest) == manifest_sha
+    assert imported.weights_sha256 == sha == model_versions.file_sha256(imported.weights)
+    assert model_versions.file_sha256(imported.manifest) == manifest_sha
     assert imported.config == config and imported.training_run is None and imported.is_active
     assert imported.metrics["evaluation"] == metrics["evaluation"] and imported.metrics["history"] == metrics["history"]
     assert imported.metrics["imported"]["training_run"]["history"] == run_history
@@ -97,14 +99,14 @@ def test_round_trip_keeps_weights_manifest_metrics_and_predictions(version, tmp_
 
     # export of an imported version carries the original training run, not "none"
     again = tmp_path / "again.zip"
-    header2 = quality.version_export(version=imported, out=again)
+    header2 = model_versions.version_export(version=imported, out=again)
     assert header2["training_run"]["history"] == run_history
 
 
 def test_import_refuses_duplicates_and_altered_files(untrained, tmp_path):
     version = untrained
     out = tmp_path / "v.zip"
-    quality.version_export(version=version, out=out)
+    model_versions.version_export(version=version, out=out)
 
     with pytest.raises(CommandError, match=f"a model version named '{version.name}' already exists"):
         call_command("import_model", str(out))

@@ -19,13 +19,14 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.test import Client
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
-from test_rating_data import build_study
 from test_rating_pages import walk_to_items
 
 from evalsite import queues
 from ratings.models import Assignment, BlindingGuess, Invitation, Rater
-from segmentation import generation, services
 from segmentation.models import GenerationRun, Mask, Producer, TrainingRun
+from segmentation.services import generation
+from segmentation.services.imports.batches import batch_start
+from tests.factories.studies import spiral_study
 
 ROLES = ("anonymous", "other_rater", "rater", "staff", "superuser")
 SOURCE_WORDS = ("volunteer", "gz3d", "sparcfire", "unet", "u-net", "producer", "/media/")
@@ -48,8 +49,8 @@ def all_patterns(resolver=None, prefix="", namespace=""):
 # --- the objects ------------------------------------------------------------------------------------------
 @pytest.fixture
 def world(db, redis_conn, django_capture_on_commit_callbacks):
-    study = build_study(name="A study")
-    other = build_study(name="Another study", prefix="og", reference=False)
+    study = spiral_study(name="A study")
+    other = spiral_study(name="Another study", prefix="og", reference=False)
     rater_client, other_client = Client(), Client()
     walk_to_items(rater_client, study)  # user "ann"
     # finish the rater's path so the blinding check exists: answer every item
@@ -79,7 +80,7 @@ def world(db, redis_conn, django_capture_on_commit_callbacks):
     training = TrainingRun.objects.create(config={"encoder": "resnet18"}, total_epochs=1)
     assignment = Assignment.objects.filter(rater__user__username="ann").first()
     mask = Mask.objects.filter(galaxy=galaxy, state="marked").first()
-    batch = services.batch_start(kind="gz3d", source="test", arguments={})
+    batch = batch_start(kind="gz3d", source="test", arguments={})
     join_invitation = Invitation.objects.create(study=other, max_uses=50)
     objects = {
         "galaxy": galaxy, "image": mask.image, "mask": mask, "producer": Producer.objects.first(),

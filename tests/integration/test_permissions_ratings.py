@@ -12,18 +12,29 @@ from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import reverse
 
-from ratings import services
 from ratings.models import Answer, AnswerRevision, Assignment, BlindingGuess, Invitation, Rater, Study
+from ratings.services.studies import (
+    PanelAnswer,
+    StudyError,
+    answer_submit,
+    rater_consent,
+    rater_join,
+    rater_profile,
+    study_check,
+    study_close,
+    study_open,
+    study_update,
+)
 from segmentation.models import Galaxy, ModelVersion, Producer
-from tests.integration.test_rating_data import build_study
+from tests.factories.studies import spiral_study
 
 ANSWERS = {"rank_0": 1, "rank_1": 2, "rank_2": 3, "quality_0": 3, "quality_1": 2, "quality_2": 1}
 
 
 def ready_rater(study, user) -> Rater:
-    rater = services.rater_join(study=study, user=user)
-    services.rater_consent(rater=rater)
-    services.rater_profile(rater=rater, career_stage="student", experience="none", helped_build=False)
+    rater = rater_join(study=study, user=user)
+    rater_consent(rater=rater)
+    rater_profile(rater=rater, career_stage="student", experience="none", helped_build=False)
     Rater.objects.filter(pk=rater.pk).update(practice_done_at="2026-01-01T00:00:00Z")
     rater.refresh_from_db()
     return rater
@@ -32,8 +43,8 @@ def ready_rater(study, user) -> Rater:
 @pytest.fixture
 def world(db, django_user_model, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    study = build_study(name="Study A", n_galaxies=3, planned_raters=2, raters_per_item=2)
-    other_study = build_study(name="Study B", n_galaxies=2, planned_raters=1, raters_per_item=1, prefix="ob")
+    study = spiral_study(name="Study A", n_galaxies=3, planned_raters=2, raters_per_item=2)
+    other_study = spiral_study(name="Study B", n_galaxies=2, planned_raters=1, raters_per_item=1, prefix="ob")
     users = {name: django_user_model.objects.create_user(name, password="pw") for name in
              ("rater", "peer", "outsider")}
     users["staff"] = django_user_model.objects.create_user("staff", password="pw", is_staff=True,
@@ -42,8 +53,8 @@ def world(db, django_user_model, settings):
     ready_rater(other_study, users["outsider"])
     # the peer answers one item with a comment nobody else may read
     peer_item = Assignment.objects.filter(rater=peer).first()
-    services.answer_submit(assignment=peer_item, answers=[services.PanelAnswer(i, i + 1, 3 - i) for i in range(3)],
-                           comment="peer-secret-comment")
+    answer_submit(assignment=peer_item, answers=[PanelAnswer(i, i + 1, 3 - i) for i in range(3)],
+                  comment="peer-secret-comment")
     guess = BlindingGuess.objects.create(rater=rater, candidate=Assignment.objects.filter(rater=rater)
                                          .first().item.candidates.first())
     clients = {"anonymous": Client()}
@@ -151,7 +162,7 @@ def test_double_submit_from_two_tabs_keeps_one_answer_per_panel_and_the_history(
 
 def test_a_closed_study_refuses_answers(world):
     url = rater_urls(world)["item"]
-    services.study_close(study=world["study"])
+    study_close(study=world["study"])
     r = world["clients"]["rater"].post(url, ANSWERS)
     assert r.status_code == 200 and b"This study is closed." in r.content
     assert not Answer.objects.filter(assignment__rater=world["rater"]).exists()
@@ -160,7 +171,7 @@ def test_a_closed_study_refuses_answers(world):
 @pytest.fixture
 def model_study(db):
     """A draft study whose compared model version trained on two of its four galaxies."""
-    study = build_study(name="Split study", n_galaxies=4, planned_raters=2, raters_per_item=1, open_it=False,
+    study = spiral_study(name="Split study", n_galaxies=4, planned_raters=2, raters_per_item=1, open_it=False,
                         reference=False, prefix="sp")
     producer = Producer.objects.get(kind="model", studies=study)
     galaxies = list(Galaxy.objects.filter(name__startswith="sp").order_by("name"))
@@ -176,14 +187,14 @@ def model_study(db):
 
 
 def test_training_galaxies_are_refused_unless_the_override_is_recorded(model_study):
-    check = services.study_check(study=model_study)
+    check = study_check(study=model_study)
     assert check.training_galaxies == ["sp0", "sp1"]
-    with pytest.raises(services.StudyError, match="2 galaxies are not in the test split"):
-        services.study_open(study=model_study)
+    with pytest.raises(StudyError, match="2 galaxies are not in the test split"):
+        study_open(study=model_study)
     assert Study.objects.get(pk=model_study.pk).state == "draft"
-    services.study_update(study=model_study, training_override=True,
-                          training_override_reason="the model saw them only as validation data; tested apart")
-    services.study_open(study=model_study)
+    study_update(study=model_study, training_override=True,
+                 training_override_reason="the model saw them only as validation data; tested apart")
+    study_open(study=model_study)
     entry = model_study.log.get(action="opened")
     assert entry.detail["training_galaxies"] == ["sp0", "sp1"]
     assert entry.detail["training_override_reason"].startswith("the model saw them")
@@ -197,7 +208,7 @@ def test_admin_shows_the_refusal_and_freezes_the_preregistration(model_study, cl
     r = client.post(reverse("admin:ratings_study_open", args=[model_study.pk]), follow=True)
     assert b"Not opened" in r.content and Study.objects.get(pk=model_study.pk).state == "draft"
     Study.objects.filter(pk=model_study.pk).update(training_override=True, training_override_reason="checked")
-    services.study_open(study=Study.objects.get(pk=model_study.pk))
+    study_open(study=Study.objects.get(pk=model_study.pk))
     # once open, the pre-registered fields are read-only in the admin: a forged POST changes nothing
     page = client.get(reverse("admin:ratings_study_change", args=[model_study.pk])).content.decode()
     assert 'name="planned_raters"' not in page and 'name="primary_question"' not in page
@@ -206,5 +217,5 @@ def test_admin_shows_the_refusal_and_freezes_the_preregistration(model_study, cl
                  "consent_text": "ok", "invitations-TOTAL_FORMS": 0, "invitations-INITIAL_FORMS": 0})
     s = Study.objects.get(pk=model_study.pk)
     assert (s.planned_raters, s.primary_question) == (2, "Which source marks spiral arms best?")
-    with pytest.raises(services.StudyError, match="frozen"):
-        services.study_update(study=s, planned_raters=99)
+    with pytest.raises(StudyError, match="frozen"):
+        study_update(study=s, planned_raters=99)

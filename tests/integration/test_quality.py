@@ -7,8 +7,11 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from evalcore.sky.splits import split_for
-from segmentation import quality, services, training
 from segmentation.models import ModelVersion
+from segmentation.services import model_versions, training
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import mask_store, producer_get_or_create
+from segmentation.services.truth import TRUTH_PRODUCER
 
 SIZE = 40
 
@@ -32,21 +35,21 @@ def galaxy_maps(i: int):
 
 @pytest.fixture
 def survey(db):
-    crowd = services.producer_get_or_create(kind="volunteers", name="GZ3D", version="test")
-    truth = services.producer_get_or_create(**services.TRUTH_PRODUCER)
+    crowd = producer_get_or_create(kind="volunteers", name="GZ3D", version="test")
+    truth = producer_get_or_create(**TRUTH_PRODUCER)
     splits = []
     for i in range(24):
         ra, dec = 30.0 + 0.5 * i, 2.0 + 0.3 * i
-        g, _ = services.galaxy_upsert(name=f"q{i}", defaults={"ra": ra, "dec": dec, "synthetic": True})
+        g, _ = galaxy_upsert(name=f"q{i}", defaults={"ra": ra, "dec": dec, "synthetic": True})
         rgb, arm, bar, sv, bv = galaxy_maps(i)
-        im, _ = services.image_store(galaxy=g, kind="survey_cutout", rgb=rgb)
-        services.mask_store(galaxy=g, image=im, structure="spiral", producer=crowd, state="marked",
-                            numerators=sv.astype(np.int64), denominator=15)
-        services.mask_store(galaxy=g, image=im, structure="bar", producer=crowd, state="marked",
-                            numerators=bv.astype(np.int64), denominator=15)
+        im, _ = image_store(galaxy=g, kind="survey_cutout", rgb=rgb)
+        mask_store(galaxy=g, image=im, structure="spiral", producer=crowd, state="marked",
+                   numerators=sv.astype(np.int64), denominator=15)
+        mask_store(galaxy=g, image=im, structure="bar", producer=crowd, state="marked",
+                   numerators=bv.astype(np.int64), denominator=15)
         for structure, plane in (("spiral", arm), ("bar", bar)):
-            services.mask_store(galaxy=g, image=im, structure=structure, producer=truth, state="marked",
-                                numerators=plane.astype(np.int64), denominator=1)
+            mask_store(galaxy=g, image=im, structure=structure, producer=truth, state="marked",
+                       numerators=plane.astype(np.int64), denominator=1)
         splits.append(split_for(ra, dec, name=g.name))
     assert {"train", "val", "test"} <= set(splits)
     return crowd
@@ -66,7 +69,7 @@ def test_evaluation_reports_every_quantity_with_intervals_on_the_manifest_test_s
     splits = training.model_version_splits(version)
     n_test = sum(1 for s in splits.values() if s == "test")
 
-    report = quality.evaluate_version(version=version, n_boot=300)
+    report = model_versions.evaluate_version(version=version, n_boot=300)
 
     assert report["split"] == "test" and report["n_test"] == n_test
     assert report["n_val"] == sum(1 for s in splits.values() if s == "val")
@@ -105,19 +108,19 @@ def test_evaluation_reports_every_quantity_with_intervals_on_the_manifest_test_s
 
 
 def splits_by_name(version):
-    return {g["name"]: g["split"] for g in quality.version_manifest(version)["galaxies"]}
+    return {g["name"]: g["split"] for g in model_versions.version_manifest(version)["galaxies"]}
 
 
 @pytest.mark.slow
 def test_stored_masks_of_the_version_are_reused_and_changed_labels_are_reported(survey):
-    from segmentation import generation
+    from segmentation.services import generation
 
     version = train_version(epochs=1)
     run = generation.generation_start(source="model", galaxies=list(range(1, 1000)), model_version=version,
                                       chunk_size=50, enqueue=False)
     for chunk in run.chunks.all():
         generation.chunk_process(chunk_id=chunk.pk)
-    first = quality.evaluate_version(version=version, n_boot=200)
+    first = model_versions.evaluate_version(version=version, n_boot=200)
     assert first["predictions"] == {"stored_masks": first["n_test"] + first["n_val"], "computed": 0, "runtime": None}
 
     # new volunteer labels for one test galaxy: the version learned from the old ones, still stored
@@ -125,16 +128,16 @@ def test_stored_masks_of_the_version_are_reused_and_changed_labels_are_reported(
     from segmentation.models import Image, Mask
 
     image = Image.objects.get(galaxy__name=name)
-    services.mask_store(galaxy=image.galaxy, image=image, structure="spiral", producer=survey, state="marked",
-                        numerators=np.ones((SIZE, SIZE), np.int64), denominator=15)
-    again = quality.evaluate_version(version=version, n_boot=200)
+    mask_store(galaxy=image.galaxy, image=image, structure="spiral", producer=survey, state="marked",
+               numerators=np.ones((SIZE, SIZE), np.int64), denominator=15)
+    again = model_versions.evaluate_version(version=version, n_boot=200)
     assert again["n_test"] == first["n_test"]
     assert again["structures"]["spiral"]["l1"] == first["structures"]["spiral"]["l1"]
 
     # and when the labels it learned from are gone, the galaxy is left out with the reason
     old = Mask.objects.filter(galaxy__name=name, producer=survey, structure="spiral", is_current=False)
     Mask.objects.filter(pk__in=[m.pk for m in old]).delete()
-    third = quality.evaluate_version(version=version, n_boot=200)
+    third = model_versions.evaluate_version(version=version, n_boot=200)
     assert third["n_test"] == first["n_test"] - 1 and third["n_skipped"] == 1
     assert third["skipped"][0]["galaxy"] == name and "not stored here" in third["skipped"][0]["reason"]
 
@@ -142,14 +145,14 @@ def test_stored_masks_of_the_version_are_reused_and_changed_labels_are_reported(
 def test_evaluating_a_version_without_manifest_or_unknown_split_is_refused(db):
     from django.core.files.base import ContentFile
 
-    producer = services.producer_get_or_create(kind="model", name="bare", version="1")
+    producer = producer_get_or_create(kind="model", name="bare", version="1")
     version = ModelVersion(name="bare", producer=producer, config={}, weights_sha256="0" * 64)
     version.weights.save("bare.pt", ContentFile(b"x"), save=False)
     version.save()
     with pytest.raises(ValueError, match="no training manifest"):
-        quality.evaluate_version(version=version)
+        model_versions.evaluate_version(version=version)
     with pytest.raises(ValueError, match="unknown split 'holdout'"):
-        quality.evaluate_version(version=version, split="holdout")
+        model_versions.evaluate_version(version=version, split="holdout")
     from django.core.management.base import CommandError
 
     with pytest.raises(CommandError, match="no model version 'nope'"):
@@ -160,7 +163,7 @@ def test_evaluating_a_version_without_manifest_or_unknown_split_is_refused(db):
 def test_comparison_page_shows_versions_side_by_side_for_staff_only(survey, client):
     a = train_version(epochs=1)
     b = train_version(epochs=2, seed=1)
-    quality.evaluate_version(version=a, n_boot=200)
+    model_versions.evaluate_version(version=a, n_boot=200)
     url = reverse("admin:segmentation_modelversion_compare")
 
     User.objects.create_user("visitor", password="pw")
@@ -193,10 +196,10 @@ def test_every_source_against_the_truth_side_by_side(survey, capsys, tmp_path):
     """Crowd fractions thresholded on val, a binary arc-finder mask, two model versions as separate rows, and a
     galaxy without an arc-finder mask: the numbers are recomputed here from the stored masks."""
     from segmentation.models import Galaxy, Mask
-    from segmentation.selectors import galaxy_ids_in_split
+    from segmentation.selectors.galaxies import galaxy_ids_in_split
 
-    finder = services.producer_get_or_create(kind="sparcfire", name="arcfinder", version="t", parameters={"a": 1})
-    models = [services.producer_get_or_create(kind="model", name=f"unet-{v}", version=v) for v in ("a", "b")]
+    finder = producer_get_or_create(kind="sparcfire", name="arcfinder", version="t", parameters={"a": 1})
+    models = [producer_get_or_create(kind="model", name=f"unet-{v}", version=v) for v in ("a", "b")]
     split_of = {g.pk: s for s in ("val", "test") for g in Galaxy.objects.filter(pk__in=galaxy_ids_in_split(s))}
     test_ids = [pk for pk, s in split_of.items() if s == "test"]
     for g in Galaxy.objects.filter(pk__in=split_of):
@@ -205,14 +208,14 @@ def test_every_source_against_the_truth_side_by_side(survey, capsys, tmp_path):
         left = arm.copy()
         left[:, SIZE // 2:] = False
         if g.pk != test_ids[0]:  # one test galaxy has no arc-finder mask
-            services.mask_store(galaxy=g, image=im, structure="spiral", producer=finder, state="marked",
-                                numerators=left.astype(np.int64), denominator=1)
+            mask_store(galaxy=g, image=im, structure="spiral", producer=finder, state="marked",
+                       numerators=left.astype(np.int64), denominator=1)
         for k, p in enumerate(models):  # "b" is the truth itself, "a" its left half as fractions 0.6
             plane = arm if k else left
-            services.mask_store(galaxy=g, image=im, structure="spiral", producer=p, state="marked",
-                                numerators=(plane * 153).astype(np.int64), denominator=255)
+            mask_store(galaxy=g, image=im, structure="spiral", producer=p, state="marked",
+                       numerators=(plane * 153).astype(np.int64), denominator=255)
 
-    report = quality.sources_vs_truth(structure="spiral", split="test", n_boot=300)
+    report = model_versions.sources_vs_truth(structure="spiral", split="test", n_boot=300)
 
     def truth_and(source_kind, producer=None):
         out = {}

@@ -4,8 +4,9 @@ import socket
 import numpy as np
 import pytest
 
-from segmentation import generation, services, training
 from segmentation.models import GenerationRun, RunStatus, TrainingRun
+from segmentation.services import generation, training
+from segmentation.services.galaxies import galaxy_upsert, image_store
 
 
 @pytest.fixture
@@ -18,8 +19,8 @@ def no_redis(settings):
 
 
 def test_generation_launched_without_redis_fails_with_the_reason(db, no_redis, django_capture_on_commit_callbacks):
-    g, _ = services.galaxy_upsert(name="q1", defaults={"ra": 1.0, "dec": 1.0})
-    services.image_store(galaxy=g, kind="survey_cutout", rgb=np.zeros((40, 40, 3), np.uint8))
+    g, _ = galaxy_upsert(name="q1", defaults={"ra": 1.0, "dec": 1.0})
+    image_store(galaxy=g, kind="survey_cutout", rgb=np.zeros((40, 40, 3), np.uint8))
     with django_capture_on_commit_callbacks(execute=True):
         run = generation.generation_start(source="sparcfire", galaxies=[g])
     run = GenerationRun.objects.get(pk=run.pk)

@@ -10,10 +10,10 @@ from django.test import Client
 from django.urls import reverse
 
 from evalsite.accounts import UNAVAILABLE, username_key
-from ratings import services
 from ratings.models import Answer, Assignment, Invitation, Rater
+from ratings.services.studies import COMMENT_MAX_CHARS, SECONDS_CAP, answer_submit_form, study_close
+from tests.factories.studies import spiral_study
 from tests.integration.test_permissions_ratings import ready_rater
-from tests.integration.test_rating_data import build_study
 
 ANSWERS = {"rank_0": "1", "rank_1": "2", "rank_2": "3", "quality_0": "3", "quality_1": "2", "quality_2": "1"}
 PYTHON_WORDS = [b"invalid literal", b"Traceback", b"ValueError", b"could not convert", b"int()", b"float()"]
@@ -21,7 +21,7 @@ PYTHON_WORDS = [b"invalid literal", b"Traceback", b"ValueError", b"could not con
 
 @pytest.fixture
 def study(db):
-    return build_study(name="Input study", n_galaxies=3, planned_raters=3, raters_per_item=2, practice_items=1)
+    return spiral_study(name="Input study", n_galaxies=3, planned_raters=3, raters_per_item=2, practice_items=1)
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_time_is_capped_and_counted_once_per_change_of_the_answer(rater_client):
     url = reverse("ratings:item", args=[item.token])
     assert client.post(url, {**ANSWERS, "seconds": "99999"}).status_code == 302
     item.refresh_from_db()
-    assert item.seconds_spent == services.SECONDS_CAP == 3600
+    assert item.seconds_spent == SECONDS_CAP == 3600
     for _ in range(3):  # the same answer again (a double click, a reload of the form): no time added
         assert client.post(url, {**ANSWERS, "seconds": "40"}).status_code == 302
     item.refresh_from_db()
@@ -114,7 +114,7 @@ def test_a_comment_over_the_limit_is_refused_never_cut(rater_client):
     assert long.encode() in response.content  # kept on the page for the rater to shorten
     item.refresh_from_db()
     assert item.comment == "" and not Answer.objects.exists()
-    exactly = "y" * services.COMMENT_MAX_CHARS
+    exactly = "y" * COMMENT_MAX_CHARS
     assert client.post(reverse("ratings:item", args=[item.token]), {**ANSWERS, "comment": exactly}).status_code == 302
     item.refresh_from_db()
     assert item.comment == exactly
@@ -143,7 +143,7 @@ def test_a_used_up_invitation_makes_no_account_and_logs_nobody_in(study):
 
 
 def test_a_full_study_makes_no_account_either(db):
-    small = build_study(name="Full", n_galaxies=2, planned_raters=1, raters_per_item=1)
+    small = spiral_study(name="Full", n_galaxies=2, planned_raters=1, raters_per_item=1)
     invitation = Invitation.objects.create(study=small, max_uses=5)
     assert sign_up(Client(), invitation, "one").status_code == 302
     refused = sign_up(Client(), invitation, "two")
@@ -221,7 +221,7 @@ def test_the_thank_you_page_links_back_to_every_item_and_home_leads_there(study,
     client, rater = rater_client
     items = list(Assignment.objects.filter(rater=rater).order_by("position"))
     for a in items:
-        services.answer_submit_form(assignment=a, data=ANSWERS)
+        answer_submit_form(assignment=a, data=ANSWERS)
     assert client.get(reverse("ratings:study", args=[study.pk]))["Location"].endswith("/check/")
     client.get(reverse("ratings:blinding", args=[study.pk]))
     client.post(reverse("ratings:blinding", args=[study.pk]), {"skip": "1"})
@@ -231,6 +231,6 @@ def test_the_thank_you_page_links_back_to_every_item_and_home_leads_there(study,
         assert f'href="/rate/a/{a.token}/" aria-label="change the answer to item {n}"' in done
     home = client.get(reverse("ratings:home")).content.decode()
     assert f'href="/rate/s/{study.pk}/">Review answers</a>' in home
-    services.study_close(study=study)
+    study_close(study=study)
     closed = client.get(reverse("ratings:study", args=[study.pk])).content.decode()
     assert "/rate/a/" not in closed and "change an answer" not in closed  # nothing can change any more

@@ -7,33 +7,34 @@ import pytest
 from django.urls import reverse
 from PIL import Image as PILImage
 
-from ratings import services
 from ratings.models import Answer, Assignment, Candidate, Invitation, Study
-from segmentation import services as seg
+from ratings.services.studies import study_open, study_set_items
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import mask_store, producer_get_or_create
 
 SOURCE_WORDS = ["volunteer", "gz3d", "model", "unet", "sparcfire", "arc", "producer", "truth", "/media/", "masks/"]
 
 
 @pytest.fixture
 def study(db):
-    producers = [seg.producer_get_or_create(kind=k, name=f"{k}-name", version="v1") for k in
+    producers = [producer_get_or_create(kind=k, name=f"{k}-name", version="v1") for k in
                  ("volunteers", "model", "sparcfire")]
     galaxies = []
     for i in range(4):
-        g, _ = seg.galaxy_upsert(name=f"rg{i}", defaults={"ra": 30.0 + i, "dec": 1.0})
-        im, _ = seg.image_store(galaxy=g, kind="survey_cutout", rgb=np.full((24, 24, 3), 40 + i, np.uint8))
+        g, _ = galaxy_upsert(name=f"rg{i}", defaults={"ra": 30.0 + i, "dec": 1.0})
+        im, _ = image_store(galaxy=g, kind="survey_cutout", rgb=np.full((24, 24, 3), 40 + i, np.uint8))
         for j, p in enumerate(producers):
             counts = np.zeros((24, 24), np.int64)
             counts[2 + 5 * j:8 + 5 * j, 4:20] = 1 + j
-            seg.mask_store(galaxy=g, image=im, structure="spiral", producer=p, state="marked",
-                           numerators=counts, denominator=3)
+            mask_store(galaxy=g, image=im, structure="spiral", producer=p, state="marked",
+                       numerators=counts, denominator=3)
         galaxies.append(g)
     s = Study.objects.create(name="Demo study", structures=["spiral"], primary_question="q", planned_items=4,
                              planned_raters=3, raters_per_item=2, stopping_rule="all done", seed=1,
                              repeat_rate=0, attention_rate=0, practice_items=1)
     s.sources.set(producers)
-    services.study_set_items(study=s, galaxies=galaxies)
-    services.study_open(study=s)
+    study_set_items(study=s, galaxies=galaxies)
+    study_open(study=s)
     return s
 
 
@@ -117,9 +118,9 @@ def test_an_empty_mask_is_an_empty_panel_saying_nothing_marked(client, study):
     walk_to_items(client, study)
     a = Assignment.objects.filter(rater__user__username="ann").order_by("position").first()
     cand = Candidate.objects.get(pk=a.panel_order[-1])
-    empty = seg.mask_store(galaxy=cand.mask.galaxy, image=cand.mask.image, structure="spiral",
-                           producer=cand.producer, state="empty", numerators=np.zeros((24, 24), np.int64),
-                           denominator=3).mask
+    empty = mask_store(galaxy=cand.mask.galaxy, image=cand.mask.image, structure="spiral",
+                       producer=cand.producer, state="empty", numerators=np.zeros((24, 24), np.int64),
+                       denominator=3).mask
     Candidate.objects.filter(pk=cand.pk).update(mask=empty)
     page = client.get(reverse("ratings:item", args=[a.token])).content.decode()
     assert page.count("Nothing marked") == 1

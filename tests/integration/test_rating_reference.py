@@ -10,9 +10,10 @@ from PIL import Image as PILImage
 from rq.worker import SimpleWorker
 
 from evalsite import queues
-from ratings import panels, services
 from ratings.models import Candidate, PanelImage, Quality, Study
-from tests.integration.test_rating_data import build_study, spiral
+from ratings.services import panels
+from ratings.services.studies import rater_join
+from tests.factories.studies import spiral, spiral_study
 
 
 def overlap(a: np.ndarray, b: np.ndarray) -> float:
@@ -32,9 +33,9 @@ def test_degraded_copies_get_worse_level_by_level():
 
 
 def test_the_guide_shows_every_level_from_a_galaxy_outside_the_study(client, db, django_user_model):
-    study = build_study(n_galaxies=2, planned_raters=1, raters_per_item=1)
+    study = spiral_study(n_galaxies=2, planned_raters=1, raters_per_item=1)
     user = django_user_model.objects.create_user("ref", password="pw")
-    services.rater_join(study=study, user=user)
+    rater_join(study=study, user=user)
     client.force_login(user)
     html = client.get(reverse("ratings:guide", args=[study.pk])).content.decode()
     for value, label in Quality.choices:
@@ -50,9 +51,9 @@ def test_the_guide_shows_every_level_from_a_galaxy_outside_the_study(client, db,
 
 
 def test_no_examples_without_a_synthetic_truth(client, db, django_user_model):
-    study = build_study(n_galaxies=2, planned_raters=1, raters_per_item=1, reference=False)
+    study = spiral_study(n_galaxies=2, planned_raters=1, raters_per_item=1, reference=False)
     user = django_user_model.objects.create_user("ref", password="pw")
-    services.rater_join(study=study, user=user)
+    rater_join(study=study, user=user)
     client.force_login(user)
     r = client.get(reverse("ratings:guide", args=[study.pk]))
     assert r.status_code == 200 and b"<figure" not in r.content and b"The quality levels" in r.content
@@ -61,7 +62,7 @@ def test_no_examples_without_a_synthetic_truth(client, db, django_user_model):
 def test_opening_in_the_admin_renders_every_panel_on_the_default_queue(client, db, django_user_model,
                                                                        redis_conn,
                                                                        django_capture_on_commit_callbacks):
-    study = build_study(n_galaxies=3, planned_raters=2, raters_per_item=1, open_it=False)
+    study = spiral_study(n_galaxies=3, planned_raters=2, raters_per_item=1, open_it=False)
     client.force_login(django_user_model.objects.create_user("boss", password="pw", is_staff=True,
                                                              is_superuser=True))
     with django_capture_on_commit_callbacks(execute=True):  # django-rq sends jobs on commit

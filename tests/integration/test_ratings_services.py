@@ -1,39 +1,48 @@
 import numpy as np
 import pytest
-from django.contrib.auth import get_user_model
 
-from ratings import services
 from ratings.models import Answer, AnswerRevision, Assignment, Item, Study
-from segmentation import services as seg
+from ratings.services.studies import (
+    PanelAnswer,
+    StudyError,
+    answer_submit,
+    rater_join,
+    study_open,
+    study_set_items,
+    study_update,
+)
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import mask_store, producer_get_or_create
+from tests.factories import UserFactory
 
 
 @pytest.fixture
 def study(db):
-    producers = [seg.producer_get_or_create(kind=k, name=k, version="1") for k in ("volunteers", "model", "sparcfire")]
+    producers = [producer_get_or_create(kind=k, name=k, version="1") for k in ("volunteers", "model", "sparcfire")]
     galaxies = []
     for i in range(8):
-        g, _ = seg.galaxy_upsert(name=f"g{i}", defaults={"ra": 10.0 + i, "dec": 1.0})
-        im, _ = seg.image_store(galaxy=g, kind="survey_cutout", rgb=np.zeros((8, 8, 3), np.uint8))
+        g, _ = galaxy_upsert(name=f"g{i}", defaults={"ra": 10.0 + i, "dec": 1.0})
+        im, _ = image_store(galaxy=g, kind="survey_cutout", rgb=np.zeros((8, 8, 3), np.uint8))
         for j, p in enumerate(producers):
             counts = np.zeros((8, 8), np.int64)
             counts[j:j + 3, i % 5:(i % 5) + 3] = 1
-            seg.mask_store(galaxy=g, image=im, structure="spiral", producer=p, state="marked",
-                           numerators=counts, denominator=1)
+            mask_store(galaxy=g, image=im, structure="spiral", producer=p, state="marked",
+                       numerators=counts, denominator=1)
         galaxies.append(g)
     s = Study.objects.create(name="s", structures=["spiral"], primary_question="Which source is best?",
                              planned_items=8, planned_raters=6, raters_per_item=3, stopping_rule="all items done",
                              seed=3, repeat_rate=0.25, attention_rate=0.2)
     s.sources.set(producers)
-    services.study_set_items(study=s, galaxies=galaxies)
+    study_set_items(study=s, galaxies=galaxies)
     return s
 
 
 def user(name, staff=False):
-    return get_user_model().objects.create_user(name, password="pw-" + name, is_staff=staff)
+    return UserFactory(username=name, is_staff=staff)
 
 
 def test_opening_generates_the_whole_balanced_assignment(study):
-    services.study_open(study=study)
+    study_open(study=study)
     real = Assignment.objects.filter(study=study, item__kind=Item.Kind.REAL)
     assert real.count() == 8 * 3
     assert set(real.values_list("slot", flat=True)) == set(range(6))
@@ -50,10 +59,10 @@ def test_opening_generates_the_whole_balanced_assignment(study):
 
 
 def test_frozen_preregistration(study):
-    services.study_open(study=study)
-    with pytest.raises(services.StudyError, match="frozen"):
-        services.study_update(study=study, raters_per_item=2)
-    services.study_update(study=study, reason="typo in the question", primary_question="Which is best?")
+    study_open(study=study)
+    with pytest.raises(StudyError, match="frozen"):
+        study_update(study=study, raters_per_item=2)
+    study_update(study=study, reason="typo in the question", primary_question="Which is best?")
     assert study.log.filter(action="changed after opening", reason="typo in the question").exists()
 
 
@@ -62,24 +71,24 @@ def test_incomplete_preregistration_and_missing_candidates_block_opening(study):
     study.save()
     item = study.items.first()
     item.candidates.first().delete()
-    with pytest.raises(services.StudyError, match="stopping_rule.*candidate masks are missing"):
-        services.study_open(study=study)
+    with pytest.raises(StudyError, match="stopping_rule.*candidate masks are missing"):
+        study_open(study=study)
 
 
 def test_raters_claim_slots_and_answers_are_idempotent_with_history(study):
-    services.study_open(study=study)
-    alice = services.rater_join(study=study, user=user("alice"))
-    bob = services.rater_join(study=study, user=user("bob", staff=True))
-    assert services.rater_join(study=study, user=alice.user) == alice
+    study_open(study=study)
+    alice = rater_join(study=study, user=user("alice"))
+    bob = rater_join(study=study, user=user("bob", staff=True))
+    assert rater_join(study=study, user=alice.user) == alice
     assert alice.slot != bob.slot and bob.is_staff
     a = Assignment.objects.filter(rater=alice).order_by("position").first()
-    answers = [services.PanelAnswer(0, 1, 3), services.PanelAnswer(1, 2, 2), services.PanelAnswer(2, 2, 1)]
-    services.answer_submit(assignment=a, answers=answers, seconds=5)
-    services.answer_submit(assignment=a, answers=answers, seconds=1)  # a retried request
+    answers = [PanelAnswer(0, 1, 3), PanelAnswer(1, 2, 2), PanelAnswer(2, 2, 1)]
+    answer_submit(assignment=a, answers=answers, seconds=5)
+    answer_submit(assignment=a, answers=answers, seconds=1)  # a retried request
     assert Answer.objects.filter(assignment=a).count() == 3
     assert Answer.objects.get(assignment=a, panel_position=1).tied
-    services.answer_submit(assignment=a, answers=[services.PanelAnswer(0, 2, 1), services.PanelAnswer(1, 1, 3),
-                                                  services.PanelAnswer(2, 3, 0)])
+    answer_submit(assignment=a, answers=[PanelAnswer(0, 2, 1), PanelAnswer(1, 1, 3),
+                                         PanelAnswer(2, 3, 0)])
     changed = Answer.objects.get(assignment=a, panel_position=0)
     assert (changed.rank, changed.quality, changed.edits) == (2, 1, 1)
     assert AnswerRevision.objects.filter(answer=changed, rank=1, quality=3).exists()
@@ -95,37 +104,37 @@ def test_raters_claim_slots_and_answers_are_idempotent_with_history(study):
     ],
 )
 def test_bad_answers_are_refused_and_nothing_is_stored(study, answers, message):
-    services.study_open(study=study)
-    rater = services.rater_join(study=study, user=user("carol"))
+    study_open(study=study)
+    rater = rater_join(study=study, user=user("carol"))
     a = Assignment.objects.filter(rater=rater).first()
-    with pytest.raises(services.StudyError, match=message):
-        services.answer_submit(assignment=a, answers=[services.PanelAnswer(*x) for x in answers])
+    with pytest.raises(StudyError, match=message):
+        answer_submit(assignment=a, answers=[PanelAnswer(*x) for x in answers])
     assert not Answer.objects.filter(assignment=a).exists()
 
 
 def test_no_more_raters_than_planned(study):
-    services.study_open(study=study)
+    study_open(study=study)
     for i in range(6):
-        services.rater_join(study=study, user=user(f"u{i}"))
-    with pytest.raises(services.StudyError, match="taken"):
-        services.rater_join(study=study, user=user("late"))
+        rater_join(study=study, user=user(f"u{i}"))
+    with pytest.raises(StudyError, match="taken"):
+        rater_join(study=study, user=user("late"))
 
 
 def test_a_long_sequence_gets_distinct_attention_checks(db):
-    producers = [seg.producer_get_or_create(kind=k, name=k, version="1") for k in ("volunteers", "model")]
+    producers = [producer_get_or_create(kind=k, name=k, version="1") for k in ("volunteers", "model")]
     galaxies = []
     for i in range(80):
-        g, _ = seg.galaxy_upsert(name=f"long{i}", defaults={"ra": 100.0 + i * 0.1, "dec": 3.0})
-        im, _ = seg.image_store(galaxy=g, kind="survey_cutout", rgb=np.zeros((8, 8, 3), np.uint8))
+        g, _ = galaxy_upsert(name=f"long{i}", defaults={"ra": 100.0 + i * 0.1, "dec": 3.0})
+        im, _ = image_store(galaxy=g, kind="survey_cutout", rgb=np.zeros((8, 8, 3), np.uint8))
         for p in producers:
-            seg.mask_store(galaxy=g, image=im, structure="spiral", producer=p, state="marked",
-                           numerators=np.eye(8, dtype=np.int64), denominator=1)
+            mask_store(galaxy=g, image=im, structure="spiral", producer=p, state="marked",
+                       numerators=np.eye(8, dtype=np.int64), denominator=1)
         galaxies.append(g)
     s = Study.objects.create(name="long", structures=["spiral"], primary_question="q", planned_items=80,
                              planned_raters=1, raters_per_item=1, stopping_rule="done", attention_rate=0.1)
     s.sources.set(producers)
-    services.study_set_items(study=s, galaxies=galaxies)
-    services.study_open(study=s)
+    study_set_items(study=s, galaxies=galaxies)
+    study_open(study=s)
     checks = Assignment.objects.filter(study=s, item__kind="attention")
     assert checks.count() == 8
     assert checks.values("item").distinct().count() == 8

@@ -7,10 +7,11 @@ from gz3d_samples import DEC, RA, write_sample
 from matplotlib.path import Path as MplPath
 
 from evalcore.formats import gz3d, truthfile
-from segmentation import services
-from segmentation.imports.gz3d import import_gz3d
-from segmentation.imports.reproject import reproject_masks
 from segmentation.models import Galaxy, Mask
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.imports.gz3d import import_gz3d
+from segmentation.services.imports.reproject import reproject_masks
+from segmentation.services.truth import truth_store
 
 pytestmark = pytest.mark.django_db
 SIZE = 101
@@ -24,8 +25,8 @@ def cutout_wcs():
 
 def add_cutout(galaxy):
     header = cutout_wcs().to_header().tostring(sep="\n")
-    image, _ = services.image_store(galaxy=galaxy, kind="survey_cutout", rgb=np.zeros((*CUTOUT, 3), np.uint8),
-                                    wcs_header=header, pixel_scale=0.262)
+    image, _ = image_store(galaxy=galaxy, kind="survey_cutout", rgb=np.zeros((*CUTOUT, 3), np.uint8),
+                           wcs_header=header, pixel_scale=0.262)
     return image
 
 
@@ -101,7 +102,7 @@ def test_a_truth_mask_native_to_the_target_is_kept(tmp_path):
     cutout = add_cutout(galaxy)
     own = np.zeros(CUTOUT, np.uint8)
     own[0, 0] = 1
-    services.truth_store(galaxy=galaxy, image=cutout, truth=truthfile.Truth(own, own, {}))
+    truth_store(galaxy=galaxy, image=cutout, truth=truthfile.Truth(own, own, {}))
     reproject_masks(galaxy=galaxy, target_image=cutout)
     truth = Mask.objects.get(image=cutout, structure="bar", producer__kind="truth", is_current=True)
     assert truth.fractions().sum() == 1 and "reprojected_from" not in truth.details
@@ -110,10 +111,10 @@ def test_a_truth_mask_native_to_the_target_is_kept(tmp_path):
 def test_images_without_wcs_or_of_other_galaxies_are_refused(tmp_path):
     import_gz3d([str(write_sample(tmp_path / "a.fits", size=SIZE))], progress=False)
     galaxy = Galaxy.objects.get()
-    blank, _ = services.image_store(galaxy=galaxy, kind="other", rgb=np.zeros((8, 8, 3), np.uint8))
+    blank, _ = image_store(galaxy=galaxy, kind="other", rgb=np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(ValueError, match="no usable WCS"):
         reproject_masks(galaxy=galaxy, target_image=blank)
-    other, _ = services.galaxy_upsert(name="someone else")
+    other, _ = galaxy_upsert(name="someone else")
     with pytest.raises(ValueError, match="is not an image of someone else"):
         reproject_masks(galaxy=other, target_image=blank)
 

@@ -26,13 +26,13 @@ from moto.server import ThreadedMotoServer
 from PIL import Image as PILImage
 from storages.backends.s3 import S3Storage
 from test_blinding_crawl import Crawler, walk_raters
-from test_rating_data import build_study
 
 from evalcore.formats import pngcodec
-from ratings import services
 from ratings.models import Assignment, PanelImage
+from ratings.services.studies import study_render_panels
 from segmentation.models import Image, Mask
 from tests.admin_testdata import make_galaxy
+from tests.factories.studies import spiral_study
 
 BUCKET = "evalsite-s3-blinding-test-bucket"
 REGION = "eu-west-1"
@@ -128,8 +128,8 @@ class StorageCrawler(Crawler):
 
 
 def test_files_land_in_the_bucket_and_nothing_on_disk(s3_media, tmp_path):
-    study = build_study(n_galaxies=2, planned_raters=1, raters_per_item=1)
-    services.study_render_panels(study.pk)
+    study = spiral_study(n_galaxies=2, planned_raters=1, raters_per_item=1)
+    study_render_panels(study.pk)
     stored = ({im.file.name for im in Image.objects.all()}
               | {m.data.name for m in Mask.objects.exclude(data="")}
               | {p.file.name for p in PanelImage.objects.filter(candidate__item__study=study)})
@@ -148,8 +148,8 @@ def test_files_land_in_the_bucket_and_nothing_on_disk(s3_media, tmp_path):
 
 
 def test_raters_never_see_the_storage(s3_media):
-    study = build_study(n_galaxies=3, planned_raters=N_RATERS, raters_per_item=N_RATERS, practice_items=1)
-    services.study_render_panels(study.pk)  # as the job queued on opening does: every panel into the bucket
+    study = spiral_study(n_galaxies=3, planned_raters=N_RATERS, raters_per_item=N_RATERS, practice_items=1)
+    study_render_panels(study.pk)  # as the job queued on opening does: every panel into the bucket
     rendered = s3_media.keys()
     assert any(key.startswith("panels/") for key in rendered)
     markers = leak_markers(s3_media)

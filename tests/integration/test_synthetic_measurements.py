@@ -9,10 +9,10 @@ from django.core.management import CommandError, call_command
 from evalcore.measure.geometry import deprojected_length
 from evalcore.sky.splits import SPLITS, split_for
 from evalcore.synthetic import survey
-from segmentation import measurements, training
-from segmentation.imports.synthetic import import_synthetic_survey
 from segmentation.models import Galaxy, Mask, MaskMeasurement, Producer, TrainingRun
-from segmentation.selectors import galaxy_ids_in_split
+from segmentation.selectors.galaxies import galaxy_ids_in_split
+from segmentation.services import measurements, training
+from segmentation.services.imports.synthetic import import_synthetic_survey
 
 
 def make(out, *, n, seed, size):

@@ -7,8 +7,10 @@ from rq.worker import SimpleWorker
 
 from evalcore.sky.splits import split_for
 from evalsite import queues
-from segmentation import generation, services, training
 from segmentation.models import Mask, ModelVersion, RunStatus, TrainingRun
+from segmentation.services import generation, training
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import mask_store, producer_get_or_create
 
 
 def disk_with_arm(size, seed):
@@ -22,16 +24,16 @@ def disk_with_arm(size, seed):
 
 @pytest.fixture
 def labelled(db):
-    crowd = services.producer_get_or_create(kind="volunteers", name="GZ3D", version="test")
+    crowd = producer_get_or_create(kind="volunteers", name="GZ3D", version="test")
     splits = []
     for i in range(24):
         ra, dec = 10.0 + 0.5 * i, -5.0 + 0.3 * i
-        g, _ = services.galaxy_upsert(name=f"t{i}", defaults={"ra": ra, "dec": dec, "synthetic": True})
+        g, _ = galaxy_upsert(name=f"t{i}", defaults={"ra": ra, "dec": dec, "synthetic": True})
         rgb, arm = disk_with_arm(40, i)
-        im, _ = services.image_store(galaxy=g, kind="survey_cutout", rgb=rgb)
-        services.mask_store(galaxy=g, image=im, structure="spiral", producer=crowd, state="marked",
-                            numerators=arm.astype(np.int64) * 10, denominator=15)
-        services.mask_store(galaxy=g, image=im, structure="bar", producer=crowd, state="not_asked")
+        im, _ = image_store(galaxy=g, kind="survey_cutout", rgb=rgb)
+        mask_store(galaxy=g, image=im, structure="spiral", producer=crowd, state="marked",
+                   numerators=arm.astype(np.int64) * 10, denominator=15)
+        mask_store(galaxy=g, image=im, structure="bar", producer=crowd, state="not_asked")
         splits.append(split_for(ra, dec, name=g.name))
     assert {"train", "val"} <= set(splits)
     return crowd

@@ -22,9 +22,9 @@ from django.utils import timezone
 
 from evalsite import queues
 from evalsite.version import code_version, package_versions
-from segmentation import services
 from segmentation.models import Galaxy, Image, Mask, ModelVersion, Producer, RunStatus, TrainingRun
-from segmentation.selectors import image_rgb
+from segmentation.selectors.images import image_rgb
+from segmentation.services.masks import producer_get_or_create
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ def model_version_create(*, run: TrainingRun | None, result, items: list[Labelle
     digest = hashlib.sha256(weights).hexdigest()
     name = name or f"unet-{config['encoder']}-{config['image_size']}px-{digest[:8]}"
     with transaction.atomic():
-        producer = services.producer_get_or_create(
+        producer = producer_get_or_create(
             kind=Producer.Kind.MODEL, name=name, version=digest[:12],
             parameters={"config": config}, code_version=code_version(),
             description=f"U-Net trained by run {run.pk}" if run else "U-Net",

@@ -7,7 +7,7 @@ one kind), float32 fractions in [0, 1] on the same grid and the same WCS, and th
 header. Array row 0 is FITS row 1, so a pixel (x, y) of a mask and of the image is the same sky position.
 
 The catalogue (``export_selection``) has one row per exported mask: identifiers, the mask's provenance and
-every measurement with its uncertainty (``segmentation.measurements``), as CSV (written row by row) and as
+every measurement with its uncertainty (``segmentation.services.measurements``), as CSV (written row by row) and as
 a FITS table (a fixed-width array of the exported rows, 1.3 kB each). Galaxies are read with
 ``.iterator()`` and one file is written at a time, so a survey-sized selection fits in memory.
 """
@@ -114,7 +114,7 @@ def _card(header, key: str, value, comment: str = "") -> None:
 def _primary(galaxy: Galaxy, image: Image):
     from astropy.io import fits
 
-    from segmentation.selectors import image_bands, image_rgb
+    from segmentation.selectors.images import image_bands, image_rgb
 
     header = _wcs_header(image)
     bands = image_bands(image)
@@ -286,7 +286,7 @@ class ExportSummary:
 
 def galaxies_selection(*, synthetic: str = "any", names: Iterable[str] | None = None):
     """Galaxies to export: synthetic only / excluded / any, optionally by name. Unknown names raise."""
-    from segmentation.measurements import SYNTHETIC_CHOICES
+    from segmentation.services.measurements import SYNTHETIC_CHOICES
 
     if synthetic not in SYNTHETIC_CHOICES:
         raise ValueError(f"--synthetic takes {'|'.join(SYNTHETIC_CHOICES)}, got {synthetic!r}")

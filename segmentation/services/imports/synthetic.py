@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalcore.synthetic import survey
-from segmentation import services
-from segmentation.imports import gz3d as gz3d_import
-from segmentation.imports.images import import_image_folder
-from segmentation.imports.reproject import reproject_galaxy_masks
-from segmentation.imports.summary import ImportSummary
 from segmentation.models import Image, ImportBatch
+from segmentation.services.imports import gz3d as gz3d_import
+from segmentation.services.imports.batches import batch_finish, batch_start
+from segmentation.services.imports.images import import_image_folder
+from segmentation.services.imports.reproject import reproject_galaxy_masks
+from segmentation.services.imports.summary import ImportSummary
 
 
 class SyntheticImportError(ValueError):
@@ -61,15 +61,15 @@ def import_synthetic_survey(*, directory, progress: bool = True, jobs: int = 1) 
     for needed in ("gz3d", "cutouts", survey.CATALOGUE_NAME):
         if not (directory / needed).exists():
             raise SyntheticImportError(f"{directory} has no {needed}")
-    batch = services.batch_start(kind=ImportBatch.Kind.SYNTHETIC, source=str(directory), arguments=settings)
+    batch = batch_start(kind=ImportBatch.Kind.SYNTHETIC, source=str(directory), arguments=settings)
     images = import_image_folder(directory=directory / "cutouts", catalogue_path=directory / survey.CATALOGUE_NAME,
                                  kind=Image.Kind.SURVEY_CUTOUT, batch=batch, progress=progress)
     result = gz3d_import.import_gz3d([directory / "gz3d"], release=volunteer_release(settings), progress=progress,
                                      jobs=jobs, arguments={"synthetic_survey_batch": batch.pk, **settings})
     reprojected = reproject_galaxy_masks(galaxy_ids=result.galaxy_ids, target_kind=Image.Kind.SURVEY_CUTOUT,
                                          summary=result.summary, batch=batch)
-    services.batch_finish(batch=result.batch, summary=result.summary.as_dict())
-    services.batch_finish(batch=batch, summary={"images": images.as_dict(), "gz3d": result.summary.as_dict(),
+    batch_finish(batch=result.batch, summary=result.summary.as_dict())
+    batch_finish(batch=batch, summary={"images": images.as_dict(), "gz3d": result.summary.as_dict(),
                                                 "gz3d_batch": result.batch.pk, "reprojected": reprojected})
     return SyntheticImport(batch=batch, images=images, gz3d=result.summary, reprojected=reprojected,
                            galaxy_ids=list(result.galaxy_ids))

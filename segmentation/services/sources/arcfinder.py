@@ -12,10 +12,10 @@ import numpy as np
 from evalcore.arcfinder.errors import ArcFinderError
 from evalcore.arcfinder.params import CODE_VERSION, ArcFinderParams
 from evalcore.arcfinder.pipeline import run_arcfinder
-from segmentation import services
 from segmentation.models import Producer
-from segmentation.selectors import image_bands, image_rgb
-from segmentation.sources import MaskOutput
+from segmentation.selectors.images import image_bands, image_rgb
+from segmentation.services.masks import producer_get_or_create
+from segmentation.services.sources.registry import MaskOutput
 
 NAME = "arc finder (SpArcFiRe method)"
 
@@ -29,7 +29,7 @@ class Source:
     @staticmethod
     def producer(*, model_version=None, parameters: dict) -> Producer:
         params = ArcFinderParams.from_dict(parameters) if parameters else ArcFinderParams()
-        return services.producer_get_or_create(
+        return producer_get_or_create(
             kind=Producer.Kind.SPARCFIRE, name=NAME, version=CODE_VERSION, parameters=params.as_dict(),
             code_version=CODE_VERSION, description="Python implementation of SpArcFiRe's method (Davis & Hayes 2014)",
         )

@@ -1,153 +1,18 @@
-"""Writes of the segmentation app. Importers, generators and jobs call these; views never write directly.
-
-All functions are keyword-only. Each keeps the model invariants (immutable masks, one current mask per
-slot, idempotent re-imports) so callers cannot get them wrong.
+"""Producers, masks and volunteer classifications. Masks are immutable; one mask is current per
+(galaxy, structure, producer); re-imports of the same content change nothing.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-from django.core.files.base import ContentFile
 from django.db import transaction
-from django.utils import timezone
 
-from evalcore.formats import maskcodec, pngcodec
+from evalcore.formats import maskcodec
 from segmentation.models import Galaxy, Image, ImportBatch, Mask, Producer, VolunteerClassification
-
-IDENTIFIER_FIELDS = ("manga_id", "name", "iau_name", "nsa_id", "sdss_objid")
-
-
-# --- import batches ---------------------------------------------------------------------------------
-def batch_start(*, kind: str, source: str, arguments: dict | None = None) -> ImportBatch:
-    return ImportBatch.objects.create(kind=kind, source=source, arguments=arguments or {})
-
-
-def batch_finish(*, batch: ImportBatch, summary: dict) -> ImportBatch:
-    batch.summary = summary
-    batch.finished_at = timezone.now()
-    batch.save(update_fields=["summary", "finished_at"])
-    return batch
-
-
-@contextmanager
-def batch_running(*, kind: str, source: str, arguments: dict | None = None):
-    """An ImportBatch for the ``with`` block. If the block raises (a bug, Ctrl-C), the batch is finished with
-    the error in its summary before the exception goes on, so no batch is left looking as if it still ran."""
-    batch = batch_start(kind=kind, source=source, arguments=arguments)
-    try:
-        yield batch
-    except BaseException as exc:
-        batch.refresh_from_db(fields=["finished_at"])
-        if batch.finished_at is None:
-            batch_finish(batch=batch, summary={"error": f"{type(exc).__name__}: {exc}" if str(exc)
-                                               else type(exc).__name__})
-        raise
-
-
-# --- galaxies ---------------------------------------------------------------------------------------
-def galaxy_upsert(*, name: str, defaults: dict | None = None, match: dict | None = None,
-                  batch: ImportBatch | None = None) -> tuple[Galaxy, bool]:
-    """Find a galaxy by the identifiers in ``match`` (first hit wins, in IDENTIFIER_FIELDS order) or by
-    ``name``; create it if absent. Fields in ``defaults`` that are not None overwrite stored values.
-
-    Returns (galaxy, created).
-    """
-    result = galaxy_sync(name=name, defaults=defaults, match=match, batch=batch)
-    return result.galaxy, result.status == "created"
-
-
-@dataclass(frozen=True)
-class GalaxyResult:
-    galaxy: Galaxy
-    status: str  # "created" | "updated" | "unchanged"
-    fields: tuple[str, ...] = ()  # the stored fields an update changed
-
-
-def galaxy_sync(*, name: str, defaults: dict | None = None, match: dict | None = None,
-                batch: ImportBatch | None = None) -> GalaxyResult:
-    """``galaxy_upsert`` that also says whether an existing galaxy changed and which fields, so an importer
-    can report "updated" for a changed identifier (a file's name in ``other_ids``) and not "unchanged"."""
-    match = {k: v for k, v in (match or {}).items() if v not in (None, "")}
-    galaxy = None
-    for field in IDENTIFIER_FIELDS:
-        if field in match:
-            galaxy = Galaxy.objects.filter(**{field: match[field]}).first()
-            if galaxy:
-                break
-    if galaxy is None:
-        galaxy = Galaxy.objects.filter(name=name).first()
-    values = {k: v for k, v in {**match, **(defaults or {})}.items() if v is not None and k != "name"}
-    if galaxy is None:
-        galaxy = Galaxy.objects.create(name=match.get("name", name), import_batch=batch, **values)
-        return GalaxyResult(galaxy, "created")
-    changed = [k for k, v in values.items() if getattr(galaxy, k) != v]
-    for k in changed:
-        setattr(galaxy, k, values[k])
-    if changed:
-        galaxy.save(update_fields=[*changed, "updated_at"])
-    return GalaxyResult(galaxy, "updated" if changed else "unchanged", tuple(changed))
-
-
-# --- files by content -------------------------------------------------------------------------------
-def store_by_content(field_file, name: str, data: bytes) -> None:
-    """Point ``field_file`` (an unsaved model's FileField) at ``<upload_to>/<name>``, writing ``data`` there
-    only if no file has that name yet: names are content hashes, so one file serves every row with the same
-    content and nothing is ever overwritten. A concurrent writer of the same content can make storage pick
-    another name; that copy is removed again."""
-    full = field_file.field.generate_filename(field_file.instance, name)
-    storage = field_file.storage
-    if not storage.exists(full):
-        saved = storage.save(full, ContentFile(data))
-        if saved != full:
-            storage.delete(saved)
-    field_file.name = full
-
-
-# --- images -----------------------------------------------------------------------------------------
-def pixels_hash(rgb: np.ndarray) -> str:
-    arr = np.ascontiguousarray(rgb)
-    return hashlib.sha256(f"{arr.dtype}:{arr.shape}:".encode() + arr.tobytes()).hexdigest()
-
-
-def image_store(*, galaxy: Galaxy, kind: str, rgb: np.ndarray, wcs_header: str = "",
-                pixel_scale: float | None = None, bands: str = "", raw_fits: bytes | None = None,
-                batch: ImportBatch | None = None, png: bytes | None = None) -> tuple[Image, str]:
-    """Store (or update) the galaxy's image of this kind. Returns (image, "created"|"updated"|"unchanged").
-
-    ``png``: ``rgb`` already encoded by ``pngcodec.encode`` (an importer's reading process can do it).
-    Updating an image's pixels is refused when masks already live on it (their grid would change).
-    """
-    digest = pixels_hash(rgb)
-    height, width = rgb.shape[:2]
-    image = Image.objects.filter(galaxy=galaxy, kind=kind).first()
-    meta = {"wcs_header": wcs_header or "", "pixel_scale": pixel_scale, "bands": bands}
-    if image is not None and image.content_hash == digest:
-        changed = [k for k, v in meta.items() if getattr(image, k) != v]
-        for k in changed:
-            setattr(image, k, meta[k])
-        if changed:
-            image.save(update_fields=changed)
-        return image, ("updated" if changed else "unchanged")
-    if image is not None and (image.width, image.height) != (width, height) and image.masks.exists():
-        raise ValueError(
-            f"{galaxy.name}: new {kind} image is {width}x{height}, but masks exist on the stored "
-            f"{image.width}x{image.height} image"
-        )
-    status = "updated" if image is not None else "created"
-    image = image or Image(galaxy=galaxy, kind=kind)
-    image.width, image.height, image.content_hash, image.import_batch = width, height, digest, batch
-    for k, v in meta.items():
-        setattr(image, k, v)
-    store_by_content(image.file, f"{digest[:2]}/{digest}.png", png or pngcodec.encode(rgb))
-    if raw_fits is not None:  # named by its own bytes: two band files can render to the same RGB pixels
-        raw_digest = hashlib.sha256(raw_fits).hexdigest()
-        store_by_content(image.raw, f"{raw_digest[:2]}/{raw_digest}.fits", raw_fits)
-    image.save()
-    return image, status
+from segmentation.services.files import store_by_content
 
 
 # --- producers --------------------------------------------------------------------------------------
@@ -324,43 +189,3 @@ def classifications_replace(*, galaxy: Galaxy, image: Image, structure: str, row
     if stale:
         VolunteerClassification.objects.filter(pk__in=stale).delete()
     return len(keep)
-
-
-TRUTH_PRODUCER = {"kind": "truth", "name": "synthetic truth", "version": "1"}
-
-
-@dataclass(frozen=True)
-class TruthResult:
-    masks: list[MaskResult]
-    galaxy_fields: list[str]  # Galaxy fields the truth changed
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.galaxy_fields) or any(r.status != "unchanged" for r in self.masks)
-
-
-def truth_orientation(params: dict) -> dict:
-    """The disk's b/a and position angle (deg east of north, [0, 180)) in a synthetic truth, as Galaxy fields;
-    empty when the truth lacks them. The truth's b/a is the observed one, as catalogues give it."""
-    ba, pa = params.get("axis_ratio"), params.get("position_angle_deg")
-    if ba is None or pa is None:
-        return {}
-    return {"axis_ratio": float(ba), "position_angle": float(pa) % 180.0}
-
-
-def truth_store(*, galaxy: Galaxy, image: Image, truth, batch: ImportBatch | None = None) -> TruthResult:
-    """Store a synthetic galaxy's true masks on ``image`` and its true parameters on the galaxy: the truth,
-    ``synthetic`` and the disk orientation (``axis_ratio``, ``position_angle``) the measurements deproject
-    with. The truth sets these at every import, over any other value."""
-    producer = producer_get_or_create(**TRUTH_PRODUCER, description="Known ground truth of synthetic galaxies.")
-    results = []
-    for structure, plane in (("spiral", truth.spiral), ("bar", truth.bar)):
-        results.append(mask_store(galaxy=galaxy, image=image, structure=structure, producer=producer,
-                                  state="marked", numerators=plane.astype(np.int64), denominator=1, batch=batch))
-    wanted = {"truth": truth.params, "synthetic": True, **truth_orientation(truth.params)}
-    changed = [name for name, value in wanted.items() if getattr(galaxy, name) != value]
-    for name in changed:
-        setattr(galaxy, name, wanted[name])
-    if changed:
-        galaxy.save(update_fields=[*changed, "updated_at"])
-    return TruthResult(masks=results, galaxy_fields=changed)

@@ -18,7 +18,6 @@ from django.db.models import F
 from django.utils import timezone
 
 from evalsite import queues
-from segmentation import services
 from segmentation.models import (
     Galaxy,
     GenerationChunk,
@@ -28,7 +27,8 @@ from segmentation.models import (
     ModelVersion,
     RunStatus,
 )
-from segmentation.sources import STRUCTURES, get_source
+from segmentation.services.masks import MaskInput, masks_store
+from segmentation.services.sources.registry import STRUCTURES, get_source
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def generation_start(*, source: str, galaxies: Iterable[Galaxy] | Iterable[int],
     pending = _pending_galaxy_ids(galaxy_ids=ids, producer=producer, image_kind=image_kind)
     checks = {}
     if model_version is not None:
-        from segmentation.input_checks import check_images
+        from segmentation.services.input_checks import check_images
 
         checks = check_images(version=model_version, images=Image.objects.filter(
             galaxy_id__in=pending, kind=image_kind).select_related("galaxy").order_by("galaxy__name"))
@@ -159,7 +159,7 @@ def chunk_process(*, chunk_id: int, source_impl=None) -> GenerationChunk:
 
 
 def _mask_inputs(image: Image, output: dict, producer) -> list:
-    return [services.MaskInput(galaxy=image.galaxy, image=image, structure=structure, producer=producer,
+    return [MaskInput(galaxy=image.galaxy, image=image, structure=structure, producer=producer,
                                state=m.state, numerators=m.numerators, denominator=m.denominator, details=m.details)
             for structure, m in output.items()]
 
@@ -169,14 +169,14 @@ def _store(outputs: list[tuple[Image, dict]], producer) -> tuple[int, list[dict]
     storage or database error fails its galaxy (recorded with the reason), not the chunk. Returns the
     number of galaxies stored and the failures."""
     try:
-        services.masks_store([i for image, output in outputs for i in _mask_inputs(image, output, producer)])
+        masks_store([i for image, output in outputs for i in _mask_inputs(image, output, producer)])
         return len(outputs), []
     except Exception:  # find the culprit below; everything else is stored one galaxy at a time
         log.info("storing a batch of %d galaxies at once failed; storing them one by one", len(outputs))
     stored, failures = 0, []
     for image, output in outputs:
         try:
-            services.masks_store(_mask_inputs(image, output, producer))
+            masks_store(_mask_inputs(image, output, producer))
             stored += 1
         except Exception as exc:
             log.exception("storing masks for galaxy %s failed", image.galaxy_id)

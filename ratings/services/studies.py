@@ -133,7 +133,7 @@ def study_check(*, study: Study) -> StudyCheck:
             elif cand.mask.state == Mask.State.NOT_ASKED:
                 check.not_asked.append(where)
     if study.test_split_of_id:
-        from segmentation.training import model_version_splits
+        from segmentation.services.training import model_version_splits
 
         used = {gid for gid, split in model_version_splits(study.test_split_of).items() if split != "test"}
         for item in items:
@@ -234,7 +234,7 @@ def _attention_items(study: Study, real: list[Item], rng: random.Random, size: i
 def study_render_panels(study_id: int) -> int:
     """Job (queue ``default``): render and store every panel picture of a study, so raters are served
     stored bytes from the first request on. Returns how many pictures are stored; logs the run."""
-    from ratings import panels
+    from ratings.services import panels
 
     study = Study.objects.get(pk=study_id)
     n = panels.render_study(study)
@@ -249,7 +249,7 @@ def study_render_enqueue(*, study: Study) -> str:
     def queue_unavailable(exc):  # not fatal: each panel is rendered when it is first shown instead
         _log(study, "panel rendering not queued", None, {"reason": str(exc)})
 
-    job_id = queues.enqueue(queues.DEFAULT, "ratings.services.study_render_panels", study.pk,
+    job_id = queues.enqueue(queues.DEFAULT, "ratings.services.studies.study_render_panels", study.pk,
                             job_prefix=f"study-{study.pk}-panels", job_timeout=3 * 3600,
                             on_failure=queue_unavailable)
     _log(study, "panel rendering queued", None, {"job": job_id})
@@ -365,7 +365,11 @@ def normalise_ranks(answers: list[PanelAnswer]) -> list[PanelAnswer]:
 
 
 COMMENT_MAX_CHARS = 2000
+
+
 SECONDS_CAP = 3600.0  # s per saved item: longer than this is a rater who walked away from the page
+
+
 _ASCII_NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
 
 

@@ -21,7 +21,7 @@ from evalcore.formats import pngcodec
 from evalcore.pixels import rendering
 from ratings.models import Candidate, PanelImage, Study
 from segmentation.models import Image, Mask
-from segmentation.selectors import image_rgb
+from segmentation.selectors.images import image_rgb
 
 PANEL_SIZE = 320
 COLORMAP = "viridis"

@@ -21,9 +21,11 @@ from tqdm import tqdm
 
 from evalcore.arcfinder import sparcfire_output as so
 from evalcore.formats import coords, imagefiles
-from segmentation import services
-from segmentation.imports.summary import ImportSummary
 from segmentation.models import Galaxy, Image, ImportBatch, Mask, Producer
+from segmentation.services.files import pixels_hash
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.imports.summary import ImportSummary
+from segmentation.services.masks import mask_store, producer_get_or_create
 
 PRODUCER_NAME = "SpArcFiRe (imported run)"
 IMAGE_KINDS_BY_PREFERENCE = (Image.Kind.OTHER, Image.Kind.SURVEY_CUTOUT, Image.Kind.GZ3D_SUBJECT)
@@ -38,7 +40,7 @@ def producer_for(settings_dict: dict) -> Producer:
     """The producer of one run's masks: its ``-S_settings.txt`` are the parameters; the version names them."""
     digest = hashlib.sha256(json.dumps(settings_dict, sort_keys=True, default=str).encode()).hexdigest()
     version = f"settings {digest[:12]}" if settings_dict else "settings unknown"
-    return services.producer_get_or_create(
+    return producer_get_or_create(
         kind=Producer.Kind.SPARCFIRE, name=PRODUCER_NAME, version=version, parameters=settings_dict,
         description="Masks read from a SpArcFiRe run (any non-black cluster pixel = arm).",
     )
@@ -64,12 +66,12 @@ def _input_file(images_dir: Path | None, name: str) -> Path | None:
 
 def _image_from_fits(galaxy: Galaxy, data: imagefiles.ImageData, batch) -> Image:
     """The galaxy's image with these pixels, or a new OTHER-kind image from the FITS."""
-    digest = services.pixels_hash(data.rgb)
+    digest = pixels_hash(data.rgb)
     same = galaxy.images.filter(content_hash=digest).first()
     if same is not None:
         return same
     wcs = data.wcs
-    image, _ = services.image_store(
+    image, _ = image_store(
         galaxy=galaxy, kind=Image.Kind.OTHER, rgb=data.rgb, wcs_header=coords.wcs_to_text(wcs),
         pixel_scale=coords.pixel_scale_arcsec(wcs) if wcs is not None else None, bands=data.bands,
         raw_fits=data.raw_fits, batch=batch,
@@ -122,7 +124,7 @@ def import_galaxy(*, directory: Path, name: str, folder: Path, images_dir: Path 
                 where = f"no {name}.fits in --images" if images_dir else "no --images given"
                 raise GalaxyImportError(f"unknown galaxy {name} ({where}, so it cannot be created)")
             ids = {"sdss_objid": name} if name.isdigit() and 17 <= len(name) <= 20 else {}
-            galaxy, _ = services.galaxy_upsert(name=name, match=ids, batch=batch)
+            galaxy, _ = galaxy_upsert(name=name, match=ids, batch=batch)
             summary.count("galaxies created")
         if data is not None:
             image, flipped = _image_from_fits(galaxy, data, batch), data.flipped
@@ -131,7 +133,7 @@ def import_galaxy(*, directory: Path, name: str, folder: Path, images_dir: Path 
             summary.warn(name, "no input FITS given: assumed SpArcFiRe's frame is the FITS array with row 0 "
                                "south (flipped to north-up)")
         mask = out.mask[::-1] if flipped else out.mask
-        result = services.mask_store(
+        result = mask_store(
             galaxy=galaxy, image=image, structure="spiral", producer=producer_for(out.settings),
             state=Mask.State.MARKED, numerators=mask.astype(np.int64), denominator=1,
             details=_details(out, folder.relative_to(directory) if folder.is_relative_to(directory) else folder,

@@ -18,9 +18,10 @@ from tqdm import tqdm
 
 from evalcore.formats import coords, imagefiles
 from evalcore.sky import catalogue as cat
-from segmentation import services
-from segmentation.imports.summary import ImportSummary
 from segmentation.models import Image, ImportBatch
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.imports.summary import ImportSummary
+from segmentation.services.truth import truth_store
 
 REQUIRED_COLUMNS = ("name", "ra", "dec")
 OPTIONAL_COLUMNS = ("redshift", "pixel_scale", "manga_id", "iau_name", "nsa_id", "file")
@@ -163,16 +164,16 @@ def _store_row(row: ImageRow, data: imagefiles.ImageData, *, kind: str, batch, d
                summary: ImportSummary) -> str:
     wcs, scale = _sky_wcs(data, row, summary)
     with transaction.atomic():
-        galaxy, created = services.galaxy_upsert(name=row.name, match=row.ids, batch=batch)
+        galaxy, created = galaxy_upsert(name=row.name, match=row.ids, batch=batch)
         if galaxy.pk in done:
             raise RowError(f"galaxy {galaxy.name} already got its {kind} image from {done[galaxy.pk]}")
         _fill_missing(galaxy, row, summary)
-        image, status = services.image_store(
+        image, status = image_store(
             galaxy=galaxy, kind=kind, rgb=data.rgb, wcs_header=coords.wcs_to_text(wcs), pixel_scale=scale,
             bands=data.bands, raw_fits=data.raw_fits, batch=batch,
         )
         if data.truth is not None:
-            stored = services.truth_store(galaxy=galaxy, image=image, truth=data.truth, batch=batch)
+            stored = truth_store(galaxy=galaxy, image=image, truth=data.truth, batch=batch)
             if status == "unchanged" and stored.changed:
                 status = "updated"
     done[galaxy.pk] = row.label

@@ -20,9 +20,12 @@ from django.db import DatabaseError, connections, transaction
 from tqdm import tqdm
 
 from evalcore.formats import coords, gz3d, imagefiles, pngcodec
-from segmentation import services
-from segmentation.imports.summary import ImportSummary
 from segmentation.models import Galaxy, Mask
+from segmentation.services.galaxies import galaxy_sync, image_store
+from segmentation.services.imports.batches import batch_finish, batch_start
+from segmentation.services.imports.summary import ImportSummary
+from segmentation.services.masks import classifications_replace, mask_store, producer_get_or_create
+from segmentation.services.truth import truth_store
 
 DEFAULT_RELEASE = "v4_0_0"
 PRODUCER_NAME = "GZ3D"
@@ -188,7 +191,7 @@ class ImportResult:
 
 def store_file(prepared: PreparedFile, *, release: str = DEFAULT_RELEASE, batch=None) -> tuple[str, Galaxy]:
     """Write one prepared file in one transaction. Returns ("imported" | "updated" | "unchanged", galaxy)."""
-    producer = services.producer_get_or_create(
+    producer = producer_get_or_create(
         kind="volunteers", name=PRODUCER_NAME, version=release,
         description=f"Galaxy Zoo: 3D volunteers, release {release}",
     )
@@ -198,25 +201,25 @@ def store_file(prepared: PreparedFile, *, release: str = DEFAULT_RELEASE, batch=
         defaults = dict(prepared.defaults)
         if existing is not None:
             defaults["other_ids"] = {**existing.other_ids, **defaults["other_ids"]}
-        synced = services.galaxy_sync(
+        synced = galaxy_sync(
             name=_unique_name(prepared.name, manga_id), match=prepared.match, defaults=defaults, batch=batch)
         galaxy, created = synced.galaxy, synced.status == "created"
-        image, image_status = services.image_store(
+        image, image_status = image_store(
             galaxy=galaxy, kind="gz3d_subject", rgb=prepared.image, wcs_header=prepared.wcs_text,
             pixel_scale=prepared.pixel_scale, bands="RGB (GZ3D subject JPEG)", batch=batch, png=prepared.image_png)
         changed = image_status != "unchanged" or synced.status == "updated"
         for task in prepared.tasks:
             # a fallback or not-asked task has no usable drawings: stale ones from an earlier import go
-            services.classifications_replace(galaxy=galaxy, image=image, structure=task.structure,
+            classifications_replace(galaxy=galaxy, image=image, structure=task.structure,
                                              rows=task.rows, batch=batch)
-            result = services.mask_store(
+            result = mask_store(
                 galaxy=galaxy, image=image, structure=task.structure, producer=producer, state=task.state,
                 numerators=task.numerators, denominator=task.denominator,
                 n_volunteers=task.denominator if task.state != Mask.State.NOT_ASKED else None,
                 details=task.details, batch=batch)
             changed |= result.status != "unchanged"
         if prepared.truth is not None:
-            changed |= services.truth_store(galaxy=galaxy, image=image, truth=prepared.truth, batch=batch).changed
+            changed |= truth_store(galaxy=galaxy, image=image, truth=prepared.truth, batch=batch).changed
     if created:
         return "imported", galaxy
     return ("updated" if changed else "unchanged"), galaxy
@@ -296,7 +299,7 @@ def import_gz3d(paths, *, release: str = DEFAULT_RELEASE, metadata_path=None, on
             summary.count("metadata rows read", len(rows))
         except gz3d.GZ3DError as exc:
             summary.fail(table, f"metadata table: {exc}")
-    batch = services.batch_start(kind="gz3d", source="\n".join(str(p) for p in paths),
+    batch = batch_start(kind="gz3d", source="\n".join(str(p) for p in paths),
                                  arguments={"release": release, "on_bad_json": on_bad_json, "jobs": jobs,
                                             **(arguments or {})})
     result = ImportResult(summary=summary, batch=batch)
@@ -327,5 +330,5 @@ def import_gz3d(paths, *, release: str = DEFAULT_RELEASE, metadata_path=None, on
             if task.disagreement:
                 summary.count(f"{task.structure} HDU cross-check disagreements")
                 summary.warn(path, f"{task.structure}: {task.disagreement}")
-    services.batch_finish(batch=batch, summary=summary.as_dict())
+    batch_finish(batch=batch, summary=summary.as_dict())
     return result

@@ -18,9 +18,9 @@ from tqdm import tqdm
 
 from evalcore.sky import catalogue as cat
 from evalcore.sky.crossmatch import AMBIGUOUS, MATCHED, crossmatch
-from segmentation import services
-from segmentation.imports.summary import ImportSummary
 from segmentation.models import Galaxy, ImportBatch
+from segmentation.services.galaxies import galaxy_upsert
+from segmentation.services.imports.summary import ImportSummary
 
 DEFAULT_RADIUS_ARCSEC = 10.0
 LIST_LIMIT = 200  # unmatched / ambiguous rows listed one by one; the counters hold the totals
@@ -254,7 +254,7 @@ def import_catalogue(*, table: cat.Table, mapping: dict[str, str] | None = None,
         with transaction.atomic():
             # galaxy_upsert takes the name apart from the other identifiers
             match = {k: v for k, v in row.ids.items() if k != "name"}
-            galaxy, created = services.galaxy_upsert(
+            galaxy, created = galaxy_upsert(
                 name=name, match=match, defaults={**row.values, "ra": row.ra, "dec": row.dec}, batch=batch)
         if created:
             summary.imported += 1

@@ -68,7 +68,7 @@ def disk_for(galaxy: Galaxy, image: Image) -> DiskInput:
     if _galaxy_disk_ok(galaxy):
         return DiskInput(galaxy.axis_ratio, galaxy.position_angle % 180.0, DISK_FROM_GALAXY)
     from evalcore.measure.disk import disk_orientation
-    from segmentation.selectors import image_rgb
+    from segmentation.selectors.images import image_rgb
 
     try:
         fit = disk_orientation(image_rgb(image))
@@ -206,7 +206,7 @@ def masks_selection(*, source: str | None = None, structure: str | None = None, 
     if names:
         qs = qs.filter(galaxy__name__in=list(names))
     if split:
-        from segmentation.selectors import galaxy_ids_in_split
+        from segmentation.selectors.galaxies import galaxy_ids_in_split
 
         selected = Galaxy.objects.filter(pk__in=qs.values("galaxy_id"))
         qs = qs.filter(galaxy_id__in=galaxy_ids_in_split(split, selected))

@@ -2,8 +2,8 @@
 
 Downloads go through ``evalcore.sky.downloads`` (retries, resume, size/checksum/FITS checks) into an
 output folder that doubles as a cache: a file already there and complete is not fetched again. GZ3D
-files are then imported with ``segmentation.imports.gz3d.import_gz3d``; cutouts with
-``segmentation.imports.images.import_images`` on a catalogue built from the galaxies' ra/dec.
+files are then imported with ``segmentation.services.imports.gz3d.import_gz3d``; cutouts with
+``segmentation.services.imports.images.import_images`` on a catalogue built from the galaxies' ra/dec.
 
 Base URLs: the command option, else the setting or environment variable ``EVALSITE_GZ3D_BASE_URL`` /
 ``EVALSITE_CUTOUT_URL``, else the public default in ``evalcore.sky.downloads``.
@@ -21,10 +21,10 @@ from tqdm import tqdm
 
 from evalcore.formats import gz3d
 from evalcore.sky import downloads
-from segmentation import services
-from segmentation.imports.images import ImageRow, import_images
-from segmentation.imports.summary import ImportSummary
 from segmentation.models import Galaxy, Image, ImportBatch
+from segmentation.services.imports.batches import batch_finish, batch_start
+from segmentation.services.imports.images import ImageRow, import_images
+from segmentation.services.imports.summary import ImportSummary
 
 
 def configured_url(option: str | None, name: str, default: str) -> str:
@@ -131,7 +131,7 @@ def fetch_gz3d(*, names: list[str], metadata_path=None, all_from_metadata: bool 
                               summary=summary)
     outcome = FetchOutcome(downloads=summary, files=[p for _, p in done])
     if import_files and outcome.files:
-        from segmentation.imports.gz3d import import_gz3d
+        from segmentation.services.imports.gz3d import import_gz3d
 
         result = import_gz3d([str(p) for p in outcome.files], metadata_path=metadata_path, progress=progress,
                              arguments={"fetched_from": base_url})
@@ -189,12 +189,12 @@ def fetch_cutouts(*, galaxies, base_url: str | None = None, out_dir=None, size: 
         else:
             outcome.files.append(path)
     if import_files and outcome.files:
-        batch = services.batch_start(kind=ImportBatch.Kind.IMAGES, source=base_url,
+        batch = batch_start(kind=ImportBatch.Kind.IMAGES, source=base_url,
                                      arguments={"fetched_from": base_url, "size": size, "pixel_scale": pixel_scale,
                                                 "layer": layer, "bands": bands, "kind": kind})
         outcome.imported = import_images(directory=out_dir, rows=[rows[p.name] for p in outcome.files], kind=kind,
                                          batch=batch, progress=progress, report_unused=False)
-        services.batch_finish(batch=batch, summary=outcome.imported.as_dict())
+        batch_finish(batch=batch, summary=outcome.imported.as_dict())
         outcome.batch = batch
     return outcome
 

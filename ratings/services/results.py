@@ -27,8 +27,8 @@ from django.utils import timezone
 
 from evalcore.study import plots
 from evalcore.study.stats import summary_tables
-from ratings import export
 from ratings.models import Answer, Assignment, BlindingGuess, Rater, Study, StudyLog
+from ratings.services import exports
 
 CACHE_DIR = "ratings-results"
 # bump when summary_tables or the figures change shape, so old caches are not served
@@ -188,7 +188,7 @@ def study_results(study: Study, *, n_boot: int = 200, seed: int = 20231205, with
         with open(tables_file, "rb") as fh:
             tables = pickle.load(fh)
     else:
-        tables = summary_tables(export.answers_frame(study), export.guesses_frame(study), n_boot=n_boot,
+        tables = summary_tables(exports.answers_frame(study), exports.guesses_frame(study), n_boot=n_boot,
                                 seed=seed)
         _atomic_write(tables_file, pickle.dumps(tables, protocol=pickle.HIGHEST_PROTOCOL))
     if with_plots:
@@ -229,7 +229,7 @@ def results_enqueue(*, study: Study) -> str | None:
     marker = cache_dir(study) / f"pending-{data_fingerprint(study, n_boot=200, seed=20231205)}"
     if marker.exists() and time.time() - marker.stat().st_mtime < PENDING_SECONDS:
         return None
-    job_id = queues.enqueue(queues.DEFAULT, "ratings.results.results_compute", study.pk,
+    job_id = queues.enqueue(queues.DEFAULT, "ratings.services.results.results_compute", study.pk,
                             job_prefix=f"study-{study.pk}-results", job_timeout=3600)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.touch()
@@ -253,14 +253,14 @@ def export_lines(study: Study, kind: str):
     """The CSV lines of one export kind (``raw``, ``guesses``, ``summary`` or ``revisions``); the command writes the
     same lines, so a file and a download are byte for byte equal."""
     if kind == "raw":
-        return export.csv_lines(export.answer_rows(study), export.RAW_COLUMNS)
+        return exports.csv_lines(exports.answer_rows(study), exports.RAW_COLUMNS)
     if kind == "guesses":
-        return export.csv_lines(export.guess_rows(study), export.GUESS_COLUMNS)
+        return exports.csv_lines(exports.guess_rows(study), exports.GUESS_COLUMNS)
     if kind == "revisions":
-        return export.csv_lines(export.revision_rows(study), export.REVISION_COLUMNS)
+        return exports.csv_lines(exports.revision_rows(study), exports.REVISION_COLUMNS)
     if kind == "summary":
         tables = study_results(study, with_plots=False).tables
-        return export.csv_lines(export.summary_rows(tables), export.summary_columns(tables))
+        return exports.csv_lines(exports.summary_rows(tables), exports.summary_columns(tables))
     raise ValueError(f"unknown export {kind!r}; choose one of {', '.join(EXPORTS)}")
 
 

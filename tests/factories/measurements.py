@@ -1,12 +1,13 @@
-"""Test data for the measurement, comparison and export tests (no tests here): galaxies, images with a
-known pixel scale and WCS, and masks drawn at known places, all through segmentation.services."""
+"""Measurement test data: galaxies, images with a known pixel scale and WCS, and masks drawn at known
+places (bars, logarithmic spirals), all written through segmentation.services."""
 from __future__ import annotations
 
 import numpy as np
 
 from evalcore.formats import coords
 from evalcore.sky.splits import split_for
-from segmentation import services
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import mask_store, producer_get_or_create
 
 SIZE = 64
 PIXEL_SCALE = 0.4  # arcsec / px
@@ -27,13 +28,13 @@ def galaxy_with_image(name: str, *, ra: float | None = 150.0, dec: float | None 
                       position_angle: float | None = None, synthetic: bool = False, truth: dict | None = None,
                       rgb: np.ndarray | None = None, pixel_scale: float | None = PIXEL_SCALE,
                       kind: str = "survey_cutout"):
-    galaxy, _ = services.galaxy_upsert(name=name, defaults={
+    galaxy, _ = galaxy_upsert(name=name, defaults={
         "ra": ra, "dec": dec, "redshift": redshift, "axis_ratio": axis_ratio, "position_angle": position_angle,
         "synthetic": synthetic, "truth": truth})
     rgb = disk_image() if rgb is None else rgb
     wcs = coords.north_up_wcs(ra, dec, rgb.shape[:2], pixel_scale) if ra is not None and pixel_scale else None
-    image, _ = services.image_store(galaxy=galaxy, kind=kind, rgb=rgb, wcs_header=coords.wcs_to_text(wcs),
-                                    pixel_scale=pixel_scale)
+    image, _ = image_store(galaxy=galaxy, kind=kind, rgb=rgb, wcs_header=coords.wcs_to_text(wcs),
+                           pixel_scale=pixel_scale)
     return galaxy, image
 
 
@@ -46,8 +47,8 @@ def ra_in_split(split: str, *, start: float, dec: float = 2.0, step: float = 0.0
 
 
 def producer(kind: str, name: str | None = None, version: str = "1"):
-    return services.producer_get_or_create(kind=kind, name=name or f"test {kind}", version=version,
-                                           parameters={"test": kind}, code_version="test-code-1")
+    return producer_get_or_create(kind=kind, name=name or f"test {kind}", version=version,
+                                  parameters={"test": kind}, code_version="test-code-1")
 
 
 def bar_numerators(rows: slice, cols: slice, size: int = SIZE) -> np.ndarray:
@@ -57,8 +58,8 @@ def bar_numerators(rows: slice, cols: slice, size: int = SIZE) -> np.ndarray:
 
 
 def store_bar(galaxy, image, prod, rows: slice, cols: slice, **kw):
-    return services.mask_store(galaxy=galaxy, image=image, structure="bar", producer=prod, state="marked",
-                               numerators=bar_numerators(rows, cols, image.height), **kw).mask
+    return mask_store(galaxy=galaxy, image=image, structure="bar", producer=prod, state="marked",
+                      numerators=bar_numerators(rows, cols, image.height), **kw).mask
 
 
 def log_spiral_numerators(size: int = SIZE, pitch_deg: float = 25.0, arms: int = 2, s_wise: bool = True,

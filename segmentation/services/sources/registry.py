@@ -22,7 +22,7 @@ class MaskOutput:
 
 
 # name -> module defining ``Source``; imported only when used (the model source imports torch).
-_SOURCES = {"model": "segmentation.source_model", "sparcfire": "segmentation.source_arcfinder"}
+_SOURCES = {"model": "segmentation.services.sources.model", "sparcfire": "segmentation.services.sources.arcfinder"}
 
 
 def get_source(name: str):

@@ -14,8 +14,8 @@ import numpy as np
 
 from evalcore.formats import maskcodec
 from segmentation.models import ModelVersion, Producer
-from segmentation.selectors import image_rgb
-from segmentation.sources import STRUCTURES, MaskOutput
+from segmentation.selectors.images import image_rgb
+from segmentation.services.sources.registry import STRUCTURES, MaskOutput
 
 _PREDICTORS: dict[str, object] = {}
 # Without an evaluation of the version: a structure is marked where the model reaches the volunteers'

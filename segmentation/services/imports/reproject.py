@@ -11,8 +11,8 @@ from django.db import transaction
 
 from evalcore.formats import coords, maskcodec
 from evalcore.sky import reproject as sky
-from segmentation import services
 from segmentation.models import Galaxy, Image, Mask, Producer, VolunteerClassification
+from segmentation.services.masks import MaskResult, mask_store
 
 REPROJECTED_PRODUCERS = (Producer.Kind.VOLUNTEERS, Producer.Kind.TRUTH)
 
@@ -33,7 +33,7 @@ def _numerators(mask: Mask):
 
 
 def reproject_masks(*, galaxy: Galaxy, target_image: Image, source_image: Image | None = None,
-                    batch=None) -> list[services.MaskResult]:
+                    batch=None) -> list[MaskResult]:
     """Store on ``target_image`` a copy, reprojected by WCS, of each current volunteer and truth mask of
     ``source_image`` (default: the galaxy's GZ3D subject image). Idempotent; one transaction.
 
@@ -64,7 +64,7 @@ def reproject_masks(*, galaxy: Galaxy, target_image: Image, source_image: Image 
                 if native is not None and "reprojected_from" not in native.details:
                     continue
             if mask.state == Mask.State.NOT_ASKED:
-                results.append(services.mask_store(
+                results.append(mask_store(
                     galaxy=galaxy, image=target_image, structure=mask.structure, producer=mask.producer,
                     state=Mask.State.NOT_ASKED, details={**details, "method": "not asked"}, batch=batch))
                 continue
@@ -76,7 +76,7 @@ def reproject_masks(*, galaxy: Galaxy, target_image: Image, source_image: Image 
             else:
                 numerators = sky.resample_nearest(_numerators(mask), source, target, shape)
                 details["method"] = "nearest-neighbour resampling of the stored mask"
-            results.append(services.mask_store(
+            results.append(mask_store(
                 galaxy=galaxy, image=target_image, structure=mask.structure, producer=mask.producer,
                 state=Mask.State.MARKED, numerators=numerators, denominator=mask.denominator,
                 n_volunteers=mask.n_volunteers, details=details, batch=batch))

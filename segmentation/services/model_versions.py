@@ -29,9 +29,9 @@ from django.utils import timezone
 
 from evalcore.vocabulary import SPLITS, STRUCTURES
 from evalsite.version import code_version
-from segmentation import services
 from segmentation.models import Image, Mask, ModelVersion, Producer
-from segmentation.selectors import image_rgb
+from segmentation.selectors.images import image_rgb
+from segmentation.services.masks import producer_get_or_create
 
 NOT_ASKED = "not asked"  # how training.manifest writes a structure that was not asked
 
@@ -313,7 +313,7 @@ def sources_vs_truth(*, structure: str = "spiral", split: str = "test", sources=
     is stored on, of ``image_kind`` (survey cutouts by default: the images generation writes masks on).
     ``progress(n)`` is called per galaxy gathered."""
     from evalcore.unet.metrics import sources_vs_truth as compare
-    from segmentation.selectors import galaxy_ids_in_split
+    from segmentation.selectors.galaxies import galaxy_ids_in_split
 
     if structure not in STRUCTURES:
         raise ValueError(f"unknown structure {structure!r}; one of {', '.join(STRUCTURES)}")
@@ -470,7 +470,7 @@ def version_import(*, path: str | Path, name: str | None = None) -> ModelVersion
                             f"model version {same_weights.name!r}; nothing imported")
     p = header["producer"]
     with transaction.atomic():
-        producer = services.producer_get_or_create(
+        producer = producer_get_or_create(
             kind=Producer.Kind.MODEL, name=p["name"] if name == header["name"] else name, version=p["version"],
             parameters=p["parameters"], code_version=p["code_version"], description=p["description"],
         )

@@ -1,4 +1,5 @@
-"""Reads of the rating app: what a rater may see and where they are in their sequence."""
+"""A rater's reads: their membership, assignments, sequence and progress.
+"""
 from __future__ import annotations
 
 from django.http import Http404
