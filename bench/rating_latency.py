@@ -63,7 +63,7 @@ def build(n_raters: int, n_galaxies: int, raters_per_item: int, tag: str) -> tup
     from django.utils import timezone
 
     from ratings.models import Rater
-    from tests.integration.test_rating_data import build_study
+    from tests.factories.studies import spiral_study as build_study
 
     study = build_study(name=f"bench {tag}", n_galaxies=n_galaxies, planned_raters=n_raters,
                         raters_per_item=raters_per_item, practice_items=0, prefix=f"b{tag}-", reference=False)

@@ -3,9 +3,9 @@ run's page warns what differs (real Chromium, real model version, real Redis que
 from __future__ import annotations
 
 import pytest
-from test_generation_inputs_and_states import make_version, picture
 
 from segmentation.services.galaxies import galaxy_upsert, image_store
+from tests.factories.models import make_version, picture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

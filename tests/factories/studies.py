@@ -17,6 +17,7 @@ from ratings.models import Assignment, BlindingGuess, Candidate, Rater, Study
 from ratings.services.studies import (
     PanelAnswer,
     answer_submit,
+    rater_consent,
     rater_join,
     rater_profile,
     study_open,
@@ -166,3 +167,12 @@ def answer_study(study: Study, *, n_raters: int = 6, fraction: float = 1.0, seed
         BlindingGuess.objects.create(rater=rater, candidate=cands[1], guessed_kind="unknown",
                                      answered_at=timezone.now())
     return raters
+
+
+def ready_rater(study, user) -> Rater:
+    rater = rater_join(study=study, user=user)
+    rater_consent(rater=rater)
+    rater_profile(rater=rater, career_stage="student", experience="none", helped_build=False)
+    Rater.objects.filter(pk=rater.pk).update(practice_done_at="2026-01-01T00:00:00Z")
+    rater.refresh_from_db()
+    return rater

@@ -53,7 +53,7 @@ def test_while_open_only_progress_is_shown(open_study, admin_client):
     assert not results.cache_dir(open_study).exists()
 
 
-def test_unlock_needs_a_reason_and_is_logged(open_study, admin_client):
+def test_unlock_needs_a_reason_and_is_logged(open_study, admin_client, admin):
     page = admin_client.post(url(open_study, "unlock/"), {"reason": "  "}, follow=True)
     assert "give a reason" in page.content.decode()
     open_study.refresh_from_db()
@@ -63,7 +63,7 @@ def test_unlock_needs_a_reason_and_is_logged(open_study, admin_client):
     open_study.refresh_from_db()
     assert open_study.state == Study.State.OPEN and open_study.results_unlocked_at is not None
     entry = StudyLog.objects.get(study=open_study, action=results.UNLOCK_ACTION)
-    assert entry.user == "boss" and entry.reason == "safety check of the pipeline"
+    assert entry.user == admin.username and entry.reason == "safety check of the pipeline"
     assert entry.detail["answers"] == results.progress(open_study).answers > 0
     html = admin_client.get(url(open_study)).content.decode()
     assert "Quality levels per source" in html and "safety check of the pipeline" in html

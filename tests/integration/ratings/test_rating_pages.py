@@ -7,10 +7,11 @@ import pytest
 from django.urls import reverse
 from PIL import Image as PILImage
 
-from ratings.models import Answer, Assignment, Candidate, Invitation, Study
+from ratings.models import Answer, Assignment, Candidate, Study
 from ratings.services.studies import study_open, study_set_items
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store, producer_get_or_create
+from tests.walks import walk_to_items
 
 SOURCE_WORDS = ["volunteer", "gz3d", "model", "unet", "sparcfire", "arc", "producer", "truth", "/media/", "masks/"]
 
@@ -38,23 +39,6 @@ def study(db):
     return s
 
 
-def walk_to_items(client, study):
-    inv = Invitation.objects.create(study=study, max_uses=5)
-    r = client.post(reverse("ratings:join", args=[inv.token]),
-                    {"username": "ann", "password1": "a-long-pass-123", "password2": "a-long-pass-123"})
-    assert r.status_code == 302
-    r = client.get(reverse("ratings:study", args=[study.pk]), follow=True)
-    assert b"I agree" in r.content
-    client.post(reverse("ratings:consent", args=[study.pk]), {"agree": "yes"})
-    r = client.post(reverse("ratings:profile", args=[study.pk]),
-                    {"career_stage": "postdoc", "experience": "expert", "helped_build": "no"})
-    assert r.status_code == 302
-    r = client.get(reverse("ratings:study", args=[study.pk]), follow=True)
-    assert b"How to rate" in r.content
-    r = client.post(reverse("ratings:practice", args=[study.pk, 0]),
-                    {"rank_0": 1, "rank_1": 2, "rank_2": 3, "quality_0": 3, "quality_1": 2, "quality_2": 1})
-    assert r.status_code == 302
-    assert not Answer.objects.exists()  # practice is never stored
 
 
 def test_a_rater_joins_practises_rates_and_can_go_back(client, study):

@@ -25,7 +25,6 @@ from django.urls import reverse
 from moto.server import ThreadedMotoServer
 from PIL import Image as PILImage
 from storages.backends.s3 import S3Storage
-from test_blinding_crawl import Crawler, walk_raters
 
 from evalcore.formats import pngcodec
 from ratings.models import Assignment, PanelImage
@@ -33,6 +32,7 @@ from ratings.services.studies import study_render_panels
 from segmentation.models import Image, Mask
 from tests.admin_testdata import make_galaxy
 from tests.factories.studies import spiral_study
+from tests.walks import Crawler, walk_raters
 
 BUCKET = "evalsite-s3-blinding-test-bucket"
 REGION = "eu-west-1"

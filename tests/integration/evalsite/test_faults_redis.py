@@ -17,13 +17,13 @@ import redis
 from django.urls import reverse
 from rq.job import Job
 from rq.worker import SimpleWorker
-from test_rating_pages import walk_to_items
 
 from evalsite import queues
 from ratings.models import Answer, Assignment
 from segmentation.models import GenerationRun, Mask, RunStatus
 from segmentation.services import generation
 from tests.factories.studies import spiral_study
+from tests.walks import walk_to_items
 
 
 def free_port() -> int:

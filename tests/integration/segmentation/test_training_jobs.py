@@ -11,15 +11,7 @@ from segmentation.models import Mask, ModelVersion, RunStatus, TrainingRun
 from segmentation.services import generation, training
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store, producer_get_or_create
-
-
-def disk_with_arm(size, seed):
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[:size, :size] - size / 2
-    r, th = np.hypot(x, y), np.arctan2(y, x)
-    arm = (np.abs(np.sin(th - np.log(r + 1) * 2)) < 0.3) & (r < size / 2.2) & (r > 3)
-    img = np.clip(np.exp(-r / 8) * 200 + arm * 80 + rng.normal(0, 5, r.shape), 0, 255).astype(np.uint8)
-    return np.repeat(img[..., None], 3, axis=2), arm
+from tests.factories.models import disk_with_arm
 
 
 @pytest.fixture

@@ -10,12 +10,12 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 from gz3d_samples import write_sample
-from test_rating_pages import walk_to_items
 
 from ratings.models import Answer, AnswerRevision, Assignment
 from segmentation.models import Galaxy, Image, ImportBatch, Mask, VolunteerClassification
 from segmentation.services.imports.gz3d import import_gz3d
 from tests.factories.studies import spiral_study
+from tests.walks import walk_to_items
 
 pytestmark = pytest.mark.django_db
 FAULT = "injected fault: the disk is full"

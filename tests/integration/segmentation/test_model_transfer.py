@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from test_training_jobs import disk_with_arm
 
 from evalcore.unet.infer import Predictor
 from segmentation.models import ModelVersion, Producer
 from segmentation.services import model_versions, training
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store, producer_get_or_create
+from tests.factories.models import disk_with_arm
 
 
 @pytest.fixture

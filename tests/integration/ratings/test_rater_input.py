@@ -12,8 +12,7 @@ from django.urls import reverse
 from evalsite.accounts import UNAVAILABLE, username_key
 from ratings.models import Answer, Assignment, Invitation, Rater
 from ratings.services.studies import COMMENT_MAX_CHARS, SECONDS_CAP, answer_submit_form, study_close
-from tests.factories.studies import spiral_study
-from tests.integration.test_permissions_ratings import ready_rater
+from tests.factories.studies import ready_rater, spiral_study
 
 ANSWERS = {"rank_0": "1", "rank_1": "2", "rank_2": "3", "quality_0": "3", "quality_1": "2", "quality_2": "1"}
 PYTHON_WORDS = [b"invalid literal", b"Traceback", b"ValueError", b"could not convert", b"int()", b"float()"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from django_support import TEST_REDIS_URL
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 N_GALAXIES = 10
 pytestmark = pytest.mark.slow
 

@@ -12,32 +12,22 @@ from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import reverse
 
-from ratings.models import Answer, AnswerRevision, Assignment, BlindingGuess, Invitation, Rater, Study
+from ratings.models import Answer, AnswerRevision, Assignment, BlindingGuess, Invitation, Study
 from ratings.services.studies import (
     PanelAnswer,
     StudyError,
     answer_submit,
-    rater_consent,
-    rater_join,
-    rater_profile,
     study_check,
     study_close,
     study_open,
     study_update,
 )
 from segmentation.models import Galaxy, ModelVersion, Producer
-from tests.factories.studies import spiral_study
+from tests.factories.studies import ready_rater, spiral_study
 
 ANSWERS = {"rank_0": 1, "rank_1": 2, "rank_2": 3, "quality_0": 3, "quality_1": 2, "quality_2": 1}
 
 
-def ready_rater(study, user) -> Rater:
-    rater = rater_join(study=study, user=user)
-    rater_consent(rater=rater)
-    rater_profile(rater=rater, career_stage="student", experience="none", helped_build=False)
-    Rater.objects.filter(pk=rater.pk).update(practice_done_at="2026-01-01T00:00:00Z")
-    rater.refresh_from_db()
-    return rater
 
 
 @pytest.fixture

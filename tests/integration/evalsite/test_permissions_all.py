@@ -19,7 +19,6 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.test import Client
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
-from test_rating_pages import walk_to_items
 
 from evalsite import queues
 from ratings.models import Assignment, BlindingGuess, Invitation, Rater
@@ -27,6 +26,7 @@ from segmentation.models import GenerationRun, Mask, Producer, TrainingRun
 from segmentation.services import generation
 from segmentation.services.imports.batches import batch_start
 from tests.factories.studies import spiral_study
+from tests.walks import walk_to_items
 
 ROLES = ("anonymous", "other_rater", "rater", "staff", "superuser")
 SOURCE_WORDS = ("volunteer", "gz3d", "sparcfire", "unet", "u-net", "producer", "/media/")
