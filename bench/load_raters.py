@@ -83,7 +83,7 @@ def setup_site(n_items: int, n_raters: int) -> dict:
     study.sources.set(producers)
     study_set_items(study=study, galaxies=galaxies)
     study_open(study=study)
-    study_render_panels(study.pk)
+    study_render_panels(study=study)
 
     User = get_user_model()
     password = make_password(SETUP_PASSWORD)  # hashed once for all users

@@ -20,7 +20,8 @@ from django.core.management import call_command
 from django.db import transaction
 
 from evalsite import queues
-from ratings.services.studies import rater_join, study_open, study_render_enqueue, study_set_items
+from ratings.jobs import study_render_enqueue
+from ratings.services.studies import rater_join, study_open, study_set_items
 
 LOGINS_FILE = "demo-logins.json"
 DEMO_GALAXIES = 200

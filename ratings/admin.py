@@ -16,13 +16,14 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from evalsite.staff import ReadOnlyAdmin
+from ratings.jobs import study_render_enqueue
 from ratings.models import Answer, AnswerRevision, Assignment, BlindingGuess, Invitation, Rater, Study, StudyLog
 from ratings.services.studies import (
     StudyError,
     study_check,
     study_close,
     study_open,
-    study_render_enqueue,
     study_set_items,
     study_update,
 )
@@ -199,20 +200,6 @@ class RaterAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Rater._meta.fields]
 
     def has_add_permission(self, request):
-        return False
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Staff read the data raters produced; nobody edits it here (answers change only through the rater's
-    own page, which keeps their history)."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
         return False
 
 

@@ -8,18 +8,16 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import wraps
 
 import numpy as np
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import get_object_or_404, resolve_url
+from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from evalcore.formats import banddata, pngcodec
 from evalcore.pixels import rendering
+from evalsite.staff import staff_required
 from segmentation.models import Galaxy, Image, Mask, Producer, Structure
 from segmentation.selectors.images import image_rgb
 from segmentation.services.measurements import measurements_for_galaxy
@@ -31,24 +29,6 @@ MAX_SIZE = 4096  # px: the most a rendering may be asked for
 CACHE_CONTROL = "private, max-age=3600"
 PRODUCER_ORDER = [k for k, _ in Producer.Kind.choices]
 STRUCTURE_ORDER = [s for s, _ in Structure.choices]
-
-
-def staff_required(permission: str):
-    """Anonymous users go to the admin login; signed-in users need is_staff and ``permission`` (403)."""
-
-    def decorator(view):
-        @wraps(view)
-        def wrapped(request: HttpRequest, *args, **kwargs):
-            user = request.user
-            if not user.is_authenticated:
-                return redirect_to_login(request.get_full_path(), resolve_url("admin:login"))
-            if not (user.is_active and user.is_staff and user.has_perm(permission)):
-                raise PermissionDenied(f"staff with permission {permission} only")
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorator
 
 
 # --- query parsing ----------------------------------------------------------------------------------------
@@ -112,7 +92,7 @@ def image_bands(image: Image) -> tuple[banddata.BandData | None, str]:
 
 # --- rendering endpoints -----------------------------------------------------------------------------------
 @require_GET
-@staff_required("segmentation.view_image")
+@staff_required("segmentation.view_image", login_url="admin:login")
 def image_png(request: HttpRequest, pk: int) -> HttpResponse:
     """The image as a PNG. Query: ``stretch`` (linear|asinh|log|colour), ``low``/``high`` clip percentiles,
     ``band`` (mean|luminance|a band name or index), ``size`` (longest side, px; never enlarges)."""
@@ -140,7 +120,7 @@ def image_png(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
-@staff_required("segmentation.view_mask")
+@staff_required("segmentation.view_mask", login_url="admin:login")
 def mask_png(request: HttpRequest, pk: int) -> HttpResponse:
     """A mask as an RGBA overlay PNG on its image's grid. Query: ``cmap`` (viridis|cividis|magma),
     ``size`` (longest side, px). A not-asked mask has no pixels: 404 saying so."""

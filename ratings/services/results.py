@@ -1,9 +1,10 @@
 """A study's results for staff: progress, the cached statistics tables and figures, and the unlock.
 
 The statistics (``evalcore.study.stats.summary_tables``) take seconds on a large study, so they are computed
-once per state of the data and kept in a cache file under MEDIA_ROOT (``ratings-results/study-<id>/``):
-a pickle of the tables and one PNG per figure, named by a fingerprint of everything the statistics read
-(answers, assignments' time/flags, raters, guesses). A page view only recomputes after that data changed.
+once per state of the data and kept in media storage (``ratings-results/study-<id>/<fingerprint>/``, through
+Django's storage API, so a web host sees what a worker on another machine computed): a pickle of the
+tables and one PNG per figure, named by a fingerprint of everything the statistics read (answers,
+assignments' time/flags, raters, guesses). A page view only recomputes after that data changed.
 
 Outcome figures are hidden while a study is open (no peeking, no optional stopping); they show once it
 is closed, or earlier when an admin unlocks them, which is stored on the study and logged.
@@ -13,14 +14,11 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
-from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
@@ -153,99 +151,128 @@ def data_fingerprint(study: Study, **options) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
-def cache_dir(study: Study) -> Path:
-    return Path(settings.MEDIA_ROOT) / CACHE_DIR / f"study-{study.pk}"
+def cache_dir(study: Study) -> str:
+    """The study's folder in media storage (a storage name, not a path)."""
+    return f"{CACHE_DIR}/study-{study.pk}"
 
 
 @dataclass
 class Results:
     fingerprint: str
     tables: dict[str, pd.DataFrame]
-    plots: dict[str, Path]  # plot name -> PNG file
+    plots: dict[str, str]  # plot name -> storage name of its PNG
     computed: bool  # False when served from the cache
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+def _write(name: str, data: bytes) -> None:
+    """Write a file into media storage under exactly ``name`` (replacing it)."""
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    saved = default_storage.save(name, ContentFile(data))
+    if saved != name:  # another process wrote it in between: theirs is the same content
+        default_storage.delete(saved)
+
+
+def _read(name: str) -> bytes:
+    with default_storage.open(name, "rb") as fh:
+        return fh.read()
+
+
+def _listing(folder: str) -> tuple[list[str], list[str]]:
+    try:
+        return default_storage.listdir(folder)
+    except FileNotFoundError:
+        return [], []
+
+
+def _delete_tree(folder: str) -> None:
+    dirs, files = _listing(folder)
+    for f in files:
+        default_storage.delete(f"{folder}/{f}")
+    for d in dirs:
+        _delete_tree(f"{folder}/{d}")
+    try:  # a file system storage keeps the emptied folder; object stores have none
+        os.rmdir(default_storage.path(folder))
+    except (NotImplementedError, OSError):
+        pass
 
 
 def study_results(study: Study, *, n_boot: int = 200, seed: int = 20231205, with_plots: bool = True) -> Results:
     """The summary tables (and figures) of a study, from the cache when the data did not change since
     they were computed, else computed now and cached (older caches of the study are removed)."""
     fingerprint = data_fingerprint(study, n_boot=n_boot, seed=seed)
-    folder = cache_dir(study) / fingerprint
-    tables_file = folder / "tables.pickle"
-    done_marker = folder / "plots.done"
-    if tables_file.exists() and (done_marker.exists() or not with_plots):
-        with open(tables_file, "rb") as fh:
-            tables = pickle.load(fh)
+    folder = f"{cache_dir(study)}/{fingerprint}"
+    tables_file = f"{folder}/tables.pickle"
+    done_marker = f"{folder}/plots.done"
+    tables = _cached_tables(tables_file)
+    if tables is not None and (default_storage.exists(done_marker) or not with_plots):
         return Results(fingerprint, tables, _plot_files(folder), computed=False)
-    folder.mkdir(parents=True, exist_ok=True)
-    if tables_file.exists():
-        with open(tables_file, "rb") as fh:
-            tables = pickle.load(fh)
-    else:
+    if tables is None:
         tables = summary_tables(exports.answers_frame(study), exports.guesses_frame(study), n_boot=n_boot,
                                 seed=seed)
-        _atomic_write(tables_file, pickle.dumps(tables, protocol=pickle.HIGHEST_PROTOCOL))
+        _write(tables_file, pickle.dumps(tables, protocol=pickle.HIGHEST_PROTOCOL))
     if with_plots:
         for name, png in plots.all_plots(tables).items():
-            _atomic_write(folder / f"{name}.png", png)
-        done_marker.touch()
-    for old in cache_dir(study).iterdir():
-        if old.is_dir() and old.name != fingerprint:
-            shutil.rmtree(old, ignore_errors=True)
-        elif old.name.startswith("pending-") and (old.name == f"pending-{fingerprint}" or
-                                                  time.time() - old.stat().st_mtime > PENDING_SECONDS):
-            old.unlink(missing_ok=True)
+            _write(f"{folder}/{name}.png", png)
+        _write(done_marker, b"")
+    dirs, files = _listing(cache_dir(study))
+    for old in dirs:
+        if old != fingerprint:
+            _delete_tree(f"{cache_dir(study)}/{old}")
+    for old in files:
+        name = f"{cache_dir(study)}/{old}"
+        if old.startswith("pending-") and (old == f"pending-{fingerprint}" or _age_s(name) > PENDING_SECONDS):
+            default_storage.delete(name)
     return Results(fingerprint, tables, _plot_files(folder), computed=True)
+
+
+def _cached_tables(name: str) -> dict | None:
+    """The cached tables, or None when absent or unreadable (another process still writing them)."""
+    try:
+        return pickle.loads(_read(name))
+    except (FileNotFoundError, EOFError, pickle.UnpicklingError):
+        return None
+
+
+def _age_s(name: str) -> float:
+    return (timezone.now() - default_storage.get_modified_time(name)).total_seconds()
 
 
 def cached_results(study: Study, *, n_boot: int = 200, seed: int = 20231205) -> Results | None:
     """The tables and figures of the study's current data if they are in the cache, else None (no work)."""
     fingerprint = data_fingerprint(study, n_boot=n_boot, seed=seed)
-    folder = cache_dir(study) / fingerprint
-    if not (folder / "plots.done").exists():
+    folder = f"{cache_dir(study)}/{fingerprint}"
+    if not default_storage.exists(f"{folder}/plots.done"):
         return None
-    with open(folder / "tables.pickle", "rb") as fh:
-        tables = pickle.load(fh)
+    tables = pickle.loads(_read(f"{folder}/tables.pickle"))
     return Results(fingerprint, tables, _plot_files(folder), computed=False)
 
 
-def results_compute(study_id: int) -> str:
-    """Job (queue ``default``): compute and cache a study's tables and figures; returns the fingerprint."""
-    return study_results(Study.objects.get(pk=study_id)).fingerprint
+def pending_marker(study: Study) -> str:
+    """The storage name of the marker saying a computation of the study's current data is queued."""
+    return f"{cache_dir(study)}/pending-{data_fingerprint(study, n_boot=200, seed=20231205)}"
 
 
-def results_enqueue(*, study: Study) -> str | None:
-    """Queue ``results_compute`` for the study's current data unless it is already queued (a marker file
-    younger than ``PENDING_SECONDS``); returns the job id, or None when one is already pending.
-    Raises redis' ConnectionError when Redis is down (the caller computes inline instead)."""
-    from evalsite import queues
-
-    marker = cache_dir(study) / f"pending-{data_fingerprint(study, n_boot=200, seed=20231205)}"
-    if marker.exists() and time.time() - marker.stat().st_mtime < PENDING_SECONDS:
-        return None
-    job_id = queues.enqueue(queues.DEFAULT, "ratings.services.results.results_compute", study.pk,
-                            job_prefix=f"study-{study.pk}-results", job_timeout=3600)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.touch()
-    return job_id
+def results_pending(study: Study) -> bool:
+    marker = pending_marker(study)
+    return default_storage.exists(marker) and _age_s(marker) < PENDING_SECONDS
 
 
-def _plot_files(folder: Path) -> dict[str, Path]:
-    return {name: folder / f"{name}.png" for name in plots.PLOTS if (folder / f"{name}.png").exists()}
+def results_mark_pending(study: Study) -> None:
+    _write(pending_marker(study), b"")
 
 
-def cached_plot(study: Study, fingerprint: str, name: str) -> Path | None:
-    """The PNG of one figure of one cached computation, or None (unknown name or fingerprint)."""
+def _plot_files(folder: str) -> dict[str, str]:
+    _dirs, files = _listing(folder)
+    return {name: f"{folder}/{name}.png" for name in plots.PLOTS if f"{name}.png" in files}
+
+
+def cached_plot(study: Study, fingerprint: str, name: str) -> str | None:
+    """The storage name of one figure's PNG of one cached computation, or None (unknown name or fingerprint)."""
     if name not in plots.PLOTS or not fingerprint.isalnum():
         return None
-    path = cache_dir(study) / fingerprint / f"{name}.png"
-    return path if path.exists() else None
+    path = f"{cache_dir(study)}/{fingerprint}/{name}.png"
+    return path if default_storage.exists(path) else None
 
 
 # --- CSV exports ----------------------------------------------------------------------------------------

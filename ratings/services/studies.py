@@ -231,29 +231,19 @@ def _attention_items(study: Study, real: list[Item], rng: random.Random, size: i
     return out
 
 
-def study_render_panels(study_id: int) -> int:
-    """Job (queue ``default``): render and store every panel picture of a study, so raters are served
-    stored bytes from the first request on. Returns how many pictures are stored; logs the run."""
+def study_render_panels(*, study: Study) -> int:
+    """Render and store every panel picture of a study, so raters are served stored bytes from the first
+    request on. Returns how many pictures are stored; logs the run."""
     from ratings.services import panels
 
-    study = Study.objects.get(pk=study_id)
     n = panels.render_study(study)
     _log(study, "panels rendered", None, {"pictures": n})
     return n
 
 
-def study_render_enqueue(*, study: Study) -> str:
-    """Queue ``study_render_panels`` for this study on the ``default`` queue; returns the job id."""
-    from evalsite import queues
-
-    def queue_unavailable(exc):  # not fatal: each panel is rendered when it is first shown instead
-        _log(study, "panel rendering not queued", None, {"reason": str(exc)})
-
-    job_id = queues.enqueue(queues.DEFAULT, "ratings.services.studies.study_render_panels", study.pk,
-                            job_prefix=f"study-{study.pk}-panels", job_timeout=3 * 3600,
-                            on_failure=queue_unavailable)
-    _log(study, "panel rendering queued", None, {"job": job_id})
-    return job_id
+def study_log(*, study: Study, action: str, detail: dict | None = None) -> None:
+    """Record an event of the study's life in its log (what the jobs report about it, for instance)."""
+    _log(study, action, None, detail)
 
 
 def study_close(*, study: Study, user=None) -> Study:

@@ -10,12 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files import File
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
@@ -177,9 +181,33 @@ def run_cancel(*, run: TrainingRun) -> None:
                                                                           finished_at=timezone.now())
 
 
-def checkpoint_dir(run: TrainingRun) -> Path:
-    """Checkpoints live under MEDIA_ROOT so another worker sharing the media folder can resume them."""
-    return Path(settings.MEDIA_ROOT) / "checkpoints" / f"run_{run.pk}"
+def checkpoint_folder(run: TrainingRun) -> str:
+    """The run's checkpoints in media storage (a storage name), so a worker on another machine can resume."""
+    return f"checkpoints/run_{run.pk}"
+
+
+def checkpoints_fetch(run: TrainingRun, local: Path) -> None:
+    """Copy the run's stored checkpoints (if any) into the local working folder ``local``."""
+    from evalcore.unet.train import BEST, LAST
+
+    folder = checkpoint_folder(run)
+    for name in (LAST, BEST):
+        if default_storage.exists(f"{folder}/{name}"):
+            with default_storage.open(f"{folder}/{name}", "rb") as src, open(local / name, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+
+def checkpoints_store(run: TrainingRun, local: Path) -> None:
+    """Copy the local working folder's checkpoints into media storage (after every epoch)."""
+    from evalcore.unet.train import BEST, LAST
+
+    folder = checkpoint_folder(run)
+    for name in (LAST, BEST):
+        if (local / name).exists():
+            if default_storage.exists(f"{folder}/{name}"):
+                default_storage.delete(f"{folder}/{name}")
+            with open(local / name, "rb") as fh:
+                default_storage.save(f"{folder}/{name}", File(fh))
 
 
 def _append_log(run_id: int, line: str) -> None:
@@ -202,6 +230,7 @@ def run_train(*, run_id: int, threads: int | None = None, on_epoch=None) -> Trai
     now = timezone.now()
     TrainingRun.objects.filter(pk=run_id).update(status=RunStatus.RUNNING, started_at=run.started_at or now,
                                                  heartbeat_at=now, error="")
+    local = None
     try:
         config = UNetConfig.from_dict(run.config["unet"])
         selection = run.config.get("selection", {})
@@ -221,6 +250,7 @@ def run_train(*, run_id: int, threads: int | None = None, on_epoch=None) -> Trai
             return TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
 
         def progress(report) -> None:
+            checkpoints_store(run, local)
             r = TrainingRun.objects.get(pk=run_id)
             r.current_epoch = report.epoch
             r.history = [*r.history[: report.epoch - 1], report.as_dict()]
@@ -233,9 +263,11 @@ def run_train(*, run_id: int, threads: int | None = None, on_epoch=None) -> Trai
             # however fast the epochs are (between epochs the database is asked at most every 2 s)
             last_cancel_check[0] = 0.0
 
+        local = Path(tempfile.mkdtemp(prefix=f"evalsite-run{run.pk}-"))
+        checkpoints_fetch(run, local)
         result = train(
             config, [_sample_loader(i) for i in train_items], [_sample_loader(i) for i in val_items],
-            checkpoint_dir=checkpoint_dir(run), resume=True, threads=threads,
+            checkpoint_dir=local, resume=True, threads=threads,
             time_budget_s=run.config.get("time_budget_s"),
             encoder_weights=settings.EVALSITE_ENCODER_WEIGHTS or None,
             progress=progress, should_stop=should_stop, log=lambda line: _append_log(run_id, line),
@@ -256,6 +288,9 @@ def run_train(*, run_id: int, threads: int | None = None, on_epoch=None) -> Trai
         TrainingRun.objects.filter(pk=run_id).update(status=RunStatus.FAILED, finished_at=timezone.now(),
                                                      error=f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        if local is not None:
+            shutil.rmtree(local, ignore_errors=True)
     return TrainingRun.objects.get(pk=run_id)
 
 

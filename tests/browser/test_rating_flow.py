@@ -26,7 +26,7 @@ def study(transactional_db, settings):
     s = spiral_study(n_galaxies=6, planned_raters=3, raters_per_item=2, practice_items=1)  # 4 items each
     # what the opening job does: the live server then serves stored pictures (its in-memory SQLite
     # connection is shared between threads, so concurrent first renders would trip over each other)
-    study_render_panels(s.pk)
+    study_render_panels(study=s)
     return s
 
 
@@ -228,7 +228,7 @@ def test_a_raters_whole_path_with_the_keyboard_from_invitation_to_thank_you_and_
     "Review answers" leads to the same way back, not to a dead end. Keyboard only, 1366x768."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     s = spiral_study(name="Keyboard study", n_galaxies=3, planned_raters=1, raters_per_item=1, practice_items=1)
-    study_render_panels(s.pk)
+    study_render_panels(study=s)
     invitation = Invitation.objects.create(study=s)
     page = new_page(LAPTOP)
 

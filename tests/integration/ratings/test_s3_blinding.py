@@ -129,7 +129,7 @@ class StorageCrawler(Crawler):
 
 def test_files_land_in_the_bucket_and_nothing_on_disk(s3_media, tmp_path):
     study = spiral_study(n_galaxies=2, planned_raters=1, raters_per_item=1)
-    study_render_panels(study.pk)
+    study_render_panels(study=study)
     stored = ({im.file.name for im in Image.objects.all()}
               | {m.data.name for m in Mask.objects.exclude(data="")}
               | {p.file.name for p in PanelImage.objects.filter(candidate__item__study=study)})
@@ -149,7 +149,7 @@ def test_files_land_in_the_bucket_and_nothing_on_disk(s3_media, tmp_path):
 
 def test_raters_never_see_the_storage(s3_media):
     study = spiral_study(n_galaxies=3, planned_raters=N_RATERS, raters_per_item=N_RATERS, practice_items=1)
-    study_render_panels(study.pk)  # as the job queued on opening does: every panel into the bucket
+    study_render_panels(study=study)  # as the job queued on opening does: every panel into the bucket
     rendered = s3_media.keys()
     assert any(key.startswith("panels/") for key in rendered)
     markers = leak_markers(s3_media)
