@@ -58,7 +58,7 @@ def selected_galaxies(data: dict, study: Study) -> tuple[list[Galaxy], dict]:
             raise ValueError(f"unknown galaxies: {', '.join(missing[:20])}")
         galaxies = [by_name[n] for n in wanted]
     if data["test_split_only"] and study.test_split_of_id:
-        from segmentation.services.training import model_version_splits
+        from segmentation.selectors.model_versions import model_version_splits
 
         used = {gid for gid, split in model_version_splits(study.test_split_of).items() if split != "test"}
         galaxies = [g for g in galaxies if g.pk not in used]

@@ -133,7 +133,7 @@ def study_check(*, study: Study) -> StudyCheck:
             elif cand.mask.state == Mask.State.NOT_ASKED:
                 check.not_asked.append(where)
     if study.test_split_of_id:
-        from segmentation.services.training import model_version_splits
+        from segmentation.selectors.model_versions import model_version_splits
 
         used = {gid for gid, split in model_version_splits(study.test_split_of).items() if split != "test"}
         for item in items:

@@ -26,6 +26,7 @@ import numpy as np
 from evalcore.formats import coords
 from evalcore.measure import MEASUREMENT_CODE_VERSION
 from segmentation.models import Galaxy, Image, Mask, MaskMeasurement
+from segmentation.selectors.galaxies import GalaxySelection, selected_queryset
 
 # Preferred image when a galaxy has several with masks (the GZ3D grid is where volunteers drew).
 IMAGE_PREFERENCE = (Image.Kind.GZ3D_SUBJECT, Image.Kind.SURVEY_CUTOUT, Image.Kind.OTHER)
@@ -285,23 +286,8 @@ class ExportSummary:
 
 
 def galaxies_selection(*, synthetic: str = "any", names: Iterable[str] | None = None):
-    """Galaxies to export: synthetic only / excluded / any, optionally by name. Unknown names raise."""
-    from segmentation.services.measurements import SYNTHETIC_CHOICES
-
-    if synthetic not in SYNTHETIC_CHOICES:
-        raise ValueError(f"--synthetic takes {'|'.join(SYNTHETIC_CHOICES)}, got {synthetic!r}")
-    qs = Galaxy.objects.all()
-    if synthetic == "only":
-        qs = qs.filter(synthetic=True)
-    elif synthetic == "exclude":
-        qs = qs.filter(synthetic=False)
-    if names:
-        names = list(names)
-        missing = sorted(set(names) - set(Galaxy.objects.filter(name__in=names).values_list("name", flat=True)))
-        if missing:
-            raise ValueError(f"no galaxy named {', '.join(missing)}")
-        qs = qs.filter(name__in=names)
-    return qs.order_by("name")
+    """Galaxies to export (the one galaxy selection), in name order. Unknown names raise ValueError."""
+    return selected_queryset(GalaxySelection(synthetic=synthetic, names=tuple(names or ()))).order_by("name")
 
 
 def export_selection(*, galaxies, out_dir, image_kind: str | None = None, sources: Iterable[str] | None = None,

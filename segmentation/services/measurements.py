@@ -35,8 +35,8 @@ from segmentation.models import (
     MaskMeasurement,
     Producer,
 )
+from segmentation.selectors.galaxies import GalaxySelection, selected_queryset
 
-SYNTHETIC_CHOICES = ("any", "only", "exclude")
 DISK_FROM_GALAXY = "galaxy"  # the Galaxy's axis_ratio / position_angle (from a catalogue)
 DISK_FROM_IMAGE = "image"  # fitted to the image's light
 DISK_NONE = "none"
@@ -197,19 +197,9 @@ def masks_selection(*, source: str | None = None, structure: str | None = None, 
         if structure not in MaskMeasurement.Kind.values:
             raise ValueError(f"unknown structure {structure!r}; known: {', '.join(MaskMeasurement.Kind.values)}")
         qs = qs.filter(structure=structure)
-    if synthetic not in SYNTHETIC_CHOICES:
-        raise ValueError(f"--synthetic takes {'|'.join(SYNTHETIC_CHOICES)}, got {synthetic!r}")
-    if synthetic == "only":
-        qs = qs.filter(galaxy__synthetic=True)
-    elif synthetic == "exclude":
-        qs = qs.filter(galaxy__synthetic=False)
-    if names:
-        qs = qs.filter(galaxy__name__in=list(names))
-    if split:
-        from segmentation.selectors.galaxies import galaxy_ids_in_split
-
-        selected = Galaxy.objects.filter(pk__in=qs.values("galaxy_id"))
-        qs = qs.filter(galaxy_id__in=galaxy_ids_in_split(split, selected))
+    if synthetic != "any" or names or split:
+        galaxies = selected_queryset(GalaxySelection(synthetic=synthetic, names=tuple(names or ()), split=split))
+        qs = qs.filter(galaxy__in=galaxies)
     return qs
 
 

@@ -26,7 +26,8 @@ from django.utils import timezone
 
 from evalsite import queues
 from evalsite.version import code_version, package_versions
-from segmentation.models import Galaxy, Image, Mask, ModelVersion, Producer, RunStatus, TrainingRun
+from segmentation.models import Image, Mask, ModelVersion, Producer, RunStatus, TrainingRun
+from segmentation.selectors.galaxies import GalaxySelection, selected_queryset
 from segmentation.selectors.images import image_rgb
 from segmentation.services.masks import producer_get_or_create
 
@@ -68,13 +69,11 @@ def truth_producer() -> Producer:
 
 
 def select_galaxies(selection: dict):
-    qs = Galaxy.objects.all()
-    if selection.get("synthetic") is True:
-        qs = qs.filter(synthetic=True)
-    elif selection.get("synthetic") is False:
-        qs = qs.filter(synthetic=False)
-    if selection.get("names"):
-        qs = qs.filter(name__in=selection["names"])
+    """The galaxies of a training selection as stored on its run (``synthetic``: True, False or None;
+    ``names``; ``limit``: the first N by id), through the one galaxy selection; a queryset."""
+    qs = selected_queryset(GalaxySelection(
+        synthetic={True: "only", False: "exclude"}.get(selection.get("synthetic"), "any"),
+        names=tuple(selection.get("names") or ())))
     if selection.get("limit"):
         qs = qs.order_by("pk")[: int(selection["limit"])]
     return qs
@@ -105,13 +104,18 @@ def labelled_galaxies(*, selection: dict) -> list[LabelledGalaxy]:
 
 
 def _sample_loader(item: LabelledGalaxy):
-    """A callable that loads one training sample from storage when the data loader asks for it."""
+    """A callable that loads one training sample from storage the first time the data loader asks for it
+    and keeps it for the rest of the run: one query and one decode per sample and run, not per epoch."""
     from evalcore.unet.data import Sample
 
+    kept: list[Sample] = []
+
     def load():
-        image = Image.objects.get(pk=item.image_id)
-        maps = {s: (m.fractions() if m is not None else None) for s, m in item.masks.items()}
-        return Sample(image=image_rgb(image), spiral=maps["spiral"], bar=maps["bar"], key=item.name)
+        if not kept:
+            image = Image.objects.get(pk=item.image_id)
+            maps = {s: (m.fractions() if m is not None else None) for s, m in item.masks.items()}
+            kept.append(Sample(image=image_rgb(image), spiral=maps["spiral"], bar=maps["bar"], key=item.name))
+        return kept[0]
 
     return load
 
@@ -329,10 +333,3 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
     return version
 
 
-def model_version_splits(version: ModelVersion) -> dict[int, str]:
-    """galaxy id -> "train" | "val" | "test" as recorded in the version's manifest (the split it really used)."""
-    if not version.manifest:
-        return {}
-    with version.manifest.open("rb") as fh:
-        data = json.loads(fh.read())
-    return {g["galaxy_id"]: g["split"] for g in data.get("galaxies", [])}

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from segmentation.management.commands._options import add_split_argument
 from segmentation.models import Image, Producer
+from segmentation.selectors.galaxies import SYNTHETIC_CHOICES
 from segmentation.services import measurements
 
 
@@ -25,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--radius", type=float, default=10.0, help="Match radius, arcsec (default 10).")
         parser.add_argument("--source", action="append", choices=Producer.Kind.values,
                             help="Mask sources to report (repeatable; default model, volunteers, sparcfire).")
-        parser.add_argument("--synthetic", choices=measurements.SYNTHETIC_CHOICES, default="any",
+        parser.add_argument("--synthetic", choices=SYNTHETIC_CHOICES, default="any",
                             help="With --catalogue: synthetic galaxies only, excluded, or any.")
         parser.add_argument("--min-arm-contrast", type=float, default=None,
                             help="With --truth: pitch only for galaxies whose true arm contrast is at least this.")

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from evalcore.measure import MEASUREMENT_CODE_VERSION
-from segmentation.management.commands._options import add_split_argument
+from segmentation.management.commands._options import add_selection_arguments
 from segmentation.models import MaskMeasurement, Producer
 from segmentation.services import measurements
 
@@ -15,10 +15,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--source", choices=Producer.Kind.values, help="Only masks of this producer kind.")
         parser.add_argument("--structure", choices=MaskMeasurement.Kind.values, help="Only bar or spiral masks.")
-        parser.add_argument("--synthetic", choices=measurements.SYNTHETIC_CHOICES, default="any",
-                            help="Synthetic galaxies only, excluded, or any (default).")
-        parser.add_argument("--names", nargs="+", metavar="NAME", help="Only these galaxies (by name).")
-        add_split_argument(parser)
+        add_selection_arguments(parser)
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
     def handle(self, *args, source, structure, synthetic, names, split, no_progress, **options):

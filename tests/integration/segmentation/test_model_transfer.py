@@ -9,6 +9,7 @@ from django.core.management.base import CommandError
 
 from evalcore.unet.infer import Predictor
 from segmentation.models import ModelVersion, Producer
+from segmentation.selectors.model_versions import model_version_splits
 from segmentation.services import model_versions, training
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store, producer_get_or_create
@@ -94,7 +95,7 @@ def test_round_trip_keeps_weights_manifest_metrics_and_predictions(version, tmp_
     after = predictions(imported, images)
     assert np.array_equal(before[0], after[0])
     # the manifest still names the split each galaxy had
-    assert training.model_version_splits(imported) and set(training.model_version_splits(imported).values()) <= {
+    assert model_version_splits(imported) and set(model_version_splits(imported).values()) <= {
         "train", "val", "test"}
 
     # export of an imported version carries the original training run, not "none"
