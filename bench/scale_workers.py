@@ -40,6 +40,7 @@ from pathlib import Path
 
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store, producer_get_or_create
+from segmentation.services.measurements import measure_mask
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -305,7 +306,6 @@ def _probe_fill(n: int, size: int, start: int) -> None:
     """Store galaxies ``start``..``start + n``: image, model masks (2 structures as k/255 maps with the
     details a worker writes), volunteer masks where asked, and a measurement of every model mask."""
     from segmentation.models import Mask, Producer
-    from segmentation.services import measurements
 
     images, extras = store_galaxies(n, size, prefix="probe", start=start)
     model = producer_get_or_create(kind=Producer.Kind.MODEL, name="probe-model", version="1")
@@ -326,7 +326,7 @@ def _probe_fill(n: int, size: int, start: int) -> None:
                            denominator=nv, n_volunteers=nv)
     for mask in Mask.objects.filter(producer=model, galaxy__in=[im.galaxy_id for im in images]):
         try:
-            measurements.measure_mask(mask=mask)
+            measure_mask(mask=mask)
         except ValueError:
             pass  # an unusable mask gets no row; the per-row figure is over the rows that exist
 

@@ -20,7 +20,7 @@ from evalcore.pixels import rendering
 from evalsite.staff import staff_required
 from segmentation.models import Galaxy, Image, Mask, Producer, Structure
 from segmentation.selectors.images import image_rgb
-from segmentation.services.measurements import measurements_for_galaxy
+from segmentation.selectors.measurements import measurements_for_galaxy
 
 COLOUR = "colour"  # the stored RGB picture, unstretched
 IMAGE_MODES = (*rendering.STRETCHES, COLOUR)

@@ -4,7 +4,8 @@ from tqdm import tqdm
 from evalcore.measure import MEASUREMENT_CODE_VERSION
 from segmentation.management.commands._options import add_selection_arguments
 from segmentation.models import MaskMeasurement, Producer
-from segmentation.services import measurements
+from segmentation.selectors.measurements import masks_selection
+from segmentation.services.measurements import measure_selection, settings_cosmology
 
 
 class Command(BaseCommand):
@@ -20,15 +21,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, source, structure, synthetic, names, split, no_progress, **options):
         try:
-            masks = measurements.masks_selection(source=source, structure=structure, synthetic=synthetic,
-                                                 names=names, split=split)
+            masks = masks_selection(source=source, structure=structure, synthetic=synthetic,
+                                    names=names, split=split)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        cosmology = measurements.settings_cosmology()
+        cosmology = settings_cosmology()
         total = masks.count()
         self.stdout.write(f"measuring {total} current masks with {MEASUREMENT_CODE_VERSION} "
                           f"(H0 {cosmology.H0:g}, Om0 {cosmology.Om0:g})")
         with tqdm(total=total, desc="masks", unit="mask", disable=no_progress) as bar:
-            summary = measurements.measure_selection(masks=masks, cosmology=cosmology, progress=bar.update)
+            summary = measure_selection(masks=masks, cosmology=cosmology, progress=bar.update)
         for line in summary.lines():
             self.stdout.write(line)

@@ -13,8 +13,9 @@ from django.core.management import CommandError, call_command
 
 from evalcore.sky.splits import SPLITS, split_for
 from segmentation.models import CatalogueEntry, ExternalCatalogue, Galaxy
-from segmentation.services import measurements
+from segmentation.services.comparisons import chirality_with_truth, compare_with_catalogue, compare_with_truth
 from segmentation.services.masks import mask_store
+from segmentation.services.measurements import measure_selection
 from tests.factories.measurements import (
     PIXEL_SCALE,
     galaxy_with_image,
@@ -103,7 +104,7 @@ def _survey(tmp_path):
     store_bar(nopos, img, model, slice(30, 34), slice(7, 37))
     (tmp_path / "hoyle.csv").write_text(HEADER + "\n".join(rows) + "\n")
     import_cat(tmp_path / "hoyle.csv")
-    measurements.measure_selection()
+    measure_selection()
     return truth
 
 
@@ -143,12 +144,12 @@ def test_catalogue_report_numbers_and_reasons_per_source(db, tmp_path):
     assert png.startswith(b"\x89PNG") and len(png) > 5000
     assert "model: N 4 (4 left out)" in out.getvalue()
     # a smaller radius loses the matches 1 arcsec away... and the ambiguity
-    reports = measurements.compare_with_catalogue(catalogue="Hoyle2011", quantity="bar_length", radius_arcsec=0.5)
+    reports = compare_with_catalogue(catalogue="Hoyle2011", quantity="bar_length", radius_arcsec=0.5)
     assert reports["model"].n == 0
     assert {e["key"]: e["reason"] for e in reports["model"].excluded}["TWO"] == "no catalogue row within 0.5 arcsec"
     # a split keeps the galaxies of that sky-cell split (training's), whatever their catalogue match
     for split in SPLITS:
-        rep = measurements.compare_with_catalogue(catalogue="Hoyle2011", quantity="bar_length", split=split)["model"]
+        rep = compare_with_catalogue(catalogue="Hoyle2011", quantity="bar_length", split=split)["model"]
         keys = {p["key"] for p in rep.points} | {e["key"] for e in rep.excluded}
         assert keys == {g.name for g in Galaxy.objects.all() if split_for(g.ra, g.dec, name=g.name) == split}
 
@@ -180,15 +181,15 @@ def test_truth_comparison_per_source(db, tmp_path):
         measured[name] = kpc(n, z)
     real, img = galaxy_with_image("REAL", ra=40.0)  # not synthetic: never in a truth report
     store_bar(real, img, model, slice(30, 34), slice(7, 37))
-    measurements.measure_selection()
+    measure_selection()
 
-    bar = measurements.compare_with_truth(quantity="bar_length_kpc")
+    bar = compare_with_truth(quantity="bar_length_kpc")
     expected = _expected_stats([measured[c[0]] for c in cases], [c[3] for c in cases])
     for name, value in expected.items():
         assert getattr(bar["model"], name) == pytest.approx(value, rel=1e-6), name
     assert bar["volunteers"].n == 0 and "REAL" not in {e["key"] for e in bar["model"].excluded}
 
-    pitch = measurements.compare_with_truth(quantity="pitch_abs", min_arm_contrast=0.1)
+    pitch = compare_with_truth(quantity="pitch_abs", min_arm_contrast=0.1)
     rep = pitch["volunteers"]
     assert rep.n == 3 and {p["key"] for p in rep.points} == {"S0", "S1", "S3"}
     assert {e["key"]: e["reason"] for e in rep.excluded}["S2"] == "true arm contrast 0.05 below 0.1"
@@ -197,11 +198,11 @@ def test_truth_comparison_per_source(db, tmp_path):
     assert rep.bias == pytest.approx(np.mean(diffs))
     assert {p["key"]: p["measured_err"] for p in rep.points}["S0"] > 0
 
-    chir = measurements.chirality_with_truth()
+    chir = chirality_with_truth()
     assert (chir["volunteers"].n, chir["volunteers"].n_agree) == (4, 4)
-    test_only = measurements.compare_with_truth(quantity="bar_length_kpc", split="test")["model"]
+    test_only = compare_with_truth(quantity="bar_length_kpc", split="test")["model"]
     assert {p["key"] for p in test_only.points} == {"S0", "S1"} and not test_only.excluded
-    assert measurements.chirality_with_truth(split="train")["volunteers"].n == 2
+    assert chirality_with_truth(split="train")["volunteers"].n == 2
     call_command("compare_measurements", "--truth", "--split", "test", "--out", str(tmp_path / "test"),
                  stdout=io.StringIO())
     rows = {r["source"]: r for r in read_csv(tmp_path / "test" / "truth_bar_length_kpc_agreement.csv")}
@@ -228,17 +229,17 @@ def test_truth_comparison_on_one_image_kind(db, tmp_path):
                                    kind="gz3d_subject")
     store_bar(g, cutout, model, slice(30, 34), slice(7, 37))
     store_bar(g, subject, model, slice(30, 34), slice(7, 47))
-    measurements.measure_selection()
+    measure_selection()
 
-    both = measurements.compare_with_truth(quantity="bar_length_kpc")["model"]
+    both = compare_with_truth(quantity="bar_length_kpc")["model"]
     assert {p["key"] for p in both.points} == {"K0 [survey_cutout]", "K0 [gz3d_subject]"}
-    one = measurements.compare_with_truth(quantity="bar_length_kpc", image_kind="survey_cutout")["model"]
+    one = compare_with_truth(quantity="bar_length_kpc", image_kind="survey_cutout")["model"]
     assert [p["key"] for p in one.points] == ["K0"] and one.points[0]["measured"] == pytest.approx(kpc(30, 0.05))
     # the half-maximum profile of a binary bar runs between the same pixel edges as the recipe's rectangle
-    prof = measurements.compare_with_truth(quantity="bar_profile_length_kpc", image_kind="survey_cutout")["model"]
+    prof = compare_with_truth(quantity="bar_profile_length_kpc", image_kind="survey_cutout")["model"]
     assert prof.points[0]["measured"] == pytest.approx(kpc(30, 0.05)) and prof.points[0]["reference"] == 5.0
     with pytest.raises(ValueError, match="unknown image kind"):
-        measurements.compare_with_truth(quantity="bar_length_kpc", image_kind="hexagon")
+        compare_with_truth(quantity="bar_length_kpc", image_kind="hexagon")
     call_command("compare_measurements", "--truth", "--image-kind", "gz3d_subject", "--out", str(tmp_path),
                  stdout=io.StringIO())
     rows = {r["source"]: r for r in read_csv(tmp_path / "truth_bar_length_kpc_agreement.csv")}

@@ -12,9 +12,10 @@ from django.core.management import CommandError, call_command
 
 from evalcore.formats import coords
 from evalcore.measure import MEASUREMENT_CODE_VERSION
-from segmentation.services import measurements
+from segmentation.selectors.measurements import current_measurement
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store
+from segmentation.services.measurements import measure_selection
 from tests.factories.measurements import PIXEL_SCALE, disk_image, galaxy_with_image, producer, store_bar
 
 
@@ -46,7 +47,7 @@ def _galaxy_with_masks():
 def test_fits_files_carry_the_image_wcs_and_the_masks_where_the_image_is(db, tmp_path):
     galaxy, image = _galaxy_with_masks()
     bare, _ = galaxy_with_image("EXP-2 no masks", ra=151.0)
-    measurements.measure_selection()
+    measure_selection()
     out = export(tmp_path)
     assert "wrote 1 FITS files and a catalogue of 3 masks" in out
     assert "skipped EXP-2 no masks: no current mask on its survey_cutout image" in out
@@ -88,7 +89,7 @@ def test_fits_files_carry_the_image_wcs_and_the_masks_where_the_image_is(db, tmp
     bar_row = by_ext["MODEL_BAR"]
     assert bar_row["galaxy"] == "EXP-1" and bar_row["manga_id"] == "1-234" and bar_row["fits_file"] == "EXP-1.fits"
     assert bar_row["producer_name"] == "unet" and bar_row["measurement_code_version"] == MEASUREMENT_CODE_VERSION
-    stored = measurements.current_measurement(galaxy.masks.get(producer__kind="model"))
+    stored = current_measurement(galaxy.masks.get(producer__kind="model"))
     assert float(bar_row["length_kpc"]) == pytest.approx(stored.length_kpc)
     assert float(bar_row["length_kpc_err"]) == pytest.approx(stored.result["length_kpc_err"])
     assert by_ext["VOLUNTEERS_BAR"]["reason"] == "bar not asked of this source"

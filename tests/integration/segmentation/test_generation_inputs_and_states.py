@@ -13,6 +13,7 @@ import pytest
 from django.core.management import call_command
 
 from segmentation.models import GenerationRun, Mask, MaskMeasurement
+from segmentation.selectors.measurements import measurements_for_galaxy
 from segmentation.services import generation
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store, producer_get_or_create
@@ -134,7 +135,6 @@ def test_an_empty_mask_keeps_fractions_only_below_its_sources_threshold(survey):
 def test_no_bar_length_of_any_kind_without_a_measured_bar_in_catalogue_comparison_and_page(db, tmp_path):
     """A crowd's bar map in two separate pieces: the recipe finds no bar, so neither it nor the half-maximum
     profile gives a length anywhere, and each place says why."""
-    from segmentation.services import measurements
     from tests.factories.measurements import galaxy_with_image, producer
 
     truth = {"bar_length_kpc": 5.0, "bar_length_deprojected_kpc": 5.0}
@@ -162,6 +162,6 @@ def test_no_bar_length_of_any_kind_without_a_measured_bar_in_catalogue_compariso
             reasons = [r["reason"] for r in csv.DictReader(fh)]
         assert reasons and all("2 separate regions" in r for r in reasons), stem
     # the galaxy page
-    rows = measurements.measurements_for_galaxy(galaxy)
+    rows = measurements_for_galaxy(galaxy)
     bar = next(r for r in rows if r["structure"] == "bar")
     assert bar["measured"] is False and bar["values"] == [] and "2 separate regions" in bar["reasons"][0]

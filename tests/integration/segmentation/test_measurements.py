@@ -10,9 +10,10 @@ from django.core.management import CommandError, call_command
 
 from evalcore.measure import MEASUREMENT_CODE_VERSION
 from segmentation.models import MaskMeasurement
-from segmentation.services import measurements
+from segmentation.selectors.measurements import masks_selection, measurements_for_galaxy
 from segmentation.services.galaxies import galaxy_upsert
 from segmentation.services.masks import mask_store
+from segmentation.services.measurements import measure_mask, measure_selection
 from tests.factories.measurements import (
     PIXEL_SCALE,
     disk_image,
@@ -42,7 +43,7 @@ def test_drawn_rectangle_gives_the_kpc_length_projected_and_deprojected(db):
     # deprojects to twice its length.
     galaxy, image = galaxy_with_image("BAR1", redshift=0.05, axis_ratio=0.5, position_angle=0.0)
     mask = store_bar(galaxy, image, producer("model"), ROWS, COLS)
-    m = measurements.measure_mask(mask=mask)
+    m = measure_mask(mask=mask)
     assert m.kind == "bar" and m.measured and m.code_version == MEASUREMENT_CODE_VERSION
     assert m.result["length_px"] == pytest.approx(40.0)
     assert m.length_kpc == pytest.approx(expected_kpc(40, 0.05), rel=1e-6)
@@ -52,22 +53,22 @@ def test_drawn_rectangle_gives_the_kpc_length_projected_and_deprojected(db):
     assert m.result["disk_orientation_source"] == "galaxy"
     assert m.result["cosmology"] == {"model": "FlatLambdaCDM", "H0": 67.8, "Om0": 0.308}
     # stored once per code version; the same inputs leave it alone
-    assert measurements.measure_mask(mask=mask).pk == m.pk
+    assert measure_mask(mask=mask).pk == m.pk
     assert MaskMeasurement.objects.count() == 1
 
 
 def test_cosmology_from_settings_and_new_inputs_update_the_stored_row(db, settings):
     galaxy, image = galaxy_with_image("BAR2", redshift=0.1, axis_ratio=0.5, position_angle=0.0)
     mask = store_bar(galaxy, image, producer("model"), ROWS, COLS)
-    first = measurements.measure_mask(mask=mask)
+    first = measure_mask(mask=mask)
     settings.EVALSITE_COSMOLOGY = {"H0": 70.0, "Om0": 0.3}
-    second = measurements.measure_mask(mask=mask)
+    second = measure_mask(mask=mask)
     assert second.pk == first.pk and MaskMeasurement.objects.count() == 1
     assert second.length_kpc == pytest.approx(expected_kpc(40, 0.1, 70.0, 0.3), rel=1e-6)
     assert second.length_kpc != pytest.approx(first.length_kpc, rel=1e-3)
     galaxy_upsert(name="BAR2", defaults={"redshift": 0.2})
     mask.galaxy.refresh_from_db()
-    third = measurements.measure_mask(mask=mask)
+    third = measure_mask(mask=mask)
     assert third.length_kpc == pytest.approx(expected_kpc(40, 0.2, 70.0, 0.3), rel=1e-6)
 
 
@@ -75,7 +76,7 @@ def test_without_catalogue_disk_orientation_the_image_fit_is_used_and_recorded(d
     # The image's disk is elongated north-south at b/a 0.5 and the galaxy has no axis ratio.
     galaxy, image = galaxy_with_image("BAR3", rgb=disk_image(axis_ratio=0.5, major_along_rows=True))
     mask = store_bar(galaxy, image, producer("volunteers"), ROWS, COLS)
-    m = measurements.measure_mask(mask=mask)
+    m = measure_mask(mask=mask)
     assert m.result["disk_orientation_source"] == "image"
     assert m.result["disk_axis_ratio"] == pytest.approx(0.5, abs=0.06)
     assert min(m.result["disk_position_angle"], 180 - m.result["disk_position_angle"]) < 5
@@ -125,7 +126,7 @@ def test_bad_stored_input_fails_that_mask_only_with_the_reason(db):
     bad_galaxy, bad_image = galaxy_with_image("BADSCALE", dec=5.0)
     bad = store_bar(bad_galaxy, bad_image, producer("model"), ROWS, COLS)
     type(bad_image).objects.filter(pk=bad_image.pk).update(pixel_scale=-1.0)
-    summary = measurements.measure_selection()
+    summary = measure_selection()
     assert summary.created == 1 and len(summary.failures) == 1
     assert summary.failures[0]["mask"] == bad.pk and "pixel scale" in summary.failures[0]["reason"]
     assert MaskMeasurement.objects.filter(mask=good).exists()
@@ -136,7 +137,7 @@ def test_unknown_choices_are_refused_clearly(db):
     with pytest.raises(CommandError, match="invalid choice"):
         run("--source", "robots")
     with pytest.raises(ValueError, match="unknown structure 'arms'"):
-        measurements.masks_selection(structure="arms")
+        masks_selection(structure="arms")
 
 
 def test_rows_for_the_galaxy_page(db):
@@ -147,12 +148,12 @@ def test_rows_for_the_galaxy_page(db):
                n_volunteers=5)
     mask_store(galaxy=galaxy, image=image, structure="spiral", producer=producer("model"),
                state="not_asked")
-    rows = measurements.measurements_for_galaxy(galaxy)
+    rows = measurements_for_galaxy(galaxy)
     assert [(r["structure"], r["source"], r["measured"]) for r in rows] == [
         ("bar", "model", None), ("spiral", "volunteers", None)]
     assert all("not measured by" in r["reasons"][0] for r in rows)
-    measurements.measure_selection()
-    bar, spiral = measurements.measurements_for_galaxy(galaxy)
+    measure_selection()
+    bar, spiral = measurements_for_galaxy(galaxy)
     assert bar["measured"] is True and bar["code_version"] == MEASUREMENT_CODE_VERSION
     by_key = {v["key"]: v for v in bar["values"]}
     assert by_key["length_kpc"]["value"] == pytest.approx(expected_kpc(40, 0.05), rel=1e-6)
@@ -172,11 +173,11 @@ def test_log_spiral_of_known_pitch_drawn_on_an_inclined_disk_is_recovered(db):
     mask = mask_store(galaxy=galaxy, image=image, structure="spiral", producer=producer("model"),
                       state="marked", numerators=log_spiral_numerators(pitch_deg=20.0, axis_ratio=0.5,
                                                                                 s_wise=False)).mask
-    m = measurements.measure_mask(mask=mask)
+    m = measure_mask(mask=mask)
     assert m.measured and m.result["n_arms"] == 2 and m.result["chirality"] == "Z"
     assert m.pitch_abs == pytest.approx(20.0, abs=1.0) and m.result["pitch"] < 0
     assert (m.result["disk_axis_ratio"], m.result["disk_position_angle"]) == (0.5, 0.0)
     galaxy_upsert(name="INCL", defaults={"axis_ratio": 1.0})
     mask.galaxy.refresh_from_db()
-    face_on = measurements.measure_mask(mask=mask)
+    face_on = measure_mask(mask=mask)
     assert face_on.pk == m.pk and face_on.pitch_abs > 25.0

@@ -11,8 +11,11 @@ from evalcore.sky.splits import SPLITS, split_for
 from evalcore.synthetic import survey
 from segmentation.models import Galaxy, Mask, MaskMeasurement, Producer, TrainingRun
 from segmentation.selectors.galaxies import galaxy_ids_in_split
-from segmentation.services import measurements, training
+from segmentation.selectors.measurements import masks_selection
+from segmentation.services import training
+from segmentation.services.comparisons import compare_with_truth
 from segmentation.services.imports.synthetic import import_synthetic_survey
+from segmentation.services.measurements import measure_selection
 
 
 def make(out, *, n, seed, size):
@@ -58,7 +61,7 @@ def test_import_takes_the_disk_orientation_from_the_truth_and_deprojects_true_ba
     for g in galaxies:
         assert g.axis_ratio == g.truth["axis_ratio"]
         assert g.position_angle == pytest.approx(g.truth["position_angle_deg"] % 180)
-    measurements.measure_selection(source="truth", structure="bar")
+    measure_selection(source="truth", structure="bar")
     results = bar_results()
     assert len(results) == 16  # the 8 barred galaxies, on the cutout and on the GZ3D subject image
     telling = 0  # bars where a position angle wrong by 90 deg would change the factor by over 10%
@@ -77,7 +80,7 @@ def test_import_takes_the_disk_orientation_from_the_truth_and_deprojects_true_ba
     # the same masks with every disk turned by 90 deg: the measurements follow, and miss
     for g in galaxies:
         Galaxy.objects.filter(pk=g.pk).update(position_angle=(g.position_angle + 90) % 180)
-    assert measurements.measure_selection(source="truth", structure="bar").updated == 48
+    assert measure_selection(source="truth", structure="bar").updated == 48
     missed = 0
     for g, kind, r in bar_results():
         factor = r["deprojected_length_kpc"] / r["length_kpc"]
@@ -122,11 +125,11 @@ def test_a_test_galaxy_is_the_same_for_training_generation_measurement_and_compa
     measured = set(MaskMeasurement.objects.values_list("mask__galaxy__name", flat=True))
     assert measured == test_names
 
-    report = measurements.compare_with_truth(quantity="bar_length_kpc", sources=["truth"], split="test")["truth"]
+    report = compare_with_truth(quantity="bar_length_kpc", sources=["truth"], split="test")["truth"]
     keys = {p["key"] for p in report.points} | {e["key"] for e in report.excluded}
     assert {k.split(" [")[0] for k in keys} == test_names
     assert not any("no measurement" in e["reason"] for e in report.excluded)  # every test mask was measured
-    train = measurements.compare_with_truth(quantity="bar_length_kpc", sources=["truth"], split="train")["truth"]
+    train = compare_with_truth(quantity="bar_length_kpc", sources=["truth"], split="train")["truth"]
     assert train.n == 0  # and none of the train split
     assert {e["key"].split(" [")[0] for e in train.excluded} == {galaxies[pk].name for pk in by_split["train"]}
 
@@ -141,7 +144,7 @@ def test_unknown_split_is_refused(db):
     with pytest.raises(ValueError, match="unknown split 'testing'"):
         galaxy_ids_in_split("testing")
     with pytest.raises(ValueError, match="unknown split 'testing'"):
-        measurements.masks_selection(split="testing")
+        masks_selection(split="testing")
 
 
 def test_training_learns_from_the_true_masks_when_asked(db, small_survey, redis_conn,
