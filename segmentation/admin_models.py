@@ -23,6 +23,7 @@ from evalcore.pixels import rendering
 from segmentation.admin_runs import ModelVersionAdmin
 from segmentation.models import Mask, ModelVersion
 from segmentation.selectors.images import image_rgb
+from segmentation.selectors.model_versions import version_manifest
 from segmentation.services import model_versions
 
 # Okabe-Ito: colour-blind safe, one per compared version (the first is the volunteers' in examples)
@@ -113,7 +114,7 @@ def metric_table(rows: list[dict]) -> list[dict]:
 def _examples(versions: list[ModelVersion]) -> list[dict]:
     """A few galaxies of the first version's test split that are stored here, each with its image, the
     volunteers' maps it learned from and every version's maps on the same image."""
-    entries = [e for e in model_versions.version_manifest(versions[0])["galaxies"] if e["split"] == "test"]
+    entries = [e for e in version_manifest(versions[0])["galaxies"] if e["split"] == "test"]
     # galaxies with a drawn spiral first: they show the differences between versions best
     not_asked = model_versions.NOT_ASKED
     entries.sort(key=lambda e: (e["masks"].get("spiral", not_asked) == not_asked, e["name"]))

@@ -27,13 +27,13 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from evalcore.unet.manifest import NOT_ASKED
 from evalcore.vocabulary import SPLITS, STRUCTURES
 from evalsite.version import code_version
 from segmentation.models import Image, Mask, ModelVersion, Producer
 from segmentation.selectors.images import image_rgb
+from segmentation.selectors.model_versions import version_manifest
 from segmentation.services.masks import producer_get_or_create
-
-NOT_ASKED = "not asked"  # how training.manifest writes a structure that was not asked
 
 
 # --- evaluation ---------------------------------------------------------------------------------------------
@@ -46,14 +46,6 @@ class EvalSet:
     stored_predictions: int = 0
     computed_predictions: int = 0
     runtime: dict | None = None
-
-
-def version_manifest(version: ModelVersion) -> dict:
-    """The version's training manifest as a dict (``{"galaxies": [...]}``); empty when it has none."""
-    if not version.manifest:
-        return {"galaxies": []}
-    with version.manifest.open("rb") as fh:
-        return json.loads(fh.read())
 
 
 def version_predictor(version: ModelVersion, *, mode: str = "auto", threads: int | None = None):
@@ -506,4 +498,4 @@ def file_sha256(field_file) -> str:
 
 __all__ = ["EvalSet", "TransferError", "calibration_table", "evaluate_version", "evaluation_key",
            "evaluation_set", "file_sha256", "manifest_labels", "read_export", "summary_rows", "version_export",
-           "version_import", "version_manifest", "version_predictor", "volunteer_masks_by_hash"]
+           "version_import", "version_predictor", "volunteer_masks_by_hash"]

@@ -8,7 +8,6 @@ package versions, test metrics).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import shutil
 import tempfile
@@ -24,6 +23,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from evalcore.unet.manifest import NOT_ASKED, ManifestEntry, manifest_bytes
 from evalsite import queues
 from evalsite.version import code_version, package_versions
 from segmentation.models import Image, Mask, ModelVersion, Producer, RunStatus, TrainingRun
@@ -120,14 +120,9 @@ def _sample_loader(item: LabelledGalaxy):
     return load
 
 
-def manifest(items: list[LabelledGalaxy]) -> dict:
-    return {
-        "galaxies": [
-            {"galaxy_id": i.galaxy_id, "name": i.name, "split": i.split, "image_id": i.image_id,
-             "masks": {s: (m.content_hash if m else "not asked") for s, m in i.masks.items()}}
-            for i in items
-        ]
-    }
+def manifest_entries(items: list[LabelledGalaxy]) -> list[ManifestEntry]:
+    return [ManifestEntry(i.galaxy_id, i.name, i.split, i.image_id,
+                          {s: (m.content_hash if m else NOT_ASKED) for s, m in i.masks.items()}) for i in items]
 
 
 # --- runs ---------------------------------------------------------------------------------------------
@@ -319,7 +314,7 @@ def model_version_create(*, run: TrainingRun | None, result, items: list[Labelle
             is_active=not ModelVersion.objects.filter(is_active=True).exists(),
         )
         version.weights.save(f"{name}.pt", ContentFile(weights), save=False)
-        version.manifest.save(f"{name}.json", ContentFile(json.dumps(manifest(items), indent=1).encode()),
+        version.manifest.save(f"{name}.json", ContentFile(manifest_bytes(manifest_entries(items))),
                               save=False)
         version.save()
     return version

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from segmentation.models import ModelVersion
+from segmentation.selectors.model_versions import version_manifest
 from segmentation.services import model_versions
 
 
@@ -30,7 +31,7 @@ class Command(BaseCommand):
                                else "no active model version: train or import one first")
         if o["n_boot"] < 100:
             raise CommandError(f"--n-boot {o['n_boot']} is too few for a 95% interval; use at least 100")
-        galaxies = [g for g in model_versions.version_manifest(version)["galaxies"]
+        galaxies = [g for g in version_manifest(version)["galaxies"]
                     if g["split"] in {"val", o["split"]}]
         with tqdm(total=len(galaxies), desc=f"evaluating {version.name}", unit="galaxy") as bar:
             try:

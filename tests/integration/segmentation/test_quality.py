@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from evalcore.sky.splits import split_for
 from segmentation.models import ModelVersion
+from segmentation.selectors.model_versions import version_manifest
 from segmentation.services import model_versions, training
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store, producer_get_or_create
@@ -108,7 +109,7 @@ def test_evaluation_reports_every_quantity_with_intervals_on_the_manifest_test_s
 
 
 def splits_by_name(version):
-    return {g["name"]: g["split"] for g in model_versions.version_manifest(version)["galaxies"]}
+    return {g["name"]: g["split"] for g in version_manifest(version)["galaxies"]}
 
 
 @pytest.mark.slow
