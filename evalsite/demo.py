@@ -22,6 +22,7 @@ from django.db import transaction
 from evalsite import queues
 from ratings.jobs import study_render_enqueue
 from ratings.services.studies import rater_join, study_open, study_set_items
+from segmentation.services.model_versions import evaluate_version
 
 LOGINS_FILE = "demo-logins.json"
 DEMO_GALAXIES = 200
@@ -129,10 +130,9 @@ def demo_pipeline(training_run_id: int, wait_seconds: int = 3600) -> str:
 def _evaluate(version) -> None:
     """The demo model's quality report on its test split (from the masks just stored; no target): shown on
     the model versions' comparison page. A failure is logged, never stops the demo."""
-    from segmentation.services import model_versions
 
     try:
-        model_versions.evaluate_version(version=version, n_boot=1000)
+        evaluate_version(version=version, n_boot=1000)
     except Exception:
         logging.getLogger(__name__).exception("evaluating the demo model %s failed", version.name)
 

@@ -1,9 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from evalcore.vocabulary import SPLITS, STRUCTURES
 from segmentation.models import ModelVersion
 from segmentation.selectors.model_versions import version_manifest
-from segmentation.services import model_versions
+from segmentation.services.model_versions import calibration_table, evaluate_version, evaluation_key, summary_rows
 
 
 class Command(BaseCommand):
@@ -18,7 +19,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--version", "--model-version", dest="model_version",
                             help="model version name (default: the active one)")
-        parser.add_argument("--split", choices=model_versions.SPLITS, default="test")
+        parser.add_argument("--split", choices=SPLITS, default="test")
         parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap draws (default 2000)")
         parser.add_argument("--limit", type=int, help="at most this many galaxies per split (quick look)")
         parser.add_argument("--calibration", action="store_true", help="also print the reliability curves")
@@ -35,8 +36,8 @@ class Command(BaseCommand):
                     if g["split"] in {"val", o["split"]}]
         with tqdm(total=len(galaxies), desc=f"evaluating {version.name}", unit="galaxy") as bar:
             try:
-                report = model_versions.evaluate_version(version=version, split=o["split"], n_boot=o["n_boot"],
-                                                         progress=bar.update, limit=o["limit"])
+                report = evaluate_version(version=version, split=o["split"], n_boot=o["n_boot"],
+                                          progress=bar.update, limit=o["limit"])
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
         p = report["predictions"]
@@ -47,14 +48,14 @@ class Command(BaseCommand):
         if report["n_skipped"]:
             self.stdout.write(f"{report['n_skipped']} galaxies left out, e.g. {report['skipped'][0]['galaxy']}: "
                               f"{report['skipped'][0]['reason']}")
-        rows = model_versions.summary_rows(report)
+        rows = summary_rows(report)
         width = max(len(r[1]) for r in rows) if rows else 10
         self.stdout.write(f"\n{'structure':<10} {'quantity':<{width}}  value [95% interval]")
         for st, name, value in rows:
             self.stdout.write(f"{st:<10} {name:<{width}}  {value}")
         if o["calibration"]:
-            for st in model_versions.STRUCTURES:
+            for st in STRUCTURES:
                 self.stdout.write(f"\nreliability curve, {st}: predicted bin, mean predicted, mean observed, pixels")
-                for row in model_versions.calibration_table(report, st):
+                for row in calibration_table(report, st):
                     self.stdout.write("  {:<9} {:>7} {:>7} {:>9}".format(*row))
-        self.stdout.write(f"\nstored in metrics[{model_versions.evaluation_key(o['split'])!r}] of {version.name}")
+        self.stdout.write(f"\nstored in metrics[{evaluation_key(o['split'])!r}] of {version.name}")

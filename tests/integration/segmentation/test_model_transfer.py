@@ -10,9 +10,10 @@ from django.core.management.base import CommandError
 from evalcore.unet.infer import Predictor
 from segmentation.models import ModelVersion, Producer
 from segmentation.selectors.model_versions import model_version_splits
-from segmentation.services import model_versions, training
+from segmentation.services import training
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store, producer_get_or_create
+from segmentation.services.model_transfer import file_sha256, version_export
 from tests.factories.models import disk_with_arm
 
 
@@ -69,7 +70,7 @@ def test_round_trip_keeps_weights_manifest_metrics_and_predictions(version, tmp_
     out = tmp_path / "exported.zip"
     call_command("export_model", version.name, "--out", str(out))
     name, sha, config, metrics = version.name, version.weights_sha256, version.config, version.metrics
-    manifest_sha = model_versions.file_sha256(version.manifest)
+    manifest_sha = file_sha256(version.manifest)
     producer = version.producer
     run_history = version.training_run.history
     images = [np.random.default_rng(1).integers(0, 255, (30, 44, 3), dtype=np.uint8)]
@@ -86,8 +87,8 @@ def test_round_trip_keeps_weights_manifest_metrics_and_predictions(version, tmp_
 
     call_command("import_model", str(out))
     imported = ModelVersion.objects.get(name=name)
-    assert imported.weights_sha256 == sha == model_versions.file_sha256(imported.weights)
-    assert model_versions.file_sha256(imported.manifest) == manifest_sha
+    assert imported.weights_sha256 == sha == file_sha256(imported.weights)
+    assert file_sha256(imported.manifest) == manifest_sha
     assert imported.config == config and imported.training_run is None and imported.is_active
     assert imported.metrics["evaluation"] == metrics["evaluation"] and imported.metrics["history"] == metrics["history"]
     assert imported.metrics["imported"]["training_run"]["history"] == run_history
@@ -100,14 +101,14 @@ def test_round_trip_keeps_weights_manifest_metrics_and_predictions(version, tmp_
 
     # export of an imported version carries the original training run, not "none"
     again = tmp_path / "again.zip"
-    header2 = model_versions.version_export(version=imported, out=again)
+    header2 = version_export(version=imported, out=again)
     assert header2["training_run"]["history"] == run_history
 
 
 def test_import_refuses_duplicates_and_altered_files(untrained, tmp_path):
     version = untrained
     out = tmp_path / "v.zip"
-    model_versions.version_export(version=version, out=out)
+    version_export(version=version, out=out)
 
     with pytest.raises(CommandError, match=f"a model version named '{version.name}' already exists"):
         call_command("import_model", str(out))

@@ -9,9 +9,10 @@ from django.urls import reverse
 from evalcore.sky.splits import split_for
 from segmentation.models import ModelVersion
 from segmentation.selectors.model_versions import version_manifest
-from segmentation.services import model_versions, training
+from segmentation.services import training
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store, producer_get_or_create
+from segmentation.services.model_versions import evaluate_version, sources_vs_truth
 from segmentation.services.truth import TRUTH_PRODUCER
 
 SIZE = 40
@@ -70,7 +71,7 @@ def test_evaluation_reports_every_quantity_with_intervals_on_the_manifest_test_s
     splits = training.model_version_splits(version)
     n_test = sum(1 for s in splits.values() if s == "test")
 
-    report = model_versions.evaluate_version(version=version, n_boot=300)
+    report = evaluate_version(version=version, n_boot=300)
 
     assert report["split"] == "test" and report["n_test"] == n_test
     assert report["n_val"] == sum(1 for s in splits.values() if s == "val")
@@ -121,7 +122,7 @@ def test_stored_masks_of_the_version_are_reused_and_changed_labels_are_reported(
                                       chunk_size=50, enqueue=False)
     for chunk in run.chunks.all():
         generation.chunk_process(chunk_id=chunk.pk)
-    first = model_versions.evaluate_version(version=version, n_boot=200)
+    first = evaluate_version(version=version, n_boot=200)
     assert first["predictions"] == {"stored_masks": first["n_test"] + first["n_val"], "computed": 0, "runtime": None}
 
     # new volunteer labels for one test galaxy: the version learned from the old ones, still stored
@@ -131,14 +132,14 @@ def test_stored_masks_of_the_version_are_reused_and_changed_labels_are_reported(
     image = Image.objects.get(galaxy__name=name)
     mask_store(galaxy=image.galaxy, image=image, structure="spiral", producer=survey, state="marked",
                numerators=np.ones((SIZE, SIZE), np.int64), denominator=15)
-    again = model_versions.evaluate_version(version=version, n_boot=200)
+    again = evaluate_version(version=version, n_boot=200)
     assert again["n_test"] == first["n_test"]
     assert again["structures"]["spiral"]["l1"] == first["structures"]["spiral"]["l1"]
 
     # and when the labels it learned from are gone, the galaxy is left out with the reason
     old = Mask.objects.filter(galaxy__name=name, producer=survey, structure="spiral", is_current=False)
     Mask.objects.filter(pk__in=[m.pk for m in old]).delete()
-    third = model_versions.evaluate_version(version=version, n_boot=200)
+    third = evaluate_version(version=version, n_boot=200)
     assert third["n_test"] == first["n_test"] - 1 and third["n_skipped"] == 1
     assert third["skipped"][0]["galaxy"] == name and "not stored here" in third["skipped"][0]["reason"]
 
@@ -151,9 +152,9 @@ def test_evaluating_a_version_without_manifest_or_unknown_split_is_refused(db):
     version.weights.save("bare.pt", ContentFile(b"x"), save=False)
     version.save()
     with pytest.raises(ValueError, match="no training manifest"):
-        model_versions.evaluate_version(version=version)
+        evaluate_version(version=version)
     with pytest.raises(ValueError, match="unknown split 'holdout'"):
-        model_versions.evaluate_version(version=version, split="holdout")
+        evaluate_version(version=version, split="holdout")
     from django.core.management.base import CommandError
 
     with pytest.raises(CommandError, match="no model version 'nope'"):
@@ -164,7 +165,7 @@ def test_evaluating_a_version_without_manifest_or_unknown_split_is_refused(db):
 def test_comparison_page_shows_versions_side_by_side_for_staff_only(survey, client):
     a = train_version(epochs=1)
     b = train_version(epochs=2, seed=1)
-    model_versions.evaluate_version(version=a, n_boot=200)
+    evaluate_version(version=a, n_boot=200)
     url = reverse("admin:segmentation_modelversion_compare")
 
     User.objects.create_user("visitor", password="pw")
@@ -216,7 +217,7 @@ def test_every_source_against_the_truth_side_by_side(survey, capsys, tmp_path):
             mask_store(galaxy=g, image=im, structure="spiral", producer=p, state="marked",
                        numerators=(plane * 153).astype(np.int64), denominator=255)
 
-    report = model_versions.sources_vs_truth(structure="spiral", split="test", n_boot=300)
+    report = sources_vs_truth(structure="spiral", split="test", n_boot=300)
 
     def truth_and(source_kind, producer=None):
         out = {}
