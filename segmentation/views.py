@@ -21,6 +21,7 @@ from evalsite.staff import staff_required
 from segmentation.models import Galaxy, Image, Mask, Producer, Structure
 from segmentation.selectors.images import image_rgb
 from segmentation.selectors.measurements import measurements_for_galaxy
+from segmentation.services.masks import mask_counts_fill
 
 COLOUR = "colour"  # the stored RGB picture, unstretched
 IMAGE_MODES = (*rendering.STRETCHES, COLOUR)
@@ -184,10 +185,10 @@ def galaxy_viewer_context(galaxy: Galaxy, selected: str | None = None) -> dict:
     for mask in masks:
         entry = MaskEntry(mask=mask, history=earlier[(mask.image_id, mask.structure, mask.producer_id)])
         if entry.selectable:
-            with mask.data.open("rb") as fh:
-                numerators = pngcodec.decode(fh.read())
-            entry.marked_pixels = int(np.count_nonzero(numerators))
-            entry.peak = f"{int(numerators.max())}/{mask.denominator}"
+            if mask.marked_pixels is None:  # stored before the counts were kept: count once, keep them
+                mask_counts_fill(mask=mask)
+            entry.marked_pixels = mask.marked_pixels
+            entry.peak = f"{mask.peak_numerator}/{mask.denominator}"
             entry.overlay_url = reverse("segmentation:mask-png", args=[mask.pk])
         entries.append(entry)
 

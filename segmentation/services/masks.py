@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.db import transaction
 
-from evalcore.formats import maskcodec
+from evalcore.formats import maskcodec, pngcodec
 from segmentation.models import Galaxy, Image, ImportBatch, Mask, Producer, VolunteerClassification
 from segmentation.services.files import store_by_content
 
@@ -93,6 +93,8 @@ def _new_mask(item: MaskInput, state: str, encoded, digest: str, current: Mask |
     )
     if encoded is not None:
         store_by_content(mask.data, f"{digest[:2]}/{digest[2:4]}/{digest}.png", encoded.png)
+        mask.marked_pixels = int(np.count_nonzero(item.numerators))
+        mask.peak_numerator = int(np.max(item.numerators)) if item.numerators.size else 0
     return mask
 
 
@@ -189,3 +191,15 @@ def classifications_replace(*, galaxy: Galaxy, image: Image, structure: str, row
     if stale:
         VolunteerClassification.objects.filter(pk__in=stale).delete()
     return len(keep)
+
+
+def mask_counts_fill(*, mask: Mask) -> Mask:
+    """Count a mask's marked pixels and peak from its stored PNG (masks stored before the counts were kept)."""
+    if mask.state == Mask.State.NOT_ASKED or not mask.data:
+        return mask
+    with mask.data.open("rb") as fh:
+        numerators = pngcodec.decode(fh.read())
+    mask.marked_pixels = int(np.count_nonzero(numerators))
+    mask.peak_numerator = int(numerators.max()) if numerators.size else 0
+    Mask.objects.filter(pk=mask.pk).update(marked_pixels=mask.marked_pixels, peak_numerator=mask.peak_numerator)
+    return mask

@@ -97,3 +97,24 @@ def test_many_masks_are_all_or_nothing(slot):
         masks_store([good, good])
     assert not Mask.objects.exists()
     assert masks_store([]) == []
+
+
+def test_counts_are_kept_when_a_mask_is_stored_and_filled_once_for_older_masks(db):
+    from segmentation.views import galaxy_viewer_context
+    from tests.factories import ImageFactory, MaskFactory
+
+    image = ImageFactory(size=16)
+    numerators = np.zeros((16, 16), np.int64)
+    numerators[2:5, 3:7] = 2
+    numerators[8, 8] = 5
+    mask = MaskFactory(image=image, numerators=numerators, denominator=5)
+    assert (mask.marked_pixels, mask.peak_numerator) == (13, 5)
+    batch = masks_store([MaskInput(galaxy=image.galaxy, image=image, structure="bar", producer=mask.producer,
+                                   state="marked", numerators=numerators[::-1].copy(), denominator=5)])
+    assert (batch[0].mask.marked_pixels, batch[0].mask.peak_numerator) == (13, 5)
+    # a mask stored before the counts were kept: the galaxy page counts it once and keeps the counts
+    Mask.objects.filter(pk=mask.pk).update(marked_pixels=None, peak_numerator=None)
+    entries = {e.mask.pk: e for e in galaxy_viewer_context(image.galaxy)["entries"]}
+    assert (entries[mask.pk].marked_pixels, entries[mask.pk].peak) == (13, "5/5")
+    mask.refresh_from_db()
+    assert (mask.marked_pixels, mask.peak_numerator) == (13, 5)

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from evalcore.sky.splits import split_for
 from segmentation.models import ModelVersion
-from segmentation.selectors.model_versions import version_manifest
+from segmentation.selectors.model_versions import model_version_splits, version_manifest
 from segmentation.services import training
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store, producer_get_or_create
@@ -68,7 +68,7 @@ def train_version(epochs: int, seed: int = 0) -> ModelVersion:
 @pytest.mark.slow
 def test_evaluation_reports_every_quantity_with_intervals_on_the_manifest_test_split(survey, capsys):
     version = train_version(epochs=2)
-    splits = training.model_version_splits(version)
+    splits = model_version_splits(version)
     n_test = sum(1 for s in splits.values() if s == "test")
 
     report = evaluate_version(version=version, n_boot=300)
