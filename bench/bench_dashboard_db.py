@@ -20,10 +20,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ratings.services.studies import rater_join, study_open
-from segmentation.services.galaxies import galaxy_upsert, image_store
-from segmentation.services.masks import mask_store, producer_get_or_create
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
 
@@ -33,7 +29,10 @@ def build(n_galaxies: int):
     from django.utils import timezone
 
     from ratings.models import Answer, Assignment, Candidate, Item, Study
+    from ratings.services.studies import rater_join, study_open
     from segmentation.models import Galaxy
+    from segmentation.services.galaxies import galaxy_upsert, image_store
+    from segmentation.services.masks import mask_store, producer_get_or_create
 
     producers = [producer_get_or_create(kind=k, name=k, version="1") for k in ("volunteers", "model", "sparcfire")]
     g0, _ = galaxy_upsert(name="g0", defaults={"ra": 1.0, "dec": 2.0})

@@ -29,9 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from segmentation.services.galaxies import galaxy_upsert, image_store
-from segmentation.services.masks import producer_get_or_create
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
@@ -58,6 +55,7 @@ def make_version(config, images: list[np.ndarray], train_epochs: int, weights: P
     from evalcore.unet.infer import calibration_images
     from evalcore.unet.model import build_model, model_bytes
     from segmentation.models import ModelVersion
+    from segmentation.services.masks import producer_get_or_create
 
     if weights is not None:
         from evalcore.unet.model import load_model
@@ -83,6 +81,7 @@ def make_version(config, images: list[np.ndarray], train_epochs: int, weights: P
 
 
 def main() -> None:
+    from segmentation.services.galaxies import galaxy_upsert, image_store
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--galaxies", type=int, default=48)
     ap.add_argument("--image-px", type=int, default=256, help="stored image size, px (square)")

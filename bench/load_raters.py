@@ -32,17 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ratings.services.studies import (
-    rater_consent,
-    rater_join,
-    rater_profile,
-    study_open,
-    study_render_panels,
-    study_set_items,
-)
-from segmentation.services.galaxies import galaxy_upsert, image_store
-from segmentation.services.masks import mask_store, producer_get_or_create
-
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = ("127.0.0.1", "localhost")
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/evalsite_load"
@@ -58,6 +47,16 @@ def setup_site(n_items: int, n_raters: int) -> dict:
     from django.utils import timezone
 
     from ratings.models import Rater, Study
+    from ratings.services.studies import (
+        rater_consent,
+        rater_join,
+        rater_profile,
+        study_open,
+        study_render_panels,
+        study_set_items,
+    )
+    from segmentation.services.galaxies import galaxy_upsert, image_store
+    from segmentation.services.masks import mask_store, producer_get_or_create
 
     rng = np.random.default_rng(1)
     producers = [producer_get_or_create(kind=k, name=f"load {k}", version="1")

@@ -30,8 +30,6 @@ import threading
 import time
 from pathlib import Path
 
-from ratings.services.studies import rater_consent, rater_join, rater_profile
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -63,6 +61,7 @@ def build(n_raters: int, n_galaxies: int, raters_per_item: int, tag: str) -> tup
     from django.utils import timezone
 
     from ratings.models import Rater
+    from ratings.services.studies import rater_consent, rater_join, rater_profile
     from tests.factories.studies import spiral_study as build_study
 
     study = build_study(name=f"bench {tag}", n_galaxies=n_galaxies, planned_raters=n_raters,

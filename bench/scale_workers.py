@@ -38,10 +38,6 @@ import time
 import uuid
 from pathlib import Path
 
-from segmentation.services.galaxies import galaxy_upsert, image_store
-from segmentation.services.masks import mask_store, producer_get_or_create
-from segmentation.services.measurements import measure_mask
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
@@ -87,6 +83,7 @@ def store_galaxies(n: int, size: int, prefix: str = "scale", start: int = 0) -> 
     from tqdm import tqdm
 
     from evalcore.pixels import colour
+    from segmentation.services.galaxies import galaxy_upsert, image_store
 
     images, extras = [], []
     for i in tqdm(range(start, start + n), desc="galaxies", unit="galaxy", leave=False):
@@ -113,6 +110,7 @@ def make_version(config, rgbs: list[np.ndarray], name: str):
     from evalcore.unet.infer import calibration_images
     from evalcore.unet.model import build_model, model_bytes
     from segmentation.models import ModelVersion, Producer
+    from segmentation.services.masks import producer_get_or_create
 
     blob = model_bytes(build_model(config), config, {"bench": "scale_workers", "trained": False},
                        calibration_images(rgbs, config))
@@ -144,6 +142,7 @@ def step_split(images, predictor, version, repeats: int) -> dict:
     from evalcore.formats import maskcodec
     from evalcore.unet.data import postprocess, preprocess
     from segmentation.selectors.images import image_rgb
+    from segmentation.services.masks import mask_store
     from segmentation.services.sources.registry import STRUCTURES
 
     config, bs, n = predictor.config, predictor.batch_size, len(images)
@@ -306,6 +305,8 @@ def _probe_fill(n: int, size: int, start: int) -> None:
     """Store galaxies ``start``..``start + n``: image, model masks (2 structures as k/255 maps with the
     details a worker writes), volunteer masks where asked, and a measurement of every model mask."""
     from segmentation.models import Mask, Producer
+    from segmentation.services.masks import mask_store, producer_get_or_create
+    from segmentation.services.measurements import measure_mask
 
     images, extras = store_galaxies(n, size, prefix="probe", start=start)
     model = producer_get_or_create(kind=Producer.Kind.MODEL, name="probe-model", version="1")

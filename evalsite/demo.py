@@ -20,9 +20,6 @@ from django.core.management import call_command
 from django.db import transaction
 
 from evalsite import queues
-from ratings.jobs import study_render_enqueue
-from ratings.services.studies import rater_join, study_open, study_set_items
-from segmentation.services.model_versions import evaluate_version
 
 LOGINS_FILE = "demo-logins.json"
 DEMO_GALAXIES = 200
@@ -130,6 +127,7 @@ def demo_pipeline(training_run_id: int, wait_seconds: int = 3600) -> str:
 def _evaluate(version) -> None:
     """The demo model's quality report on its test split (from the masks just stored; no target): shown on
     the model versions' comparison page. A failure is logged, never stops the demo."""
+    from segmentation.services.model_versions import evaluate_version
 
     try:
         evaluate_version(version=version, n_boot=1000)
@@ -140,7 +138,9 @@ def _evaluate(version) -> None:
 def ensure_demo_study(version):
     """A study over the demo test-split galaxies comparing all three sources, opened, with the demo rater."""
     from evalcore.sky.splits import split_for
+    from ratings.jobs import study_render_enqueue
     from ratings.models import Study
+    from ratings.services.studies import rater_join, study_open, study_set_items
     from segmentation.models import Galaxy, Producer
 
     study = Study.objects.filter(name=DEMO_STUDY).first()

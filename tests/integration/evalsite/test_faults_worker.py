@@ -27,7 +27,8 @@ pytestmark = pytest.mark.slow
 
 SETUP = """
 import numpy as np
-from segmentation import generation, services
+from segmentation.services import generation
+from segmentation.services.galaxies import galaxy_upsert, image_store
 
 def spiral(size, seed):
     # a two-armed logarithmic spiral on an exponential disk, grey as RGB
@@ -41,22 +42,22 @@ def spiral(size, seed):
 
 galaxies = []
 for i in range({n}):
-    g, _ = services.galaxy_upsert(name=f"kill{{i}}", defaults={{"ra": 10.0 + i, "dec": 1.0}})
-    services.image_store(galaxy=g, kind="survey_cutout", rgb=spiral(112, i))
+    g, _ = galaxy_upsert(name=f"kill{{i}}", defaults={{"ra": 10.0 + i, "dec": 1.0}})
+    image_store(galaxy=g, kind="survey_cutout", rgb=spiral(112, i))
     galaxies.append(g)
 run = generation.generation_start(source="sparcfire", galaxies=galaxies, chunk_size={n})
 print(json.dumps({{"run": run.pk, "producer": run.producer_id}}))
 """
 
 RESUME = """
-from segmentation import generation
+from segmentation.services import generation
 from segmentation.models import GenerationRun
 print(json.dumps({"resumed": generation.run_resume(run=GenerationRun.objects.get(pk=RUN_ID))}))
 """
 
 CHECK = """
 from collections import Counter
-from segmentation import generation
+from segmentation.services import generation
 from segmentation.models import GenerationRun, Mask
 run = GenerationRun.objects.get(pk=RUN_ID)
 masks = list(Mask.objects.filter(producer=run.producer))

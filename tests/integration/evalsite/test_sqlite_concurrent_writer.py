@@ -37,16 +37,18 @@ import json, sqlite3, sys
 import django
 django.setup()
 import numpy as np
-from segmentation import measurements, services
+from segmentation.services import measurements
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import mask_store, producer_get_or_create
 
-producer = services.producer_get_or_create(kind="model", name="m", version="1")
+producer = producer_get_or_create(kind="model", name="m", version="1")
 for i in range(N):
-    g, _ = services.galaxy_upsert(name=f"w{{i}}", defaults={{"ra": 10.0 + i / 10, "dec": 1.0, "redshift": 0.05}})
-    image, _ = services.image_store(galaxy=g, kind="survey_cutout", rgb=np.zeros((48, 48, 3), np.uint8),
+    g, _ = galaxy_upsert(name=f"w{{i}}", defaults={{"ra": 10.0 + i / 10, "dec": 1.0, "redshift": 0.05}})
+    image, _ = image_store(galaxy=g, kind="survey_cutout", rgb=np.zeros((48, 48, 3), np.uint8),
                                     pixel_scale=0.4)
     bar = np.zeros((48, 48), np.int64)
     bar[22:26, 10 + i % 8:38 - i % 8] = 1
-    services.mask_store(galaxy=g, image=image, structure="bar", producer=producer, state="marked",
+    mask_store(galaxy=g, image=image, structure="bar", producer=producer, state="marked",
                         numerators=bar, denominator=1)
 
 # another process commits every 20 ms while the masks are measured (as a worker's heartbeat does)
