@@ -61,11 +61,21 @@ class UNetConfig:
     patience: int = 10
     min_delta: float = 0.0  # a validation loss must beat the best by more than this to count as better
     seed: int = 0
-    # augmentation (training only)
+    # augmentation (training only; unet.augment, docs/unet.md "Augmentation"): the study's geometry (rotation,
+    # flips, a random resized crop of area crop_area) plus scale, and photometric changes of the image only
+    # that take away colour, stretch, depth and resolution cues (a model that learned a renderer's colour
+    # convention found no arm on another renderer's galaxies)
     rotate: bool = True
     flip: bool = True
+    crop: bool = True
     crop_area: tuple[float, float] = (0.6, 0.8)
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    scale: bool = True
+    colour_jitter: bool = True
+    channel_permute: bool = True
+    greyscale: bool = True
+    blur: bool = True
+    noise: bool = True
     # reduced precision: "auto" = bf16 + channels_last on CPU, mixed precision on CUDA, after a check
     precision: str = "auto"
     num_workers: int = 0
