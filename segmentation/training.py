@@ -112,8 +112,12 @@ def _sample_loader(item: LabelledGalaxy):
     return load
 
 
-def manifest(items: list[LabelledGalaxy]) -> dict:
+def manifest(items: list[LabelledGalaxy], config=None) -> dict:
+    """The training galaxies with their split and mask hashes, and the augmentation the model trained with."""
+    from evalcore.unet.augment import settings as augmentation
+
     return {
+        **({"augmentation": augmentation(config)} if config is not None else {}),
         "galaxies": [
             {"galaxy_id": i.galaxy_id, "name": i.name, "split": i.split, "image_id": i.image_id,
              "masks": {s: (m.content_hash if m else "not asked") for s, m in i.masks.items()}}
@@ -251,6 +255,7 @@ def run_train(*, run_id: int, threads: int | None = None, on_epoch=None) -> Trai
                      "precision": result.precision, "stopped": result.stopped},
         )
         _append_log(run_id, f"model version {version.name} created ({result.stopped}, best epoch {result.best_epoch})")
+        _gate(run_id, version)
     except Exception as exc:
         log.exception("training run %s failed", run_id)
         TrainingRun.objects.filter(pk=run_id).update(status=RunStatus.FAILED, finished_at=timezone.now(),
@@ -259,9 +264,27 @@ def run_train(*, run_id: int, threads: int | None = None, on_epoch=None) -> Trai
     return TrainingRun.objects.get(pk=run_id)
 
 
+def _gate(run_id: int, version: ModelVersion) -> None:
+    """Evaluate the new version on its test split and gate it; active only when it passed (and none was).
+    A failure to evaluate is logged on the run, never fails it: the version stays inactive."""
+    from segmentation import quality_gate
+
+    try:
+        quality_gate.evaluate_and_gate(version=version)
+        active = quality_gate.activate_if_passed(version=version)
+        version.refresh_from_db()
+        _append_log(run_id, f"model version {version.name} {quality_gate.summary(version)}"
+                            f"{'; it is the active version' if active else '; not made active'}")
+    except Exception as exc:  # the weights are stored; evaluating can be repeated (evaluate_model)
+        log.exception("evaluating model version %s failed", version.name)
+        _append_log(run_id, f"model version {version.name} could not be evaluated ({type(exc).__name__}: {exc}); "
+                            "not made active")
+
+
 def model_version_create(*, run: TrainingRun | None, result, items: list[LabelledGalaxy],
                          name: str | None = None, metrics: dict | None = None) -> ModelVersion:
-    """Store the best weights with their provenance; the first version becomes the active one."""
+    """Store the best weights with their provenance. The version is not active: ``run_train`` evaluates it and
+    activates it when it passes the quality gate and no version is active yet (``quality_gate``)."""
     config = result.config.to_dict()
     weights = result.model_bytes({"training_run": run.pk if run else None})
     digest = hashlib.sha256(weights).hexdigest()
@@ -277,16 +300,27 @@ def model_version_create(*, run: TrainingRun | None, result, items: list[Labelle
             metrics={"history": result.history, "best_epoch": result.best_epoch,
                      "best_val_loss": result.best_val_loss, **(metrics or {})},
             code_version=code_version(), package_versions=package_versions(),
-            is_active=not ModelVersion.objects.filter(is_active=True).exists(),
+            is_active=False,  # only a version that passed the quality gate becomes active (quality_gate)
         )
         version.weights.save(f"{name}.pt", ContentFile(weights), save=False)
-        version.manifest.save(f"{name}.json", ContentFile(json.dumps(manifest(items), indent=1).encode()),
+        version.manifest.save(f"{name}.json", ContentFile(json.dumps(manifest(items, result.config), indent=1).encode()),
                               save=False)
         version.save()
     return version
 
 
-def model_version_activate(*, version: ModelVersion) -> ModelVersion:
+def model_version_activate(*, version: ModelVersion, override_gate: bool = False, by: str = "") -> ModelVersion:
+    """Make ``version`` the active one. A version that has not passed the quality gate
+    (``quality_gate``) is refused with the gate's reasons, unless ``override_gate`` (a person's explicit
+    decision, recorded in ``metrics["gate_override"]``)."""
+    from segmentation import quality_gate
+
+    if not quality_gate.passed(version):
+        if not override_gate:
+            raise quality_gate.GateNotPassed(f"{version.name} {quality_gate.summary(version)}")
+        ModelVersion.objects.filter(pk=version.pk).update(metrics={
+            **version.metrics, "gate_override": {"by": by, "at": timezone.now().isoformat(timespec="seconds"),
+                                                 "gate": quality_gate.gate_of(version)}})
     with transaction.atomic():
         ModelVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(is_active=False)
         ModelVersion.objects.filter(pk=version.pk).update(is_active=True)

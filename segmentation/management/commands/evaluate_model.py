@@ -57,3 +57,9 @@ class Command(BaseCommand):
                 for row in quality.calibration_table(report, st):
                     self.stdout.write("  {:<9} {:>7} {:>7} {:>9}".format(*row))
         self.stdout.write(f"\nstored in metrics[{quality.evaluation_key(o['split'])!r}] of {version.name}")
+        if o["split"] == "test" and not o["limit"]:
+            from segmentation import quality_gate
+
+            quality_gate.gate_check(version=version)
+            line = f"{version.name} {quality_gate.summary(version)}"
+            self.stdout.write(self.style.SUCCESS(line) if quality_gate.passed(version) else self.style.WARNING(line))

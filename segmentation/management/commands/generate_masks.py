@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from segmentation import generation, input_checks
+from segmentation import generation, input_checks, quality_gate
 from segmentation.management.commands._options import add_split_argument
 from segmentation.models import Galaxy, GenerationRun, Image, ModelVersion
 from segmentation.selectors import galaxy_ids
@@ -22,6 +22,9 @@ class Command(BaseCommand):
         parser.add_argument("--chunk-size", type=int, default=generation.DEFAULT_CHUNK_SIZE)
         parser.add_argument("--enqueue", action="store_true", help="enqueue the chunks instead of running here")
         parser.add_argument("--resume", type=int, metavar="RUN_ID", help="re-enqueue a run's unfinished chunks")
+        parser.add_argument("--allow-ungated", action="store_true",
+                            help="use a model version that has not passed the quality gate (its masks are "
+                                 "stored like any other; the run records that the version was not gated)")
 
     def handle(self, *args, **o):
         if o["resume"]:
@@ -37,6 +40,14 @@ class Command(BaseCommand):
             if version is None:
                 raise CommandError(f"no model version {o['model_version']!r}" if o["model_version"]
                                    else "no active model version: train one first (python manage.py train)")
+            if not quality_gate.passed(version):
+                why = quality_gate.summary(version)
+                if not o["allow_ungated"]:
+                    raise CommandError(f"model version {version.name} {why}. Its masks would enter catalogues and "
+                                       "studies as this model's; nothing generated. Train or evaluate it again, "
+                                       "or pass --allow-ungated to generate them anyway.")
+                self.stdout.write(self.style.WARNING(f"WARNING: model version {version.name} {why}; generating "
+                                                     "anyway (--allow-ungated)"))
         galaxies = Galaxy.objects.all()
         if o["names"]:
             galaxies = galaxies.filter(name__in=o["names"])
@@ -50,7 +61,8 @@ class Command(BaseCommand):
             run = generation.generation_start(
                 source=o["source"], galaxies=ids, model_version=version,
                 image_kind=o["image_kind"], chunk_size=o["chunk_size"], enqueue=o["enqueue"],
-                selection={"names": o["names"], "synthetic": o["synthetic"], "split": o["split"]},
+                selection={"names": o["names"], "synthetic": o["synthetic"], "split": o["split"],
+                           **({"quality_gate": quality_gate.summary(version)} if version is not None else {})},
                 requested_by="command line",
             )
         except ValueError as exc:
