@@ -122,7 +122,7 @@ def main() -> None:
     if args.styles:
         styles = importlib.import_module("evalcore.synthetic.styles")
         for s in args.styles.split(","):
-            extra[s] = getattr(styles, "bench_image")(s)  # a callable galaxy dict -> RGB uint8
+            extra[s] = styles.bench_image(s)  # a callable galaxy dict -> RGB uint8
     cache = Path(f"{args.cache[:-4]}_{args.n}_{args.render}.npz") if args.cache else None
     t0 = time.perf_counter()
     galaxies = render_galaxies(args.n, args.render, cache)
@@ -148,8 +148,8 @@ def main() -> None:
         row = {"switches": switches, "best_epoch": result.best_epoch, "train_s": round(time.perf_counter() - t),
                "styles": {s: score(predictor, va, s, extra) for s in styles}}
         results[name] = row
-        cells = "  ".join(f"{s}: IoU {r['spiral_iou']:.3f} bar R/P {r['bar_recall'] or 0:.2f}/{r['bar_precision'] or 0:.2f}"
-                          for s, r in row["styles"].items())
+        cells = "  ".join(f"{s}: IoU {r['spiral_iou']:.3f} bar R/P {r['bar_recall'] or 0:.2f}/"
+                          f"{r['bar_precision'] or 0:.2f}" for s, r in row["styles"].items())
         print(f"{name:18} {row['train_s']:4d} s  {cells}", flush=True)
         if args.out:
             Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=1))

@@ -303,8 +303,8 @@ def model_version_create(*, run: TrainingRun | None, result, items: list[Labelle
             is_active=False,  # only a version that passed the quality gate becomes active (quality_gate)
         )
         version.weights.save(f"{name}.pt", ContentFile(weights), save=False)
-        version.manifest.save(f"{name}.json", ContentFile(json.dumps(manifest(items, result.config), indent=1).encode()),
-                              save=False)
+        listing = json.dumps(manifest(items, result.config), indent=1).encode()
+        version.manifest.save(f"{name}.json", ContentFile(listing), save=False)
         version.save()
     return version
 

@@ -31,7 +31,8 @@ GATE_VERSION = 1
 def floors() -> dict:
     return {"spiral_iou_vs_truth": SPIRAL_IOU_FLOOR, "spiral_above_arc_finder": True,
             "spiral_iou_vs_consensus": SPIRAL_CONSENSUS_FLOOR, "bar_recall": BAR_RECALL_FLOOR,
-            "bar_precision": "above the share of barred test galaxies", "bar_iou_vs_truth": BAR_IOU_FLOOR, "arc_coverage": ARC_COVERAGE}
+            "bar_precision": "above the share of barred test galaxies", "bar_iou_vs_truth": BAR_IOU_FLOOR,
+            "arc_coverage": ARC_COVERAGE}
 
 
 def _check(name: str, value, floor, passed: bool | None, reason: str) -> dict:
