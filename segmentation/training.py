@@ -150,6 +150,31 @@ def training_start(*, config: dict, selection: dict | None = None, requested_by:
     return run
 
 
+def training_continue(*, run: TrainingRun, extra_epochs: int, requested_by: str = "",
+                      enqueue: bool = True) -> TrainingRun:
+    """A new run that continues a finished run's training for ``extra_epochs`` more epochs (same galaxies,
+    same configuration otherwise): it starts from the finished run's last checkpoint with a warm restart of
+    the learning rate (``unet.train``). Its model version is a new one, gated like any other."""
+    from evalcore.unet.model import UNetConfig
+
+    if run.status != RunStatus.SUCCEEDED:
+        raise ValueError(f"training run {run.pk} has not finished ({run.status}): resume it instead")
+    if extra_epochs < 1:
+        raise ValueError(f"extra_epochs must be at least 1, got {extra_epochs}")
+    if not (checkpoint_dir(run) / "last.pt").exists():
+        raise ValueError(f"training run {run.pk} has no checkpoint left to continue from")
+    unet = UNetConfig.from_dict(run.config["unet"])
+    unet = unet.replace(epochs=unet.epochs + extra_epochs)
+    with transaction.atomic():
+        new = TrainingRun.objects.create(
+            config={**run.config, "unet": unet.to_dict(), "continues_run": run.pk},
+            total_epochs=unet.epochs, requested_by=requested_by or run.requested_by,
+        )
+        if enqueue:
+            run_enqueue(run=new)
+    return new
+
+
 def run_enqueue(*, run: TrainingRun) -> None:
     from segmentation import jobs
 
@@ -237,6 +262,13 @@ def run_train(*, run_id: int, threads: int | None = None, on_epoch=None) -> Trai
             # however fast the epochs are (between epochs the database is asked at most every 2 s)
             last_cancel_check[0] = 0.0
 
+        previous = run.config.get("continues_run")
+        if previous and not (checkpoint_dir(run) / "last.pt").exists():
+            import shutil
+
+            checkpoint_dir(run).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(checkpoint_dir(TrainingRun(pk=previous)) / "last.pt", checkpoint_dir(run) / "last.pt")
+            _append_log(run_id, f"continuing training run {previous} from its last checkpoint")
         result = train(
             config, [_sample_loader(i) for i in train_items], [_sample_loader(i) for i in val_items],
             checkpoint_dir=checkpoint_dir(run), resume=True, threads=threads,
