@@ -270,11 +270,13 @@ def gzip_bytes(data: bytes) -> bytes:
     return header + body + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
 
 
-def make_galaxy(settings: SurveySettings, index: int) -> GalaxyOutput:
-    """Render, simulate and write one galaxy's two files. Depends only on (settings, index)."""
-    seed, size = settings.seed, settings.size
+def galaxy_params(settings: SurveySettings, index: int):
+    """(style, cutout pixel scale, GalaxyParams, the style's random stream as the images continue it) of
+    galaxy ``index``: its style, then its pixel scale, then the galaxy drawn to fit both grids, then (GalSim
+    styles) its structural variety."""
+    seed = settings.seed
     style = styles.style_for(settings.style, seed, index)
-    style_rng = np.random.default_rng([seed, index, 5])  # pixel scale, seeing, structural variety
+    style_rng = np.random.default_rng([seed, index, 5])  # pixel scale, structural variety, seeing
     pixel_scale = colour.LEGACY_SURVEY_PIXEL_SCALE
     if style.engine != "classic":
         lo, hi = style.pixel_scale
@@ -283,6 +285,13 @@ def make_galaxy(settings: SurveySettings, index: int) -> GalaxyOutput:
                     field_arcsec=settings.field_for(pixel_scale))
     if style.variety:
         vary_structure(p, style_rng)
+    return style, pixel_scale, p, style_rng
+
+
+def make_galaxy(settings: SurveySettings, index: int) -> GalaxyOutput:
+    """Render, simulate and write one galaxy's two files. Depends only on (settings, index)."""
+    seed, size = settings.seed, settings.size
+    style, pixel_scale, p, style_rng = galaxy_params(settings, index)
     noise_rng = np.random.default_rng([seed, index, 1])
     crowd_names = list(volunteers.CROWDS)
     crowd_rng = np.random.default_rng([seed, index, 2, crowd_names.index(settings.crowd)])
