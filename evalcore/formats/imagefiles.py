@@ -154,7 +154,7 @@ def _read_fits(content: bytes, max_pixels: int) -> ImageData:
     try:
         if n_planes == 3 and bands == ("g", "r", "i"):  # SDSS colour images: the Lupton composite
             rgb = gri_to_rgb(cube)
-            label = "gri Lupton asinh (SDSS)"
+            label = "gri asinh Lupton (SDSS)"
         elif n_planes == 3:
             rgb = grz_to_rgb(cube, bands=bands)
             label = f"{''.join(bands)} asinh (Legacy Survey)"
