@@ -14,7 +14,9 @@ several styles:
 - ``own``: as trained (g,r,z -> RGB, Legacy Survey convention);
 - ``bgr``: the same images with the channel order reversed (another colour convention);
 - ``grey``: the r band alone, stretched as a single-band image and fed as grey;
-- any style of ``evalcore.synthetic.styles`` when that module exists (``--styles`` names them).
+- ``--held-out STYLE`` (default ``galsim-gri``, the style the default survey mix leaves out): other galaxies
+  (another seed, as many as the validation split) drawn in that survey style of ``evalcore.synthetic.styles``
+  (GalSim image formation, its bands, pixel scales, seeing, depth and colour convention).
 
 Per run and style: spiral IoU vs truth (mean over validation galaxies with a true spiral; model >= 0.5,
 a fixed threshold so no style is tuned on) and bar recall / precision (bar score >= 0.5, truth: any true bar
@@ -23,7 +25,6 @@ pixel). Same seed, same galaxies, same epochs for every run; the machine is shar
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import time
@@ -68,7 +69,27 @@ def render_galaxies(n: int, size: int, cache: Path | None) -> list[dict]:
     return out
 
 
+def render_held_out(style_name: str, n: int, size: int) -> list[dict]:
+    """n galaxies of a survey style (evalcore.synthetic.styles) as its survey cutout: RGB and truth."""
+    from evalcore.synthetic import survey
+
+    settings = survey.SurveySettings(n=n, seed=SEED + 1, size=size, out=Path("/nonexistent"), style=style_name)
+    out = []
+    for i in range(n):
+        style, pixel_scale, p, style_rng = survey.galaxy_params(settings, i)
+        noise_rng = np.random.default_rng([SEED + 1, i, 1])
+        grid = renderer.Grid.from_wcs(cutout_wcs(p.ra, p.dec, size, pixel_scale), (size, size), p.ra, p.dec)
+        cut, _ = survey._galsim_image(p, grid, style, style_rng, noise_rng, "cutout")
+        bands = tuple(style.bands)
+        rgb = (colour.gri_to_rgb(cut.bands) if bands == ("g", "r", "i") else
+               colour.grz_to_rgb(cut.bands) if bands == ("g", "r", "z") else colour.mono_to_rgb(cut.bands[0]))
+        out.append({"rgb": rgb, "spiral": cut.spiral > 0, "bar": cut.bar > 0})
+    return out
+
+
 def style_image(galaxy: dict, style: str, extra_styles: dict) -> np.ndarray:
+    if "rgb" in galaxy:
+        return galaxy["rgb"]
     if style == "own":
         return colour.grz_to_rgb(galaxy["bands"])
     if style == "bgr":
@@ -113,16 +134,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", default="all_on,none,study," + ",".join(f"-{s}" for s in NEW))
-    ap.add_argument("--styles", default="", help="extra styles of evalcore.synthetic.styles, comma separated")
+    ap.add_argument("--held-out", default="galsim-gri", help="a survey style never trained on ('' = none)")
     ap.add_argument("--cache", default="/tmp/augment_ablation_survey.npz")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     extra = {}
-    if args.styles:
-        styles = importlib.import_module("evalcore.synthetic.styles")
-        for s in args.styles.split(","):
-            extra[s] = styles.bench_image(s)  # a callable galaxy dict -> RGB uint8
     cache = Path(f"{args.cache[:-4]}_{args.n}_{args.render}.npz") if args.cache else None
     t0 = time.perf_counter()
     galaxies = render_galaxies(args.n, args.render, cache)
@@ -136,7 +153,12 @@ def main() -> None:
 
     train_s = [sample(g, k) for k, g in enumerate(tr)]
     val_s = [sample(g, k) for k, g in enumerate(va)]
-    styles = ["own", "bgr", "grey", *extra]
+    styles = ["own", "bgr", "grey"]
+    held = []
+    if args.held_out:
+        t1 = time.perf_counter()
+        held = render_held_out(args.held_out, len(va), args.render)
+        print(f"{len(held)} held-out galaxies in style {args.held_out} in {time.perf_counter() - t1:.0f} s", flush=True)
     results = {}
     for name in args.runs.split(","):
         switches = run_config(name)
@@ -147,6 +169,8 @@ def main() -> None:
         predictor = Predictor(result.model_bytes(), mode="fp32", threads=args.threads, batch_size=16)
         row = {"switches": switches, "best_epoch": result.best_epoch, "train_s": round(time.perf_counter() - t),
                "styles": {s: score(predictor, va, s, extra) for s in styles}}
+        if held:
+            row["styles"][args.held_out] = score(predictor, held, args.held_out, extra)
         results[name] = row
         cells = "  ".join(f"{s}: IoU {r['spiral_iou']:.3f} bar R/P {r['bar_recall'] or 0:.2f}/"
                           f"{r['bar_precision'] or 0:.2f}" for s, r in row["styles"].items())
