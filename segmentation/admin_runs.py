@@ -13,12 +13,12 @@ from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from segmentation.models import GenerationRun, Image, ModelVersion, RunStatus, TrainingRun
 from segmentation.selectors.galaxies import GalaxySelection, selected_queryset
-from segmentation.services import generation, training
+from segmentation.services import generation, quality_gate, training
 
 STATUS_COLOURS = {
     "queued": "#6b7280",
@@ -268,6 +268,10 @@ class GenerationForm(forms.Form):
     )
     image_kind = forms.ChoiceField(choices=Image.Kind.choices, initial=Image.Kind.SURVEY_CUTOUT)
     chunk_size = forms.IntegerField(min_value=1, max_value=10_000, initial=generation.DEFAULT_CHUNK_SIZE)
+    allow_ungated = forms.BooleanField(
+        required=False, label="Use a version that has not passed the quality gate",
+        help_text="Model masks come only from versions that passed the quality gate unless this is ticked.",
+    )
 
 
 @admin.register(GenerationRun)
@@ -312,6 +316,9 @@ class GenerationRunAdmin(RunAdminMixin, admin.ModelAdmin):
                 ids = list(selected_queryset(selection).values_list("pk", flat=True))
                 if d["source"] == "model" and version is None:
                     raise ValueError("no model version: train one first, or choose one")
+                if d["source"] == "model" and not quality_gate.passed(version) and not d["allow_ungated"]:
+                    raise ValueError(f"model version {version.name} {quality_gate.summary(version)}. Nothing "
+                                     "generated: tick the box below to use it anyway.")
                 run = generation.generation_start(
                     source=d["source"],
                     galaxies=ids,
@@ -336,9 +343,28 @@ class GenerationRunAdmin(RunAdminMixin, admin.ModelAdmin):
 
 
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_active", "created_at", "training_run", "best_val")
-    readonly_fields = [f.name for f in ModelVersion._meta.fields]
-    actions = ["activate"]
+    list_display = ("name", "is_active", "gate_status", "created_at", "training_run", "best_val")
+    readonly_fields = ["quality_gate", *[f.name for f in ModelVersion._meta.fields]]
+    actions = ["activate", "activate_despite_gate", "evaluate_and_gate"]
+
+    @admin.display(description="quality gate")
+    def gate_status(self, version):
+        gate = quality_gate.gate_of(version)
+        status = (gate or {}).get("status", "not checked")
+        title = quality_gate.summary(version)
+        return format_html('<span class="sg-gate sg-gate-{}" title="{}">{}</span>', status, title, status)
+
+    @admin.display(description="quality gate")
+    def quality_gate(self, version):
+        gate = quality_gate.gate_of(version) or {}
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((c["name"], "—" if c["value"] is None else f"{c['value']:.3f}",
+              "—" if c["floor"] is None else (f"{c['floor']:.3f}" if isinstance(c["floor"], float) else c["floor"]),
+              {True: "pass", False: "FAIL", None: "undecided"}[c["passed"]]) for c in gate.get("checks", [])))
+        table = format_html('<table class="sg-gate-checks"><tr><th>check</th><th>value</th><th>floor</th>'
+                            '<th>outcome</th></tr>{}</table>', rows) if gate else ""
+        return format_html('<p class="sg-gate-summary">{}</p>{}', quality_gate.summary(version), table)
 
     def has_add_permission(self, request):
         return False
@@ -356,5 +382,27 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Choose exactly one version.", messages.ERROR)
             return
-        training.model_version_activate(version=queryset.get())
+        try:
+            training.model_version_activate(version=queryset.get())
+        except quality_gate.GateNotPassed as exc:
+            self.message_user(request, f"Not activated: {exc}. Use \"Make active despite the quality gate\" "
+                                       "to override.", messages.ERROR)
+            return
         self.message_user(request, f"{queryset.get().name} is now active.")
+
+    @admin.action(description="Make the selected version active despite the quality gate (override)")
+    def activate_despite_gate(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Choose exactly one version.", messages.ERROR)
+            return
+        version = queryset.get()
+        training.model_version_activate(version=version, override_gate=True, by=request.user.username)
+        self.message_user(request, f"{version.name} is now active; {quality_gate.summary(version)}",
+                          messages.WARNING if not quality_gate.passed(version) else messages.SUCCESS)
+
+    @admin.action(description="Evaluate the selected versions and check the quality gate")
+    def evaluate_and_gate(self, request, queryset):
+        for version in queryset[:3]:  # each evaluation predicts its val and test galaxies: keep it short
+            quality_gate.evaluate_and_gate(version=version, n_boot=500)
+            self.message_user(request, f"{version.name} {quality_gate.summary(version)}",
+                              messages.SUCCESS if quality_gate.passed(version) else messages.WARNING)

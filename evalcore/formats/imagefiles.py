@@ -20,7 +20,7 @@ from astropy.wcs import WCS
 from PIL import Image as PILImage
 
 from evalcore.formats import banddata, coords, files, truthfile
-from evalcore.pixels.colour import MONO_CLIP_PERCENTILES, grz_to_rgb, mono_to_rgb
+from evalcore.pixels.colour import MONO_CLIP_PERCENTILES, gri_to_rgb, grz_to_rgb, mono_to_rgb
 
 # --- image files ------------------------------------------------------------------------------------
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
@@ -152,7 +152,10 @@ def _read_fits(content: bytes, max_pixels: int) -> ImageData:
             truth = truthfile.Truth(spiral=truth.spiral[::-1].copy(), bar=truth.bar[::-1].copy(), params=truth.params)
     cube = np.ascontiguousarray(cube)
     try:
-        if n_planes == 3:
+        if n_planes == 3 and bands == ("g", "r", "i"):  # SDSS colour images: the Lupton composite
+            rgb = gri_to_rgb(cube)
+            label = "gri asinh Lupton (SDSS)"
+        elif n_planes == 3:
             rgb = grz_to_rgb(cube, bands=bands)
             label = f"{''.join(bands)} asinh (Legacy Survey)"
         else:

@@ -6,7 +6,8 @@ and all three share one arcsinh stretch of their mean intensity ``I``:
 
     x_b = max(0, flux_b * scale_b + m),  I = mean_b(x_b),  out_b = clip(x_b * asinh(Q I) / (sqrt(Q) I), 0, 1)
 
-with g -> blue (scale 6.0), r -> green (3.4), z -> red (2.2), m = 0.03, Q = 20. A single band has no known
+with g -> blue (scale 6.0), r -> green (3.4), z -> red (2.2), m = 0.03, Q = 20; an i band (g,r,i cubes)
+takes z's place in red (scale 2.75). A single band has no known
 zero point: it is clipped at percentiles and given the display asinh stretch of ``evalcore.pixels.rendering``.
 Row 0 of every array is north (top), east to the left, as on the sky.
 """
@@ -16,7 +17,7 @@ import numpy as np
 
 from evalcore.pixels import rendering
 
-LEGACY_SURVEY_RGB = {"g": (2, 6.0), "r": (1, 3.4), "z": (0, 2.2)}  # band -> (RGB plane, scale)
+LEGACY_SURVEY_RGB = {"g": (2, 6.0), "r": (1, 3.4), "i": (0, 2.75), "z": (0, 2.2)}  # band -> (RGB plane, scale)
 LEGACY_SURVEY_M = 0.03
 LEGACY_SURVEY_Q = 20.0
 LEGACY_SURVEY_PIXEL_SCALE = 0.262  # arcsec / px
@@ -41,6 +42,28 @@ def grz_to_rgb(cube: np.ndarray, bands: tuple[str, ...] = ("g", "r", "z"), m: fl
     for b, x in scaled.items():
         rgb[..., LEGACY_SURVEY_RGB[b][0]] = np.clip(x * stretch, 0.0, 1.0)
     return np.rint(rgb * 255).astype(np.uint8)
+
+
+# --- SDSS g,r,i composites ----------------------------------------------------------------------------
+SDSS_LUPTON_SCALES = {"g": 1.8, "r": 1.2, "i": 1.0}  # i -> red, r -> green, g -> blue
+SDSS_LUPTON_STRETCH = 0.08
+SDSS_LUPTON_Q = 8.0
+
+
+def gri_to_rgb(cube: np.ndarray) -> np.ndarray:
+    """(3, H, W) g, r, i fluxes in nanomaggies -> (H, W, 3) uint8 RGB: the Lupton et al. (2004) asinh
+    composite SDSS colour images are made with (astropy's ``make_lupton_rgb``), i -> red, r -> green,
+    g -> blue, scaled by ``SDSS_LUPTON_SCALES``."""
+    from astropy.visualization import make_lupton_rgb
+
+    cube = np.asarray(cube, dtype=np.float64)
+    if cube.ndim != 3 or cube.shape[0] != 3:
+        raise ValueError(f"expected a (3, H, W) g,r,i cube, got shape {cube.shape}")
+    if not np.all(np.isfinite(cube)):
+        raise ValueError("band data contain NaN or infinite pixels")
+    g, r, i = (cube[k] * SDSS_LUPTON_SCALES[b] for k, b in enumerate("gri"))
+    return np.ascontiguousarray(make_lupton_rgb(i, r, g, minimum=0.0, stretch=SDSS_LUPTON_STRETCH,
+                                                Q=SDSS_LUPTON_Q))
 
 
 # --- single bands -----------------------------------------------------------------------------------

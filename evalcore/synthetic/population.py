@@ -66,6 +66,8 @@ class Arms:
     wiggles: list  # per arm, (amplitude rad, frequency per ln r, phase) x 3: irregular winding
     patches: list  # per arm, (amplitude, frequency per ln r, phase) x 4: brightness along the arm
     knots: np.ndarray  # (n, 4): arm index, radius arcsec, azimuth offset in arm widths, r-band flux nmgy
+    pitch_slope: float = 0.0  # deg per unit ln(r / start): pitch changes with radius (0 = logarithmic spiral)
+    family: str = "logarithmic"  # "logarithmic", "varying pitch", "flocculent" (styles with structural variety)
 
 
 @dataclass
@@ -91,6 +93,19 @@ class Neighbour:
 
 
 @dataclass
+class Ring:
+    radius: float  # arcsec, in the disk plane
+    width: float  # arcsec, Gaussian sigma
+    contrast: float  # ring light / disk light at its radius
+
+
+@dataclass
+class Dust:
+    lanes: list  # per lane: (offset across, angle in the disk plane [deg], half-length, width), lengths in arcsec
+    tau_r: float  # r-band optical depth on the lane's ridge
+
+
+@dataclass
 class GalaxyParams:
     index: int
     ra: float  # deg
@@ -112,6 +127,9 @@ class GalaxyParams:
     ifu_design: int
     stars: list = field(default_factory=list)
     neighbour: Neighbour | None = None
+    ring: Ring | None = None  # a ring: neither spiral nor bar (styles with structural variety only)
+    dust: Dust | None = None  # dust lanes: absorb light in the image, the truth is the structure before them
+    colours: dict | None = None  # component -> (g - r, r - z); None = the classic renderer's colours
     cache: dict = field(default_factory=dict, repr=False, compare=False)  # derived tables, not parameters
 
     @property
@@ -235,3 +253,65 @@ def _draw_neighbour(rng, field_arcsec, disk_i0) -> Neighbour:
                      axis_ratio=float(rng.uniform(0.4, 1)), pa=float(rng.uniform(0, 180)),
                      mu_e=float(disk_i0 * rng.uniform(0.05, 0.3)),
                      g_r=float(0.85 if red else 0.5), r_z=float(0.6 if red else 0.35))
+
+
+# --- structural variety (the GalSim styles) -----------------------------------------------------------
+PITCH_RANGE = (6.0, 45.0)  # deg: where a pitch that changes with radius stays
+
+
+def vary_structure(p: GalaxyParams, rng: np.random.Generator) -> GalaxyParams:
+    """Randomise what is not the structure being taught, on a galaxy drawn by ``draw_galaxy`` (in place):
+    component colours (arms sometimes the disk's colour, sometimes bluer or redder), bulge size, arm
+    families (pitch that changes with radius, flocculent arms), rings, dust lanes. Uses only ``rng``, so
+    the galaxy stays a function of (seed, index)."""
+    # bulge size and brightness over a wider range than the classic population
+    scale = float(rng.uniform(0.6, 1.8))
+    p.bulge_re = float(np.clip(p.bulge_re * scale, 0.06 * p.disk_scale, 0.5 * p.disk_scale))
+    p.bulge_ie = float(p.bulge_ie * rng.uniform(0.5, 1.6) / scale)
+    # colours: the disk from a red-to-blue range, bulge and bar redder, the arms' colour relative to the disk
+    disk = (float(rng.uniform(0.4, 0.85)), float(rng.uniform(0.25, 0.55)))
+    red = float(rng.uniform(0.05, 0.35))
+    arm_kind = rng.choice(3, p=[0.3, 0.5, 0.2])  # the disk's own colour / bluer / redder
+    shift = (0.0, float(-rng.uniform(0.1, 0.45)), float(rng.uniform(0.05, 0.2)))[arm_kind]
+    knots_shift = float(rng.uniform(-0.7, 0.0)) if rng.random() < 0.7 else shift
+    p.colours = {"disk": disk, "bulge": (disk[0] + red, disk[1] + 0.6 * red),
+                 "bar": (disk[0] + 0.6 * red, disk[1] + 0.4 * red),
+                 "arms": (disk[0] + shift, disk[1] + 0.6 * shift),
+                 "ring": (disk[0] + shift * rng.uniform(0, 1), disk[1] + 0.4 * shift),
+                 "knots": (disk[0] + knots_shift, disk[1] + 0.6 * knots_shift)}
+    arms = p.arms
+    if arms.m:
+        family = rng.choice(3, p=[0.45, 0.35, 0.2])
+        if family == 1:  # pitch changing with radius, within PITCH_RANGE over the arms' extent
+            lr_max = float(np.log(max(arms.ends) / arms.start)) + 0.5
+            lo, hi = PITCH_RANGE
+            arms.pitch = float(np.clip(arms.pitch, lo + 1, hi - 1))
+            slope = float(rng.uniform(-1, 1) * min(12.0, (hi - arms.pitch) / lr_max, (arms.pitch - lo) / lr_max))
+            if abs(slope) > 0.5:
+                arms.pitch_slope = slope
+                arms.family = "varying pitch"
+        elif family == 2:  # flocculent: irregular, patchy, knotty arms
+            f = float(rng.uniform(2.0, 3.0))
+            arms.wiggles = [[(a * f, fr, ph) for a, fr, ph in w] for w in arms.wiggles]
+            arms.patches = [[(a * 1.8, fr * 1.5, ph) for a, fr, ph in w] for w in arms.patches]
+            arms.flocculence = float(min(1.0, arms.flocculence + 0.5))
+            if len(arms.knots):
+                arms.knots[:, 3] *= 1.8
+            arms.family = "flocculent"
+    if rng.random() < 0.25:  # an inner ring at the bar's end or an outer ring beyond the arms
+        if p.bar is not None and rng.random() < 0.6:
+            radius = p.bar.half_length * float(rng.uniform(0.95, 1.15))
+        else:
+            radius = p.disk_scale * float(rng.uniform(2.4, 3.4))
+        p.ring = Ring(radius=float(radius), width=float(p.disk_scale * rng.uniform(0.08, 0.18)),
+                      contrast=float(rng.uniform(0.5, 1.5)))
+    if rng.random() < 0.3:  # dust lanes: on a bar's leading edges, or along an inclined disk's near side
+        if p.bar is not None:
+            w = p.bar.half_length * p.bar.axis_ratio
+            lanes = [(s * w * 0.6, p.bar.angle + s * 8, p.bar.half_length * 0.9, w * 0.25) for s in (-1, 1)]
+        else:
+            lanes = [(p.disk_scale * float(rng.uniform(0.1, 0.5)), 0.0, p.disk_scale * 3.0,
+                      p.disk_scale * float(rng.uniform(0.08, 0.2)))]
+        p.dust = Dust(lanes=[tuple(float(x) for x in lane) for lane in lanes], tau_r=float(rng.uniform(0.3, 1.2)))
+    p.cache.clear()
+    return p

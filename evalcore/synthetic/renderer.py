@@ -127,10 +127,38 @@ def arm_azimuth(p: GalaxyParams, k: int, r) -> np.ndarray:
     """Azimuth [rad] in the disk plane of arm k's ridge at radius r [arcsec]."""
     arms = p.arms
     lr = np.log(np.maximum(np.asarray(r, np.float64), 1e-3) / arms.start)
-    theta = np.radians(arms.phases[k]) + arms.winding * lr / np.tan(np.radians(arms.pitch))
+    if arms.pitch_slope:
+        theta = np.radians(arms.phases[k]) + arms.winding * _winding_integral(p, lr)
+    else:
+        theta = np.radians(arms.phases[k]) + arms.winding * lr / np.tan(np.radians(arms.pitch))
     for amp, freq, phase in arms.wiggles[k]:
         theta = theta + amp * np.sin(freq * lr + phase)
     return theta
+
+
+def _pitch_limits(p: GalaxyParams) -> tuple[float, float]:
+    """ln(r / start) range over which a changing pitch changes; outside it the pitch stays constant."""
+    return -1.0, float(np.log(max(p.arms.ends) / p.arms.start)) + 0.5
+
+
+def pitch_at(p: GalaxyParams, r) -> np.ndarray:
+    """Local pitch angle [deg] at disk radius r [arcsec] (constant for a logarithmic spiral)."""
+    arms = p.arms
+    lr = np.log(np.maximum(np.asarray(r, np.float64), 1e-3) / arms.start)
+    lo, hi = _pitch_limits(p)
+    return arms.pitch + arms.pitch_slope * np.clip(lr, lo, hi)
+
+
+def _winding_integral(p: GalaxyParams, lr) -> np.ndarray:
+    """Integral of cot(pitch) d ln r from the arms' start to ln(r / start) = lr, pitch = pitch0 + slope lr
+    inside ``_pitch_limits`` and constant outside (exact, piecewise)."""
+    arms = p.arms
+    lo, hi = _pitch_limits(p)
+    s = np.radians(arms.pitch_slope)
+    p0 = np.radians(arms.pitch)
+    lc = np.clip(lr, lo, hi)
+    inside = np.log(np.sin(p0 + s * lc) / np.sin(p0)) / s
+    return inside + (lr - lc) / np.tan(p0 + s * lc)
 
 
 def _smoothstep(x):
@@ -185,7 +213,8 @@ def _arm_tables(p: GalaxyParams) -> dict:
     disk = disk_light(p, radii)
     cache = {
         "r_max": r_max,
-        "inv_w": (np.sin(np.radians(arms.pitch)) / arm_width(p, radii)).astype(np.float32),
+        "inv_w": ((np.sin(np.radians(pitch_at(p, radii))) if arms.pitch_slope else np.sin(np.radians(arms.pitch)))
+                  / arm_width(p, radii)).astype(np.float32),
         "ridge": [arm_azimuth(p, k, radii).astype(np.float32) for k in range(arms.m)],
         "amp": [(arm_strength(p, k, radii) * disk).astype(np.float32) for k in range(arms.m)],
     }
@@ -211,16 +240,42 @@ def arms_light(p: GalaxyParams, xg, yg, r):
     return out
 
 
+def ring_light(p: GalaxyParams, r):
+    """A ring's light (nmgy / arcsec^2) at disk radius r: a Gaussian in radius on the disk's light there."""
+    ring = p.ring
+    if ring is None:
+        return np.zeros_like(r)
+    peak = ring.contrast * p.disk_i0 * np.exp(-ring.radius / p.disk_scale)
+    d = (r - np.float32(ring.radius)) / np.float32(ring.width)
+    return np.float32(peak) * np.exp(np.float32(-0.5) * d * d)
+
+
+def dust_depth(p: GalaxyParams, xg, yg):
+    """r-band optical depth of the dust lanes at disk-plane positions (0 without dust)."""
+    tau = np.zeros_like(xg)
+    if p.dust is None:
+        return tau
+    for offset, angle, half_length, width in p.dust.lanes:
+        c, s = np.float32(np.cos(np.radians(angle))), np.float32(np.sin(np.radians(angle)))
+        along = xg * c + yg * s
+        across = yg * c - xg * s - np.float32(offset)
+        fade = 1 - _smoothstep((np.abs(along) - 0.7 * half_length) / (0.3 * half_length))
+        tau = tau + np.float32(p.dust.tau_r) * np.exp(np.float32(-0.5) * (across / np.float32(width)) ** 2) * fade
+    return tau.astype(np.float32)
+
+
 @dataclass
 class Components:
     disk: np.ndarray
     bulge: np.ndarray
     bar: np.ndarray
     arms: np.ndarray
+    ring: np.ndarray | None = None  # only for galaxies with a ring
 
     @property
     def total(self) -> np.ndarray:
-        return self.disk + self.bulge + self.bar + self.arms
+        total = self.disk + self.bulge + self.bar + self.arms
+        return total if self.ring is None else total + self.ring
 
 
 def components(p: GalaxyParams, grid: Grid) -> Components:
@@ -232,14 +287,18 @@ def components(p: GalaxyParams, grid: Grid) -> Components:
     bulge = bulge_light(p, a, b)
     bar = bar_light(p, xg, yg) if p.bar is not None else np.zeros_like(r)
     arms = arms_light(p, xg, yg, r)
-    return Components(disk=disk, bulge=bulge, bar=bar, arms=arms)
+    ring = ring_light(p, r) if p.ring is not None else None
+    return Components(disk=disk, bulge=bulge, bar=bar, arms=arms, ring=ring)
 
 
 def truth_masks(comp: Components) -> tuple[np.ndarray, np.ndarray]:
     """(spiral, bar) uint8 0/1 by the rule in the module docstring."""
     bright = comp.total >= SB_LIMIT
+    rest = comp.disk + comp.bulge + comp.bar
+    if comp.ring is not None:  # a ring is neither spiral nor bar: it is part of the light arms must dominate
+        rest = rest + comp.ring
     bar = bright & (comp.bar > 0) & (comp.bar >= comp.disk + comp.arms)
-    spiral = bright & (comp.arms > 0) & (comp.arms >= ARM_SHARE * (comp.disk + comp.bulge + comp.bar)) & ~bar
+    spiral = bright & (comp.arms > 0) & (comp.arms >= ARM_SHARE * rest) & ~bar
     return spiral.astype(np.uint8), bar.astype(np.uint8)
 
 
@@ -262,7 +321,8 @@ def knot_positions(p: GalaxyParams) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0), np.zeros(0)
     arm, radius, offset = knots[:, 0].astype(int), knots[:, 1], knots[:, 2]
     theta = np.array([arm_azimuth(p, a, r) for a, r in zip(arm, radius)])
-    theta = theta + offset * arm_width(p, radius) / (radius * np.sin(np.radians(p.arms.pitch)))
+    pitch = pitch_at(p, radius) if p.arms.pitch_slope else p.arms.pitch
+    theta = theta + offset * arm_width(p, radius) / (radius * np.sin(np.radians(pitch)))
     return disk_to_sky(p, radius * np.cos(theta), radius * np.sin(theta))
 
 

@@ -13,6 +13,7 @@ same whether written by one process or several. No Django here.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -28,8 +29,15 @@ from astropy.wcs import WCS
 
 from evalcore.formats import fitsbytes, gz3d, truthfile
 from evalcore.pixels import colour
-from evalcore.synthetic import crowdstats, renderer, volunteers
-from evalcore.synthetic.population import GZ3D_FIELD_ARCSEC, IFU_DIAMETERS, GalaxyParams, _scale_table, draw_galaxy
+from evalcore.synthetic import crowdstats, renderer, styles, volunteers
+from evalcore.synthetic.population import (
+    GZ3D_FIELD_ARCSEC,
+    IFU_DIAMETERS,
+    GalaxyParams,
+    _scale_table,
+    draw_galaxy,
+    vary_structure,
+)
 
 RENDERER_VERSION = "1"
 MIN_SIZE = 64  # px: below this a galaxy's arms are a few pixels wide
@@ -53,6 +61,7 @@ class SurveySettings:
     out: Path
     crowd: str = "default"
     volunteers: int = volunteers.DEFAULT_VOLUNTEERS
+    style: str = "classic"  # a style or a mix (evalcore.synthetic.styles); make_synthetic's default: DEFAULT_STYLE
 
     @property
     def gz3d_pixel_scale(self) -> float:
@@ -61,12 +70,16 @@ class SurveySettings:
 
     @property
     def field_arcsec(self) -> float:
-        """The smaller field of the two grids: every galaxy fits in both."""
-        return min(GZ3D_FIELD_ARCSEC, self.size * colour.LEGACY_SURVEY_PIXEL_SCALE)
+        """The smaller field of the two grids of a classic-style galaxy: every galaxy fits in both."""
+        return self.field_for(colour.LEGACY_SURVEY_PIXEL_SCALE)
+
+    def field_for(self, cutout_pixel_scale: float) -> float:
+        """The smaller field of the GZ3D grid and a cutout at ``cutout_pixel_scale`` arcsec / px."""
+        return min(GZ3D_FIELD_ARCSEC, self.size * cutout_pixel_scale)
 
     def as_dict(self) -> dict:
         return {"n": self.n, "seed": self.seed, "size": self.size, "crowd": self.crowd,
-                "volunteers": self.volunteers, "renderer_version": RENDERER_VERSION,
+                "volunteers": self.volunteers, "style": self.style, "renderer_version": RENDERER_VERSION,
                 "volunteer_model_version": volunteers.VOLUNTEER_MODEL_VERSION}
 
 
@@ -80,6 +93,10 @@ def check_settings(settings: SurveySettings) -> None:
     if settings.seed < 0:
         raise SurveyError(f"--seed must be >= 0, got {settings.seed}")
     volunteers.get_crowd(settings.crowd)
+    try:
+        styles.parse(settings.style)
+    except styles.StyleError as exc:
+        raise SurveyError(f"--style: {exc}") from None
     if not 1 <= settings.volunteers <= volunteers.MAX_VOLUNTEERS:
         raise SurveyError(f"--volunteers must be 1..{volunteers.MAX_VOLUNTEERS}, got {settings.volunteers}")
     out = Path(settings.out)
@@ -118,19 +135,20 @@ def subject_id(seed: int, index: int) -> int:
 
 
 # --- grids --------------------------------------------------------------------------------------------
-def cutout_wcs(ra: float, dec: float, size: int) -> WCS:
+def cutout_wcs(ra: float, dec: float, size: int, pixel_scale: float = colour.LEGACY_SURVEY_PIXEL_SCALE) -> WCS:
     """TAN WCS of a survey cutout as the Legacy Survey writes them: FITS row 1 = south, east left."""
     w = WCS(naxis=2)
     w.wcs.crpix = [size / 2 + 0.5, size / 2 + 0.5]
     w.wcs.crval = [float(ra), float(dec)]
-    s = colour.LEGACY_SURVEY_PIXEL_SCALE / 3600
+    s = pixel_scale / 3600
     w.wcs.cd = np.array([[-s, 0.0], [0.0, s]])
     w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     w.wcs.cunit = ["deg", "deg"]
     return w
 
 
-def truth_params(p: GalaxyParams, tasks: volunteers.Tasks, settings: SurveySettings, images: dict) -> dict:
+def truth_params(p: GalaxyParams, tasks: volunteers.Tasks, settings: SurveySettings, images: dict,
+                 style: styles.Style | None = None, seeing: dict | None = None) -> dict:
     """The galaxy's true parameters, the same in both of its files. ``images``: image kind -> (grid,
     rendering); pixel quantities are given per image under ``images`` (lengths in px of that grid)."""
     scale = p.kpc_per_arcsec
@@ -149,10 +167,23 @@ def truth_params(p: GalaxyParams, tasks: volunteers.Tasks, settings: SurveySetti
         "images": {kind: {"pixel_scale_arcsec": round(grid.pixel_scale, 6), "psf_fwhm_arcsec": round(r.psf_fwhm, 4)}
                    for kind, (grid, r) in images.items()},
     }
+    if style is not None and style.name != "classic":  # classic truth stays as it was written before styles
+        params.update({"style": style.name, "renderer": style.engine, "bands": "".join(style.bands),
+                       "arm_family": p.arms.family if p.arms.m else None, "ring": p.ring is not None,
+                       "dust_lanes": 0 if p.dust is None else len(p.dust.lanes)})
+        if p.colours:
+            params["colours_g_r_r_z"] = {k: [round(c, 3) for c in v] for k, v in p.colours.items()}
+        for kind, info in (seeing or {}).items():
+            params["images"][kind].update(info)
     if p.arms.m:
         visible = sum(volunteers.visible_arm_extent(p, k) is not None for k in range(p.arms.m))
+        pitch = p.arms.pitch
+        if p.arms.pitch_slope:  # the pitch half-way (in ln r) along the arms, and its range
+            ends = renderer.pitch_at(p, np.array([p.arms.start, max(p.arms.ends)]))
+            pitch = float(renderer.pitch_at(p, np.sqrt(p.arms.start * max(p.arms.ends))))
+            params["pitch_angle_range_deg"] = [round(float(x), 3) for x in ends]
         params.update({
-            "visible_arm_count": visible, "pitch_angle_deg": round(p.arms.pitch, 3),
+            "visible_arm_count": visible, "pitch_angle_deg": round(pitch, 3),
             "winding": "counterclockwise" if p.arms.winding > 0 else "clockwise",
             "chirality": "Z" if p.arms.winding > 0 else "S",
             "arm_contrast": round(float(np.mean(p.arms.amplitudes)), 4),
@@ -184,6 +215,7 @@ class GalaxyOutput:
     catalogue_row: dict
     crowd_record: dict
     morphology: str
+    style: str = "classic"
 
 
 def _conditions(rng, kind: str) -> renderer.Conditions:
@@ -217,10 +249,11 @@ def truth_hdu_bytes(spiral: np.ndarray, bar: np.ndarray, params: dict) -> bytear
     return masks + table
 
 
-def _cutout_cards(wcs: WCS, name: str) -> bytes:
+def _cutout_cards(wcs: WCS, name: str, bands: str = "grz",
+                  pixel_scale: float = colour.LEGACY_SURVEY_PIXEL_SCALE) -> bytes:
     return fitsbytes.header_cards(wcs.to_header()) + b"".join([
-        fitsbytes.card("BANDS", "grz", "planes of the cube"),
-        fitsbytes.card("PIXSCALE", colour.LEGACY_SURVEY_PIXEL_SCALE, "arcsec / px"),
+        fitsbytes.card("BANDS", bands, "planes of the cube"),
+        fitsbytes.card("PIXSCALE", pixel_scale, "arcsec / px"),
         fitsbytes.card("BUNIT", "nanomaggy"),
         fitsbytes.card("SYNTHET", True, "synthetic galaxy (evalsite), not an observation"),
         fitsbytes.card("OBJECT", name),
@@ -237,11 +270,28 @@ def gzip_bytes(data: bytes) -> bytes:
     return header + body + struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
 
 
+def galaxy_params(settings: SurveySettings, index: int):
+    """(style, cutout pixel scale, GalaxyParams, the style's random stream as the images continue it) of
+    galaxy ``index``: its style, then its pixel scale, then the galaxy drawn to fit both grids, then (GalSim
+    styles) its structural variety."""
+    seed = settings.seed
+    style = styles.style_for(settings.style, seed, index)
+    style_rng = np.random.default_rng([seed, index, 5])  # pixel scale, structural variety, seeing
+    pixel_scale = colour.LEGACY_SURVEY_PIXEL_SCALE
+    if style.engine != "classic":
+        lo, hi = style.pixel_scale
+        pixel_scale = round(float(np.exp(style_rng.uniform(np.log(lo), np.log(hi)))), 4)
+    p = draw_galaxy(np.random.default_rng([seed, index, 0]), seed=seed, index=index,
+                    field_arcsec=settings.field_for(pixel_scale))
+    if style.variety:
+        vary_structure(p, style_rng)
+    return style, pixel_scale, p, style_rng
+
+
 def make_galaxy(settings: SurveySettings, index: int) -> GalaxyOutput:
     """Render, simulate and write one galaxy's two files. Depends only on (settings, index)."""
     seed, size = settings.seed, settings.size
-    p = draw_galaxy(np.random.default_rng([seed, index, 0]), seed=seed, index=index,
-                    field_arcsec=settings.field_arcsec)
+    style, pixel_scale, p, style_rng = galaxy_params(settings, index)
     noise_rng = np.random.default_rng([seed, index, 1])
     crowd_names = list(volunteers.CROWDS)
     crowd_rng = np.random.default_rng([seed, index, 2, crowd_names.index(settings.crowd)])
@@ -251,8 +301,12 @@ def make_galaxy(settings: SurveySettings, index: int) -> GalaxyOutput:
     # the GZ3D subject image and the volunteers who drew on it
     header = gz3d.make_wcs_header(p.ra, p.dec, (size, size), settings.gz3d_pixel_scale)
     grid = renderer.Grid.from_wcs(WCS(header), (size, size), p.ra, p.dec)
-    sub = renderer.render(p, grid, _conditions(noise_rng, "gz3d"), noise_rng)
-    rgb = colour.grz_to_rgb(sub.bands)
+    seeing = {}
+    if style.engine == "classic":
+        sub = renderer.render(p, grid, _conditions(noise_rng, "gz3d"), noise_rng)
+    else:
+        sub, seeing["gz3d_subject"] = _galsim_image(p, grid, style, style_rng, noise_rng, "gz3d")
+    rgb = subject_rgb(sub.bands, style)
     draw_ifu_hexagon(rgb, grid, IFU_DIAMETERS[p.ifu_design])
     # tasks do not depend on the crowd: both crowds draw on the same galaxies for the same tasks
     tasks = volunteers.ask_tasks(p, np.random.default_rng([seed, index, 3]))
@@ -266,11 +320,15 @@ def make_galaxy(settings: SurveySettings, index: int) -> GalaxyOutput:
     }
 
     # the survey cutout (FITS row order: south first, like the Legacy Survey's own cutouts)
-    wcs = cutout_wcs(p.ra, p.dec, size)
+    wcs = cutout_wcs(p.ra, p.dec, size, pixel_scale)
     cgrid = renderer.Grid.from_wcs(wcs, (size, size), p.ra, p.dec)
-    cut = renderer.render(p, cgrid, _conditions(noise_rng, "cutout"), noise_rng)
+    if style.engine == "classic":
+        cut = renderer.render(p, cgrid, _conditions(noise_rng, "cutout"), noise_rng)
+    else:
+        cut, seeing["survey_cutout"] = _galsim_image(p, cgrid, style, style_rng, noise_rng, "cutout")
 
-    params = truth_params(p, tasks, settings, {"gz3d_subject": (grid, sub), "survey_cutout": (cgrid, cut)})
+    params = truth_params(p, tasks, settings, {"gz3d_subject": (grid, sub), "survey_cutout": (cgrid, cut)},
+                          style=style, seeing=seeing)
     # every polygon is rasterised once: HDU 3 / 4 of the file and the volunteer counts of the statistics
     shape = (size, size)
     rasters = {"spiral": gz3d.rasterise_task(spiral, shape), "bar": gz3d.rasterise_task(bar, shape)}
@@ -280,7 +338,8 @@ def make_galaxy(settings: SurveySettings, index: int) -> GalaxyOutput:
         extra_hdus=[truth_hdu_bytes(sub.spiral, sub.bar, params)],
         counts=(rasters["spiral"].polygon_counts, rasters["bar"].polygon_counts))))
     cut_rel = f"{mid}.fits"
-    (out / "cutouts" / cut_rel).write_bytes(fitsbytes.image_hdu(cut.bands, _cutout_cards(wcs, name), primary=True)
+    cards = _cutout_cards(wcs, name, "".join(style.bands), pixel_scale)
+    (out / "cutouts" / cut_rel).write_bytes(fitsbytes.image_hdu(cut.bands, cards, primary=True)
                                             + truth_hdu_bytes(cut.spiral, cut.bar, params))
 
     counts = {"spiral": rasters["spiral"].volunteer_counts if tasks.spiral else None,
@@ -288,8 +347,40 @@ def make_galaxy(settings: SurveySettings, index: int) -> GalaxyOutput:
     record = crowdstats.galaxy_record(counts, settings.volunteers, {"spiral": sub.spiral, "bar": sub.bar},
                                       {"spiral": spiral, "bar": bar})
     row = {"name": name, "ra": f"{p.ra:.7f}", "dec": f"{p.dec:.7f}", "redshift": f"{p.redshift:.6f}",
-           "pixel_scale": colour.LEGACY_SURVEY_PIXEL_SCALE, "manga_id": mid, "file": cut_rel}
-    return GalaxyOutput(index=index, catalogue_row=row, crowd_record=record, morphology=p.morphology)
+           "pixel_scale": pixel_scale, "manga_id": mid, "file": cut_rel}
+    return GalaxyOutput(index=index, catalogue_row=row, crowd_record=record, morphology=p.morphology,
+                        style=style.name)
+
+
+SUBJECT_DEPTH = (1.5, 3.5)  # sky noise of GalSim-style GZ3D subject images relative to the cutout reference
+
+
+def _galsim_image(p: GalaxyParams, grid: renderer.Grid, style: styles.Style, style_rng, noise_rng, kind: str):
+    """A GalSim-style image: the GZ3D subject with SDSS-like seeing and depth (1.5-3.5x the sky noise), the
+    cutout with the style's ranges; the PSF FWHM is kept within 1.8-6 px of the grid. Returns the
+    rendering and what the truth records about the seeing."""
+    from evalcore.synthetic import galsim_renderer
+
+    if kind == "gz3d":
+        fwhm, depth, gain = (1.2, 1.7), SUBJECT_DEPTH, 1500.0
+    else:
+        fwhm, depth, gain = style.psf_fwhm, style.depth, 4000.0
+    seeing = galsim_renderer.draw_seeing(style_rng, fwhm, depth, gain)
+    clipped = float(np.clip(seeing.fwhm, 1.8 * grid.pixel_scale, 6 * grid.pixel_scale))
+    if clipped != seeing.fwhm:
+        seeing = dataclasses.replace(seeing, fwhm=round(clipped, 4))
+    rendering = galsim_renderer.render(p, grid, style.bands, seeing, noise_rng)
+    return rendering, {"psf": seeing.psf, "sky_depth": round(seeing.depth, 3), "bands": "".join(style.bands)}
+
+
+def subject_rgb(bands: np.ndarray, style: styles.Style) -> np.ndarray:
+    """The GZ3D subject image in the style's colour convention: the Legacy Survey g,r,z mapping, a
+    Lupton et al. (2004) g,r,i composite as SDSS images are made, or grey from a single band."""
+    if style.subject_rgb == "grey":
+        return colour.mono_to_rgb(bands[0])
+    if style.subject_rgb == "lupton-gri":
+        return colour.gri_to_rgb(bands)
+    return colour.grz_to_rgb(bands, bands=style.bands)
 
 
 # --- the survey ---------------------------------------------------------------------------------------
@@ -341,6 +432,7 @@ def make_survey(settings: SurveySettings, *, workers: int | None = None, progres
     _scale_table()  # build the cosmology table once, before worker processes are forked
     tally = crowdstats.CrowdTally(settings.volunteers)
     morphologies: dict[str, int] = {}
+    style_counts: dict[str, int] = {}
     with open(out / CATALOGUE_NAME, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CATALOGUE_COLUMNS)
         writer.writeheader()
@@ -348,11 +440,14 @@ def make_survey(settings: SurveySettings, *, workers: int | None = None, progres
             writer.writerow(result.catalogue_row)
             tally.add(result.crowd_record)
             morphologies[result.morphology] = morphologies.get(result.morphology, 0) + 1
+            style_counts[result.style] = style_counts.get(result.style, 0) + 1
             if progress:
                 progress(1)
     summary = {"settings": settings.as_dict(), "crowd_statistics": tally.summary(),
                "gz3d_pixel_scale_arcsec": round(settings.gz3d_pixel_scale, 6),
-               "cutout_pixel_scale_arcsec": colour.LEGACY_SURVEY_PIXEL_SCALE, "morphologies": morphologies}
+               "cutout_pixel_scale_arcsec": (colour.LEGACY_SURVEY_PIXEL_SCALE if set(style_counts) == {"classic"}
+                                             else "per galaxy: cutouts.csv"), "morphologies": morphologies,
+               "styles": style_counts}
     (out / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))
     return summary
 

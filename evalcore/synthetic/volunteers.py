@@ -90,6 +90,8 @@ def _light_at(p: GalaxyParams, xg: np.ndarray, yg: np.ndarray):
     rest = renderer.disk_light(p, r) + renderer.bulge_light(p, a, b)
     if p.bar is not None:
         rest = rest + renderer.bar_light(p, xg, yg)
+    if p.ring is not None:
+        rest = rest + renderer.ring_light(p, r)
     return arms, rest, arms + rest
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from evalcore.unet.augment import apply_geometry, random_geometry
+from evalcore.unet.augment import augment as augment_item
 from evalcore.unet.model import STRUCTURES, UNetConfig
 
 NOT_ASKED, EMPTY, MARKED = "not_asked", "empty", "marked"  # same words as segmentation.models.Mask.State
@@ -56,10 +56,15 @@ class Sample:
 
 
 def check_image(image: np.ndarray, key: str = "") -> np.ndarray:
+    """An (H, W, 3) uint8 RGB image; a single-band image ((H, W) or (H, W, 1) uint8) is fed as grey to all
+    three channels (the network always sees three; training's greyscale augmentation teaches it such images)."""
     arr = np.asarray(image)
     where = f" (sample {key!r})" if key else ""
+    if arr.dtype == np.uint8 and (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 1)):
+        arr = np.repeat(arr.reshape(arr.shape[0], arr.shape[1], 1), 3, axis=2)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"an image must be (H, W, 3) uint8 RGB{where}, got {arr.dtype} {arr.shape}")
+        raise ValueError(f"an image must be (H, W, 3) uint8 RGB or (H, W) uint8 single band{where}, "
+                         f"got {arr.dtype} {arr.shape}")
     if arr.shape[0] < 2 or arr.shape[1] < 2:
         raise ValueError(f"an image must be at least 2x2 px{where}, got {arr.shape[:2]}")
     return arr
@@ -224,8 +229,9 @@ class FractionDataset(torch.utils.data.Dataset):
     """Items (image (3,S,S), target (2,S,S), weight (2,)) from in-memory Samples or zero-argument
     callables that load one (so a large selection need not sit in memory).
 
-    With ``augment`` the geometry of item i in epoch e is drawn from a generator seeded by
-    (seed, e, i): reproducible whatever the worker count, and resumable from any epoch.
+    With ``augment`` the augmentation of item i in epoch e (``unet.augment.augment``: geometry shared by
+    image and maps, photometry of the image only) is drawn from generators seeded by (seed, e, i):
+    reproducible whatever the worker count, and resumable from any epoch.
     """
 
     def __init__(self, samples: Sequence[SampleSource], config: UNetConfig, *, augment: bool, seed: int = 0):
@@ -250,9 +256,5 @@ class FractionDataset(torch.utils.data.Dataset):
                               for m in maps])
         weight = torch.from_numpy(loss_weights(sample, self.config))
         if self.augment:
-            rng = np.random.default_rng([self.seed, self.epoch, index])
-            c = self.config
-            geometry = random_geometry(rng, rotate=c.rotate, flip=c.flip, crop_area=c.crop_area,
-                                       crop_ratio=c.crop_ratio)
-            image, target = apply_geometry(geometry, image, target)
+            image, target = augment_item(image, target, self.config, seed=self.seed, epoch=self.epoch, index=index)
         return image, target, weight

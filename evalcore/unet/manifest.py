@@ -4,7 +4,8 @@ is needed (evaluation, the test-split selection of studies and commands, the ver
 
 Schema (JSON)::
 
-    {"galaxies": [{"galaxy_id": 12, "name": "NGC 1300", "split": "train" | "val" | "test",
+    {"augmentation": {...the training's augmentation switches...},
+     "galaxies": [{"galaxy_id": 12, "name": "NGC 1300", "split": "train" | "val" | "test",
                    "image_id": 34, "masks": {"spiral": "<sha256>" | "not asked", "bar": ...}}, ...]}
 """
 from __future__ import annotations
@@ -28,13 +29,14 @@ class ManifestEntry:
                 "masks": dict(self.masks)}
 
 
-def manifest_dict(entries) -> dict:
-    """The manifest of these ``ManifestEntry`` rows, ready for JSON."""
-    return {"galaxies": [e.as_dict() for e in entries]}
+def manifest_dict(entries, augmentation: dict | None = None) -> dict:
+    """The manifest of these ``ManifestEntry`` rows (and the augmentation the model trained with), for JSON."""
+    return {**({"augmentation": augmentation} if augmentation is not None else {}),
+            "galaxies": [e.as_dict() for e in entries]}
 
 
-def manifest_bytes(entries) -> bytes:
-    return json.dumps(manifest_dict(entries), indent=1).encode()
+def manifest_bytes(entries, augmentation: dict | None = None) -> bytes:
+    return json.dumps(manifest_dict(entries, augmentation), indent=1).encode()
 
 
 def read_manifest(data: bytes | str | None) -> dict:

@@ -61,11 +61,21 @@ class UNetConfig:
     patience: int = 10
     min_delta: float = 0.0  # a validation loss must beat the best by more than this to count as better
     seed: int = 0
-    # augmentation (training only)
+    # augmentation (training only; unet.augment, docs/unet.md "Augmentation"): the study's geometry (rotation,
+    # flips, a random resized crop of area crop_area) plus scale, and photometric changes of the image only
+    # that take away colour, stretch, depth and resolution cues (a model that learned a renderer's colour
+    # convention found no arm on another renderer's galaxies)
     rotate: bool = True
     flip: bool = True
+    crop: bool = True
     crop_area: tuple[float, float] = (0.6, 0.8)
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    scale: bool = True
+    colour_jitter: bool = True
+    channel_permute: bool = True
+    greyscale: bool = True
+    blur: bool = True
+    noise: bool = True
     # reduced precision: "auto" = bf16 + channels_last on CPU, mixed precision on CUDA, after a check
     precision: str = "auto"
     num_workers: int = 0
@@ -123,8 +133,8 @@ class UNetConfig:
 
 def demo_config(**changes) -> UNetConfig:
     """The demo model (small, fast): the default resnet18 encoder and slim decoder at 128 px instead of the
-    default 192 px (2.2x fewer pixels), with a short schedule. Pair it with
-    ``train(..., time_budget_s=540)`` to stay inside the 10-minute first start."""
+    default 192 px (2.2x fewer pixels), with a short schedule, trained by epochs (the demo gates the result and
+    continues training while it fails the quality gate, ``evalsite.demo``)."""
     return UNetConfig(**{"image_size": 128, "epochs": 60, "patience": 10, "batch_size": 16, **changes})
 
 

@@ -32,6 +32,8 @@ CHECKPOINT_FORMAT = "evalsite-unet-checkpoint"
 LAST, BEST = "last.pt", "best.pt"
 # Relative difference of the first batch's loss, bf16 vs fp32, above which training falls back to fp32.
 PRECISION_TOLERANCE = 0.02
+# Continuing a finished schedule for more epochs restarts the learning rate at this fraction of the configured one.
+EXTEND_LR_FACTOR = 0.3
 
 
 @dataclass
@@ -100,6 +102,15 @@ def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _is_extension(stored: dict, wanted: dict) -> bool:
+    """True when ``wanted`` is ``stored`` with more epochs (and possibly another patience): continuing a
+    finished schedule for longer (the demo's rounds until the quality gate passes)."""
+    def fixed(d: dict) -> dict:
+        return {k: v for k, v in d.items() if k not in ("epochs", "patience")}
+
+    return wanted["epochs"] > stored["epochs"] and fixed(stored) == fixed(wanted)
 
 
 def _seed_everything(seed: int) -> None:
@@ -235,11 +246,13 @@ def train(
     best_state = None
     precision = None
     last_path = ckpt_dir / LAST if ckpt_dir else None
+    extending = False
     if last_path and resume and last_path.exists():
         ckpt = load_checkpoint(last_path)
-        if ckpt["config"] != config.to_dict():
+        extending = _is_extension(ckpt["config"], config.to_dict())
+        if ckpt["config"] != config.to_dict() and not extending:
             raise ValueError(f"{last_path} was made with a different configuration; use another checkpoint "
-                             "folder or resume with the stored configuration")
+                             "folder or resume with the stored configuration (only more epochs may differ)")
         if ckpt["n_train"] != len(train_samples) or ckpt["n_val"] != len(val_samples):
             raise ValueError(f"{last_path} was made with {ckpt['n_train']} training / {ckpt['n_val']} validation "
                              f"samples, not {len(train_samples)} / {len(val_samples)}")
@@ -251,6 +264,15 @@ def train(
         best_state, precision = ckpt["best_state"], ckpt["precision"]
         elapsed_before = ckpt["elapsed_s"]
         log(f"resuming after epoch {start_epoch} from {last_path}")
+        if extending:
+            # more epochs than the finished schedule: a warm restart, a new cosine schedule over the added epochs
+            # from EXTEND_LR_FACTOR of the learning rate, and a fresh patience; the best model so far stays
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] = config.learning_rate * EXTEND_LR_FACTOR
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs - start_epoch)
+            bad_epochs = 0
+            log(f"extending from {ckpt['config']['epochs']} to {config.epochs} epochs: learning rate restarts at "
+                f"{config.learning_rate * EXTEND_LR_FACTOR:g}")
 
     if precision is None:
         first = next(iter(_loader(train_ds, config, 0, shuffle=False)))

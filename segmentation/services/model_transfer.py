@@ -123,7 +123,8 @@ def read_export(path: str | Path) -> tuple[dict, bytes, bytes]:
 def version_import(*, path: str | Path, name: str | None = None) -> ModelVersion:
     """Install an export file as a new ModelVersion with its Producer. Refuses altered files and a version
     already installed (same name, or same weights under another name). It becomes active only when no
-    version is active yet (importing never silently changes the model that serves)."""
+    version is active yet and it passed the quality gate where it was evaluated (importing never silently
+    changes the model that serves, nor makes an ungated one serve)."""
     header, weights, manifest = read_export(path)
     name = name or header["name"]
     same_name = ModelVersion.objects.filter(name=name).first()
@@ -152,7 +153,9 @@ def version_import(*, path: str | Path, name: str | None = None) -> ModelVersion
             name=name, training_run=None, producer=producer, config=header["config"],
             weights_sha256=header["weights_sha256"], metrics=metrics, code_version=header.get("code_version", ""),
             package_versions=header.get("package_versions", {}),
-            is_active=not ModelVersion.objects.filter(is_active=True).exists(),
+            # active only when it passed the quality gate where it was evaluated and none is active here
+            is_active=bool((metrics.get("gate") or {}).get("passed"))
+            and not ModelVersion.objects.filter(is_active=True).exists(),
         )
         version.weights.save(f"{name}.pt", ContentFile(weights), save=False)
         if manifest:

@@ -149,6 +149,31 @@ def training_start(*, config: dict, selection: dict | None = None, requested_by:
     return run
 
 
+def training_continue(*, run: TrainingRun, extra_epochs: int, requested_by: str = "",
+                      enqueue: bool = True) -> TrainingRun:
+    """A new run that continues a finished run's training for ``extra_epochs`` more epochs (same galaxies,
+    same configuration otherwise): it starts from the finished run's last checkpoint with a warm restart of
+    the learning rate (``unet.train``). Its model version is a new one, gated like any other."""
+    from evalcore.unet.model import UNetConfig
+
+    if run.status != RunStatus.SUCCEEDED:
+        raise ValueError(f"training run {run.pk} has not finished ({run.status}): resume it instead")
+    if extra_epochs < 1:
+        raise ValueError(f"extra_epochs must be at least 1, got {extra_epochs}")
+    if not default_storage.exists(f"{checkpoint_folder(run)}/last.pt"):
+        raise ValueError(f"training run {run.pk} has no checkpoint left to continue from")
+    unet = UNetConfig.from_dict(run.config["unet"])
+    unet = unet.replace(epochs=unet.epochs + extra_epochs)
+    with transaction.atomic():
+        new = TrainingRun.objects.create(
+            config={**run.config, "unet": unet.to_dict(), "continues_run": run.pk},
+            total_epochs=unet.epochs, requested_by=requested_by or run.requested_by,
+        )
+        if enqueue:
+            run_enqueue(run=new)
+    return new
+
+
 def run_enqueue(*, run: TrainingRun) -> None:
     from segmentation import jobs
 
@@ -185,12 +210,12 @@ def checkpoint_folder(run: TrainingRun) -> str:
     return f"checkpoints/run_{run.pk}"
 
 
-def checkpoints_fetch(run: TrainingRun, local: Path) -> None:
-    """Copy the run's stored checkpoints (if any) into the local working folder ``local``."""
+def checkpoints_fetch(run: TrainingRun, local: Path, names: tuple[str, ...] | None = None) -> None:
+    """Copy the run's stored checkpoints (if any; all, or those ``names``) into the local folder ``local``."""
     from evalcore.unet.train import BEST, LAST
 
     folder = checkpoint_folder(run)
-    for name in (LAST, BEST):
+    for name in names or (LAST, BEST):
         if default_storage.exists(f"{folder}/{name}"):
             with default_storage.open(f"{folder}/{name}", "rb") as src, open(local / name, "wb") as dst:
                 shutil.copyfileobj(src, dst)
@@ -209,7 +234,8 @@ def checkpoints_store(run: TrainingRun, local: Path) -> None:
                 default_storage.save(f"{folder}/{name}", File(fh))
 
 
-def _append_log(run_id: int, line: str) -> None:
+def run_log_append(run_id: int, line: str) -> None:
+    """Add a time-stamped line to a training run's log (the admin shows it live)."""
     run = TrainingRun.objects.get(pk=run_id)
     run.log = (run.log + f"{timezone.now():%H:%M:%S} {line}\n")[-100_000:]
     run.save(update_fields=["log"])
@@ -236,7 +262,7 @@ def run_train(*, run_id: int, threads: int | None = None, on_epoch=None) -> Trai
         items = labelled_galaxies(selection=selection)
         train_items = [i for i in items if i.split == "train"]
         val_items = [i for i in items if i.split == "val"]
-        _append_log(run_id, f"{len(train_items)} training and {len(val_items)} validation galaxies "
+        run_log_append(run_id, f"{len(train_items)} training and {len(val_items)} validation galaxies "
                             f"({len(items) - len(train_items) - len(val_items)} held out for test)")
         last_cancel_check = [0.0]
 
@@ -264,12 +290,16 @@ def run_train(*, run_id: int, threads: int | None = None, on_epoch=None) -> Trai
 
         local = Path(tempfile.mkdtemp(prefix=f"evalsite-run{run.pk}-"))
         checkpoints_fetch(run, local)
+        previous = run.config.get("continues_run")
+        if previous and not (local / "last.pt").exists():
+            checkpoints_fetch(TrainingRun(pk=previous), local, names=("last.pt",))
+            run_log_append(run_id, f"continuing training run {previous} from its last checkpoint")
         result = train(
             config, [_sample_loader(i) for i in train_items], [_sample_loader(i) for i in val_items],
             checkpoint_dir=local, resume=True, threads=threads,
             time_budget_s=run.config.get("time_budget_s"),
             encoder_weights=settings.EVALSITE_ENCODER_WEIGHTS or None,
-            progress=progress, should_stop=should_stop, log=lambda line: _append_log(run_id, line),
+            progress=progress, should_stop=should_stop, log=lambda line: run_log_append(run_id, line),
         )
         if result.stopped == "cancelled" or not result.history:
             TrainingRun.objects.filter(pk=run_id).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
@@ -281,7 +311,9 @@ def run_train(*, run_id: int, threads: int | None = None, on_epoch=None) -> Trai
                      "peak_memory_mb": result.peak_memory_mb, "device": result.device,
                      "precision": result.precision, "stopped": result.stopped},
         )
-        _append_log(run_id, f"model version {version.name} created ({result.stopped}, best epoch {result.best_epoch})")
+        run_log_append(run_id, f"model version {version.name} created ({result.stopped}, "
+                               f"best epoch {result.best_epoch})")
+        _gate(run_id, version)
     except Exception as exc:
         log.exception("training run %s failed", run_id)
         TrainingRun.objects.filter(pk=run_id).update(status=RunStatus.FAILED, finished_at=timezone.now(),
@@ -293,9 +325,29 @@ def run_train(*, run_id: int, threads: int | None = None, on_epoch=None) -> Trai
     return TrainingRun.objects.get(pk=run_id)
 
 
+def _gate(run_id: int, version: ModelVersion) -> None:
+    """Evaluate the new version on its test split and gate it; active only when it passed (and none was).
+    A failure to evaluate is logged on the run, never fails it: the version stays inactive."""
+    from segmentation.services import quality_gate
+
+    try:
+        quality_gate.evaluate_and_gate(version=version)
+        active = quality_gate.activate_if_passed(version=version)
+        version.refresh_from_db()
+        run_log_append(run_id, f"model version {version.name} {quality_gate.summary(version)}"
+                            f"{'; it is the active version' if active else '; not made active'}")
+    except Exception as exc:  # the weights are stored; evaluating can be repeated (evaluate_model)
+        log.exception("evaluating model version %s failed", version.name)
+        run_log_append(run_id, f"model version {version.name} could not be evaluated ({type(exc).__name__}: {exc}); "
+                            "not made active")
+
+
 def model_version_create(*, run: TrainingRun | None, result, items: list[LabelledGalaxy],
                          name: str | None = None, metrics: dict | None = None) -> ModelVersion:
-    """Store the best weights with their provenance; the first version becomes the active one."""
+    """Store the best weights with their provenance. The version is not active: ``run_train`` evaluates it and
+    activates it when it passes the quality gate and no version is active yet (``quality_gate``)."""
+    from evalcore.unet.augment import settings as augmentation_settings
+
     config = result.config.to_dict()
     weights = result.model_bytes({"training_run": run.pk if run else None})
     digest = hashlib.sha256(weights).hexdigest()
@@ -311,16 +363,27 @@ def model_version_create(*, run: TrainingRun | None, result, items: list[Labelle
             metrics={"history": result.history, "best_epoch": result.best_epoch,
                      "best_val_loss": result.best_val_loss, **(metrics or {})},
             code_version=code_version(), package_versions=package_versions(),
-            is_active=not ModelVersion.objects.filter(is_active=True).exists(),
+            is_active=False,  # only a version that passed the quality gate becomes active (quality_gate)
         )
         version.weights.save(f"{name}.pt", ContentFile(weights), save=False)
-        version.manifest.save(f"{name}.json", ContentFile(manifest_bytes(manifest_entries(items))),
-                              save=False)
+        listing = manifest_bytes(manifest_entries(items), augmentation=augmentation_settings(result.config))
+        version.manifest.save(f"{name}.json", ContentFile(listing), save=False)
         version.save()
     return version
 
 
-def model_version_activate(*, version: ModelVersion) -> ModelVersion:
+def model_version_activate(*, version: ModelVersion, override_gate: bool = False, by: str = "") -> ModelVersion:
+    """Make ``version`` the active one. A version that has not passed the quality gate
+    (``quality_gate``) is refused with the gate's reasons, unless ``override_gate`` (a person's explicit
+    decision, recorded in ``metrics["gate_override"]``)."""
+    from segmentation.services import quality_gate
+
+    if not quality_gate.passed(version):
+        if not override_gate:
+            raise quality_gate.GateNotPassed(f"{version.name} {quality_gate.summary(version)}")
+        ModelVersion.objects.filter(pk=version.pk).update(metrics={
+            **version.metrics, "gate_override": {"by": by, "at": timezone.now().isoformat(timespec="seconds"),
+                                                 "gate": quality_gate.gate_of(version)}})
     with transaction.atomic():
         ModelVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(is_active=False)
         ModelVersion.objects.filter(pk=version.pk).update(is_active=True)

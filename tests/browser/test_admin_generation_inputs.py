@@ -27,6 +27,7 @@ def test_the_generation_run_page_warns_about_images_unlike_the_training_data(sta
     page.select_option("#id_source", "model")
     page.select_option("#id_model_version", label=str(version))
     page.fill("#id_names", "SDSS J1\ntrain0")
+    page.check("#id_allow_ungated")  # a made-up version: never evaluated, so not gated
     page.click("input[type=submit]")
     page.wait_for_url("**/admin/segmentation/generationrun/*/change/")
     box = page.locator("#input-checks")

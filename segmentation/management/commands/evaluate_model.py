@@ -23,6 +23,10 @@ class Command(BaseCommand):
         parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap draws (default 2000)")
         parser.add_argument("--limit", type=int, help="at most this many galaxies per split (quick look)")
         parser.add_argument("--calibration", action="store_true", help="also print the reliability curves")
+        parser.add_argument("--style", help=("score the version on imported synthetic galaxies of this survey style "
+                                             "that it never saw, beside its own test split, with the volunteers' "
+                                             "consensus and the arc finder (docs/model-quality.md)"))
+        parser.add_argument("--no-arcfinder", action="store_true", help="with --style: leave the arc finder out")
 
     def handle(self, *args, **o):
         qs = ModelVersion.objects.all()
@@ -32,6 +36,8 @@ class Command(BaseCommand):
                                else "no active model version: train or import one first")
         if o["n_boot"] < 100:
             raise CommandError(f"--n-boot {o['n_boot']} is too few for a 95% interval; use at least 100")
+        if o.get("style"):
+            return self.handle_style(version, o)
         galaxies = [g for g in version_manifest(version)["galaxies"]
                     if g["split"] in {"val", o["split"]}]
         with tqdm(total=len(galaxies), desc=f"evaluating {version.name}", unit="galaxy") as bar:
@@ -59,3 +65,23 @@ class Command(BaseCommand):
                 for row in calibration_table(report, st):
                     self.stdout.write("  {:<9} {:>7} {:>7} {:>9}".format(*row))
         self.stdout.write(f"\nstored in metrics[{evaluation_key(o['split'])!r}] of {version.name}")
+        if o["split"] == "test" and not o["limit"]:
+            from segmentation.services import quality_gate
+
+            quality_gate.gate_check(version=version)
+            line = f"{version.name} {quality_gate.summary(version)}"
+            self.stdout.write(self.style.SUCCESS(line) if quality_gate.passed(version) else self.style.WARNING(line))
+
+    def handle_style(self, version, o):
+        from segmentation.services import style_quality
+
+        with tqdm(desc=f"evaluating {version.name} on style {o['style']}", unit="image") as bar:
+            try:
+                report = style_quality.style_evaluation(version=version, style=o["style"], n_boot=o["n_boot"],
+                                                        limit=o["limit"], arcfinder=not o["no_arcfinder"],
+                                                        progress=bar.update)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
+        for line in style_quality.summary_lines(report):
+            self.stdout.write(line)
+        self.stdout.write(f"\nstored in metrics[{style_quality.metrics_key(o['style'])!r}] of {version.name}")

@@ -4,7 +4,7 @@ from tqdm import tqdm
 from segmentation.management.commands._options import add_selection_arguments, selection_from_options
 from segmentation.models import GenerationRun, Image, ModelVersion
 from segmentation.selectors.galaxies import selected_queryset
-from segmentation.services import generation, input_checks
+from segmentation.services import generation, input_checks, quality_gate
 
 
 class Command(BaseCommand):
@@ -20,6 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--chunk-size", type=int, default=generation.DEFAULT_CHUNK_SIZE)
         parser.add_argument("--enqueue", action="store_true", help="enqueue the chunks instead of running here")
         parser.add_argument("--resume", type=int, metavar="RUN_ID", help="re-enqueue a run's unfinished chunks")
+        parser.add_argument("--allow-ungated", action="store_true",
+                            help="use a model version that has not passed the quality gate (its masks are "
+                                 "stored like any other; the run records that the version was not gated)")
 
     def handle(self, *args, **o):
         if o["resume"]:
@@ -35,12 +38,21 @@ class Command(BaseCommand):
             if version is None:
                 raise CommandError(f"no model version {o['model_version']!r}" if o["model_version"]
                                    else "no active model version: train one first (python manage.py train)")
+            if not quality_gate.passed(version):
+                why = quality_gate.summary(version)
+                if not o["allow_ungated"]:
+                    raise CommandError(f"model version {version.name} {why}. Its masks would enter catalogues and "
+                                       "studies as this model's; nothing generated. Train or evaluate it again, "
+                                       "or pass --allow-ungated to generate them anyway.")
+                self.stdout.write(self.style.WARNING(f"WARNING: model version {version.name} {why}; generating "
+                                                     "anyway (--allow-ungated)"))
         try:
             ids = list(selected_queryset(selection_from_options(o)).values_list("pk", flat=True))
             run = generation.generation_start(
                 source=o["source"], galaxies=ids, model_version=version,
                 image_kind=o["image_kind"], chunk_size=o["chunk_size"], enqueue=o["enqueue"],
-                selection={"names": o["names"], "synthetic": o["synthetic"], "split": o["split"]},
+                selection={"names": o["names"], "synthetic": o["synthetic"], "split": o["split"],
+                           **({"quality_gate": quality_gate.summary(version)} if version is not None else {})},
                 requested_by="command line",
             )
         except ValueError as exc:

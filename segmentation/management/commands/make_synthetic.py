@@ -3,12 +3,13 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from evalcore.synthetic import survey, volunteers
+from evalcore.synthetic import styles, survey, volunteers
 
 
 class Command(BaseCommand):
     help = ("Write a synthetic survey with known ground truth: per galaxy a GZ3D-layout file with simulated "
-            "volunteers and a g,r,z survey cutout, plus cutouts.csv and survey.json (crowd statistics). "
+            "volunteers and a survey cutout (g,r,z, g,r,i or one band, by --style), plus cutouts.csv and "
+            "survey.json (crowd statistics). "
             "Deterministic for a given seed and model versions. See docs/synthetic.md.")
 
     def add_arguments(self, parser):
@@ -21,6 +22,10 @@ class Command(BaseCommand):
                             help="Simulated volunteers: default, or biased (systematic errors).")
         parser.add_argument("--volunteers", type=int, default=volunteers.DEFAULT_VOLUNTEERS,
                             help="Classifications per drawing task (default %(default)s).")
+        parser.add_argument("--style", default=styles.DEFAULT_STYLE,
+                            help=("How the images are formed: a style (" + ", ".join(styles.STYLES) + "), a mix ("
+                                  + ", ".join(f"{k} = {'+'.join(v)}" for k, v in styles.MIXES.items())
+                                  + ") or name:weight,name:weight (default %(default)s). See docs/synthetic.md."))
         parser.add_argument("--workers", type=int, default=0,
                             help="Worker processes (default: one per core, at most 8).")
         parser.add_argument("--import", dest="import_", action="store_true",
@@ -30,13 +35,13 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
     def handle(self, *args, n, seed=0, size=256, out, crowd="default", volunteers=volunteers.DEFAULT_VOLUNTEERS,
-               workers=0, import_=False, gallery=None, no_progress=False, **options):
+               workers=0, style=styles.DEFAULT_STYLE, import_=False, gallery=None, no_progress=False, **options):
         if workers < 0:
             raise CommandError(f"--workers must be >= 0, got {workers}")
         if gallery and not str(gallery).lower().endswith(".png"):
             raise CommandError(f"--gallery must name a .png file, got {gallery}")
         settings = survey.SurveySettings(n=n, seed=seed, size=size, out=Path(out), crowd=crowd,
-                                         volunteers=volunteers)
+                                         volunteers=volunteers, style=style)
         try:
             survey.check_settings(settings)
         except ValueError as exc:
@@ -46,7 +51,8 @@ class Command(BaseCommand):
                 summary = survey.make_survey(settings, workers=workers or None, progress=bar.update)
             except survey.SurveyError as exc:
                 raise CommandError(str(exc)) from None
-        self.stdout.write(f"wrote {n} galaxies to {out} (seed {seed}, {size} px, crowd {crowd})")
+        self.stdout.write(f"wrote {n} galaxies to {out} (seed {seed}, {size} px, crowd {crowd}, style {style}: "
+                          + ", ".join(f"{k} {v}" for k, v in sorted(summary["styles"].items())) + ")")
         for line in survey.crowd_summary_lines(summary["crowd_statistics"]):
             self.stdout.write(line)
         if gallery:

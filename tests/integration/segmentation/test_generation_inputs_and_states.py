@@ -71,7 +71,7 @@ def test_a_run_records_how_each_image_differs_from_the_training_data(survey):
 
 def test_generate_masks_prints_the_input_warnings(survey, capsys):
     version = make_version("eager", 4.0, survey)
-    call_command("generate_masks", "--source", "model", "--model-version", version.name,
+    call_command("generate_masks", "--source", "model", "--model-version", version.name, "--allow-ungated",
                  "--names", "train1", "sdss r", "wide")
     out = capsys.readouterr().out
     assert "WARNING: 2 of 3 images differ from what eager learned from (6 training images" in out

@@ -89,7 +89,9 @@ def test_round_trip_keeps_weights_manifest_metrics_and_predictions(version, tmp_
     imported = ModelVersion.objects.get(name=name)
     assert imported.weights_sha256 == sha == file_sha256(imported.weights)
     assert file_sha256(imported.manifest) == manifest_sha
-    assert imported.config == config and imported.training_run is None and imported.is_active
+    assert imported.config == config and imported.training_run is None
+    # active only when it passed the quality gate where it was evaluated (and none is active here)
+    assert imported.is_active == bool(metrics.get("gate", {}).get("passed"))
     assert imported.metrics["evaluation"] == metrics["evaluation"] and imported.metrics["history"] == metrics["history"]
     assert imported.metrics["imported"]["training_run"]["history"] == run_history
     assert imported.producer.kind == Producer.Kind.MODEL and imported.producer.name == name

@@ -48,10 +48,14 @@ def test_training_job_makes_a_model_version_with_provenance_then_masks(labelled,
     assert run.current_epoch == 2 and len(run.history) == 2
     assert all(np.isfinite(h["val_loss"]) for h in run.history)
     version = ModelVersion.objects.get(training_run=run)
-    assert version.is_active and version.producer.kind == "model"
+    # evaluated and gated right after training; active only if it passed (segmentation.services.quality_gate)
+    assert version.metrics["gate"]["status"] in ("passed", "failed", "incomplete")
+    assert version.is_active == version.metrics["gate"]["passed"] and version.producer.kind == "model"
+    assert "quality gate" in run.log
     assert version.package_versions["torch"] and version.code_version
     with version.manifest.open("rb") as fh:
         manifest = json.loads(fh.read())
+    assert manifest["augmentation"]["colour_jitter"] is True and manifest["augmentation"]["crop_area"] == [0.6, 0.8]
     names = {g["name"]: g for g in manifest["galaxies"]}
     assert len(names) == 24
     g0 = Mask.objects.get(galaxy__name="t0", structure="spiral", producer=labelled)

@@ -67,6 +67,19 @@ def test_band_order_comes_from_the_header(tmp_path):
     assert red > green and red > blue
 
 
+def test_gri_cube_becomes_an_sdss_lupton_composite(tmp_path):
+    cube = np.zeros((3, 8, 8), np.float32)
+    cube[2, 2, 2] = 1.0  # i only: red
+    cube[0, 5, 5] = 1.0  # g only: blue
+    data = imagefiles.read_image(write_cube(tmp_path / "gri.fits", cube, legacy_wcs((8, 8)), bands="gri"), **LIMITS)
+    assert data.bands == "gri asinh Lupton (SDSS)"
+    np.testing.assert_array_equal(data.rgb, colour.gri_to_rgb(cube[:, ::-1, :]))
+    red, green, blue = (int(v) for v in data.rgb[8 - 1 - 2, 2])
+    assert red > 0 and green == blue == 0
+    red, green, blue = (int(v) for v in data.rgb[8 - 1 - 5, 5])
+    assert blue > 0 and red == green == 0
+
+
 def test_file_already_north_up_is_not_flipped(tmp_path):
     wcs = coords.north_up_wcs(150.0, 2.0, (8, 8), SCALE)
     cube = np.arange(3 * 64, dtype=np.float32).reshape(3, 8, 8) / 100

@@ -220,7 +220,7 @@ def test_preprocess_and_postprocess_contract():
     back = postprocess(torch.full((2, 32, 32), 0.25), img.shape)
     assert back.shape == (2, 50, 70) and np.allclose(back, 0.25)
     with pytest.raises(ValueError, match="uint8 RGB"):
-        preprocess(img[..., 0], cfg)
+        preprocess(img.astype(np.float32), cfg)
 
 
 def test_non_square_images_are_padded_not_stretched_and_masks_come_back_in_their_frame():
@@ -294,7 +294,7 @@ def test_batched_pre_and_postprocessing_equal_the_one_image_functions(field_of_v
         assert all(np.array_equal(b, s) for b, s in zip(batched, single))
         assert [b.shape for b in batched] == [(2, *im.shape[:2]) for im in images]
     with pytest.raises(ValueError, match="uint8 RGB"):
-        preprocess_batch([same[0], same[1][..., 0]], cfg)
+        preprocess_batch([same[0], same[1][..., :2]], cfg)
     with pytest.raises(ValueError, match="2 predictions for 3"):
         postprocess_batch(torch.rand(2, 2, 32, 32), [im.shape for im in mixed])
 
