@@ -154,7 +154,7 @@ class StudyAdmin(admin.ModelAdmin):
                 galaxies, record = selected_galaxies(form.cleaned_data, study)
                 n = services.study_set_items(study=study, galaxies=galaxies, user=request.user)
                 services.study_update(study=study, user=request.user, selection=record)
-                messages.success(request, f"{n} items from {len(galaxies)} galaxies.")
+                messages.success(request, f"{n} items from {len(galaxies)} galaxies. {n.message}".strip())
                 return HttpResponseRedirect(reverse("admin:ratings_study_change", args=[study.pk]))
             except (ValueError, services.StudyError) as exc:
                 form.add_error(None, str(exc))
