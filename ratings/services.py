@@ -136,6 +136,7 @@ class StudyCheck:
     not_asked: list[dict] = field(default_factory=list)  # candidates whose source was not asked: blocking
     dropped: list[dict] = field(default_factory=list)  # sources left out of an item because not asked
     training_galaxies: list[str] = field(default_factory=list)
+    practice_available: int = 0  # galaxies outside the study that practice items can come from
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -212,6 +213,8 @@ def study_check(*, study: Study) -> StudyCheck:
             check.problems.append(
                 f"{len(check.training_galaxies)} galaxies are not in the test split of the compared model "
                 "(used for training or tuning); remove them or record an override with a reason")
+    if study.practice_items:
+        check.practice_available = len({g.pk for g, _, _ in practice_galaxies(study=study)})
     if study.planned_raters and study.raters_per_item > study.planned_raters:
         check.problems.append("raters per item exceeds the planned number of raters")
     return check
@@ -236,6 +239,7 @@ def study_open(*, study: Study, user=None) -> Study:
             by_slot.setdefault(s.rater, []).append((real[s.item], s.order))
         most_checks = max((round(study.attention_rate * len(seq)) for seq in by_slot.values()), default=0)
         attention_pool = _attention_items(study, real, rng, size=max(5, most_checks))
+        practice = practice_create(study=study)
         rows = []
         for slot, seq in sorted(by_slot.items()):
             seq = list(seq)
@@ -258,8 +262,74 @@ def study_open(*, study: Study, user=None) -> Study:
             "items": len(real), "slots": study.planned_raters, "assignments": len(rows),
             "empty_candidates": len(check.empty), "training_galaxies": check.training_galaxies,
             "training_override_reason": study.training_override_reason,
+            "practice_items": [f"{i.galaxy.name} {i.structure}" for i in practice],
+            "practice_with_truth": sum(1 for i in practice if i.has_truth),
         })
     return study
+
+
+def practice_galaxies(*, study: Study, exclude=()) -> list[tuple[Galaxy, str, bool]]:
+    """The (galaxy, structure, has known truth) a study's practice may use, best first: never a galaxy that
+    is an item of the study (nor in ``exclude``); at least two of the study's sources asked for the structure;
+    galaxies outside the compared model's test split first (the test split is kept for the study itself; the
+    sky split when the study names no model version), then synthetic galaxies with a true mask (known truth),
+    then a seeded shuffle."""
+    sources = list(study.sources.all())
+    if not sources or not study.structures:
+        return []
+    used = set(study.items.values_list("galaxy_id", flat=True)) | set(exclude)
+    asked: dict[tuple[int, str], set[int]] = {}
+    for gid, structure, pid in (Mask.objects.filter(producer__in=sources, structure__in=study.structures,
+                                                    is_current=True)
+                                .exclude(state=Mask.State.NOT_ASKED).exclude(galaxy_id__in=used)
+                                .values_list("galaxy_id", "structure", "producer_id")):
+        asked.setdefault((gid, structure), set()).add(pid)
+    need = min(2, len(sources))
+    pairs = sorted(k for k, v in asked.items() if len(v) >= need)
+    if not pairs:
+        return []
+    galaxies = Galaxy.objects.in_bulk({g for g, _ in pairs})
+    truth = set(Mask.objects.filter(galaxy_id__in=galaxies, producer__kind="truth", is_current=True,
+                                    galaxy__synthetic=True, state=Mask.State.MARKED)
+                .values_list("galaxy_id", "structure"))
+    if study.test_split_of_id:
+        from segmentation.training import model_version_splits
+
+        splits = model_version_splits(study.test_split_of)
+        in_test = {g for g in galaxies if splits.get(g) == "test"}
+    else:
+        from evalcore.sky.splits import split_for
+
+        in_test = {g.pk for g in galaxies.values() if split_for(g.ra, g.dec, name=g.name) == "test"}
+    rng = random.Random(f"practice-{study.seed}")
+    order = {pair: rng.random() for pair in pairs}
+    pairs.sort(key=lambda p: (p[0] in in_test, p not in truth, order[p]))
+    return [(galaxies[g], structure, (g, structure) in truth) for g, structure in pairs]
+
+
+def practice_create(*, study: Study) -> list[Item]:
+    """The study's practice items, made once when it opens and frozen with the design: up to
+    ``practice_items`` (galaxy, structure) from ``practice_galaxies`` - never a galaxy the study's raters
+    will rate - one galaxy each, with a candidate per asked source. Returns them (``has_truth`` set)."""
+    if study.practice_items <= 0:
+        return []
+    sources = list(study.sources.all())
+    out, seen = [], set()
+    for galaxy, structure, has_truth in practice_galaxies(study=study):
+        if len(out) >= study.practice_items:
+            break
+        if galaxy.pk in seen:
+            continue
+        masks = [(p, _candidate_mask(galaxy, structure, p)) for p in sources]
+        masks = [(p, m) for p, m in masks if m is not None and m.state != Mask.State.NOT_ASKED]
+        if len({m.image_id for _, m in masks}) != 1:
+            continue  # the panels of one item must lie on one image
+        item = Item.objects.create(study=study, galaxy=galaxy, structure=structure, kind=Item.Kind.PRACTICE)
+        Candidate.objects.bulk_create([Candidate(item=item, mask=m, producer=p) for p, m in masks])
+        item.has_truth = has_truth
+        seen.add(galaxy.pk)
+        out.append(item)
+    return out
 
 
 def _repeat_item(item: Item) -> Item:
