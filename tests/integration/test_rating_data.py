@@ -59,7 +59,7 @@ def build_study(name: str = "Blind study", n_galaxies: int = 4, planned_raters: 
                            numerators=source_counts(arms, j), denominator=DENOMINATOR)
         galaxies.append(g)
     for i in range(practice_items):  # practice comes from galaxies that are not items of the study
-        g, _ = seg.galaxy_upsert(name=f"{prefix}-practice{i}", defaults={"ra": 60.0 + i, "dec": 3.0})
+        g, _ = seg.galaxy_upsert(name=f"practice-{prefix}{i}", defaults={"ra": 60.0 + i, "dec": 3.0})
         rgb, arms = spiral(SIZE, seed * 100 + 50 + i)
         im, _ = seg.image_store(galaxy=g, kind="survey_cutout", rgb=rgb)
         for j, p in enumerate(producers):
