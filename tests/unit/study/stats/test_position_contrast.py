@@ -74,3 +74,13 @@ def test_the_summary_has_the_position_contrast_table():
     assert set(table["outcome"]) == {"quality_level", "ranked_first"}
     assert set(table["panel_position"]) == {1, 2, 3}
     assert "position_contrast" in set(tables["rules"]["rule"])
+
+
+def test_a_fixed_panel_order_is_reported_as_confounded():
+    """The reference study showed its sources in one fixed row order: position and source cannot be told
+    apart, and the table says so instead of giving a number."""
+    from tests.unit.stats_records import reference_study
+
+    table = position_contrast(reference_study())
+    assert table["effect"].isna().all()
+    assert table["note"].str.startswith("not estimable: positions and sources are confounded").all()
