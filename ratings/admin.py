@@ -163,7 +163,7 @@ class StudyAdmin(admin.ModelAdmin):
                 galaxies, record = selected_galaxies(form.cleaned_data, study)
                 n = study_set_items(study=study, galaxies=galaxies, user=request.user)
                 study_update(study=study, user=request.user, selection=record)
-                messages.success(request, f"{n} items from {len(galaxies)} galaxies.")
+                messages.success(request, f"{n} items from {len(galaxies)} galaxies. {n.message}".strip())
                 return HttpResponseRedirect(reverse("admin:ratings_study_change", args=[study.pk]))
             except (ValueError, StudyError) as exc:
                 form.add_error(None, str(exc))

@@ -35,8 +35,11 @@ SECTIONS = (
     ("reliability", "Reliability", "alpha", ("krippendorff_alpha", "intra_rater", "attention"),
      "Agreement between raters (Krippendorff's alpha, ordinal), within raters on repeated items (weighted "
      "kappa) and attention checks."),
-    ("position", "Position bias", "position", ("position_bias",),
-     "Quality and first-rank rate by panel position: with a balanced design these should be flat."),
+    ("position", "Position bias", "position", ("position_contrast", "position_bias"),
+     "Each position's effect (position_contrast): how much higher a panel is rated, and how much more often it "
+     "is ranked first, at that position than the same source at the other positions of the same evaluation "
+     "(evaluations as blocks, galaxy-clustered intervals; 0 means no position bias). Below it, the raw "
+     "level and first-rank rate by position."),
     ("blinding", "Blinding audit", "blinding", ("blinding_audit", "blinding_confusion"),
      "Could raters tell which source made a panel? Accuracy of their guesses against chance."),
     ("raters", "Raters", None, ("raters", "rater_source_means", "exclusions"),

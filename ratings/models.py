@@ -77,7 +77,8 @@ class Study(models.Model):
 
     FROZEN_FIELDS = ("structures", "selection", "display", "threshold", "display_overrides", "raters_per_item",
                      "repeat_rate", "attention_rate", "seed", "primary_question", "planned_items",
-                     "planned_raters", "stopping_rule", "test_split_of_id", "training_override")
+                     "planned_raters", "stopping_rule", "test_split_of_id", "training_override",
+                     "practice_items")
 
     class Meta:
         ordering = ["-created_at"]

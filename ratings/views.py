@@ -206,7 +206,8 @@ def guide_png(request, study_id: int, structure: str, level: int, variant: str):
 
 
 def _practice_items(study: Study) -> list[Item]:
-    return list(study.items.filter(kind=Item.Kind.REAL).order_by("id")[: study.practice_items])
+    """The practice items made when the study opened (galaxies that are not items of the study)."""
+    return list(study.items.filter(kind=Item.Kind.PRACTICE).order_by("id"))
 
 
 @login_required

@@ -75,3 +75,96 @@ def position_balance(slots: list[Slot], n_sources: int) -> np.ndarray:
         for pos, src in enumerate(s.order):
             counts[src, pos] += 1
     return counts
+
+
+# --- which (galaxy, structure, source) may be a candidate ------------------------------------------------
+NOT_ASKED_REASON = "its source was not asked for this structure (not asked)"
+TOO_FEW_REASON = "fewer than two asked sources remain"
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A (galaxy, structure, source) that is not a candidate, or a (galaxy, structure) that is not an item
+    (``source`` empty), and why."""
+    galaxy: str
+    structure: str
+    source: str
+    reason: str
+
+
+@dataclass
+class CandidatePlan:
+    """The study's items: ``items[(galaxy, structure)]`` lists the sources that are candidates (their mask
+    was asked for; a missing mask is kept, so the pre-opening check names it); what was dropped and why."""
+    items: dict[tuple[str, str], list[str]]
+    dropped: list[Dropped]
+
+    @property
+    def dropped_candidates(self) -> list[Dropped]:
+        return [d for d in self.dropped if d.source]
+
+    @property
+    def dropped_items(self) -> list[Dropped]:
+        return [d for d in self.dropped if not d.source]
+
+    def message(self, limit: int = 6) -> str:
+        """What was dropped, counted per source and structure with example galaxies; empty if nothing."""
+        return dropped_message(self.dropped, limit=limit)
+
+
+def plan_candidates(states: dict[tuple[str, str, str], str | None], galaxies: list[str], structures: list[str],
+                    sources: list[str], *, min_sources: int = 2) -> CandidatePlan:
+    """Decide the candidates of a study from the state of each (galaxy, structure, source)'s current mask
+    (``vocabulary.NOT_ASKED`` / ``EMPTY`` / ``MARKED``, or None when there is no mask).
+
+    A source whose mask is "not asked" is never a candidate (a panel of a mask that does not exist would
+    be rated as if it did). A (galaxy, structure) left with fewer than ``min_sources`` sources that were
+    asked is not an item. Missing masks are kept as candidates-to-be: the pre-opening check blocks on them.
+    """
+    from evalcore.vocabulary import NOT_ASKED
+
+    items: dict[tuple[str, str], list[str]] = {}
+    dropped: list[Dropped] = []
+    for galaxy in galaxies:
+        for structure in structures:
+            keep = []
+            for source in sources:
+                if states.get((galaxy, structure, source)) == NOT_ASKED:
+                    dropped.append(Dropped(galaxy, structure, source, NOT_ASKED_REASON))
+                else:
+                    keep.append(source)
+            if len(keep) < min_sources:
+                dropped.append(Dropped(galaxy, structure, "", TOO_FEW_REASON))
+            else:
+                items[(galaxy, structure)] = keep
+    return CandidatePlan(items, dropped)
+
+
+def dropped_message(dropped: list[Dropped], *, limit: int = 6) -> str:
+    """``"Not candidates: 12 (galaxy, structure, source) whose source was not asked - sparcfire bar: 12
+    (g1, g2, ...). Not items: ..."``: how many, why, per source and structure, naming galaxies."""
+    if not dropped:
+        return ""
+    parts = []
+    candidates = [d for d in dropped if d.source]
+    items = [d for d in dropped if not d.source]
+    if candidates:
+        groups: dict[tuple[str, str, str], list[str]] = {}
+        for d in candidates:
+            groups.setdefault((d.source, d.structure, d.reason), []).append(d.galaxy)
+        detail = "; ".join(f"{source} {structure}: {len(names)} ({_names(names, limit)}) - {reason}"
+                           for (source, structure, reason), names in sorted(groups.items()))
+        parts.append(f"Dropped {len(candidates)} candidate(s) - {detail}.")
+    if items:
+        groups2: dict[tuple[str, str], list[str]] = {}
+        for d in items:
+            groups2.setdefault((d.structure, d.reason), []).append(d.galaxy)
+        detail = "; ".join(f"{structure}: {len(names)} ({_names(names, limit)}) - {reason}"
+                           for (structure, reason), names in sorted(groups2.items()))
+        parts.append(f"Dropped {len(items)} item(s) - {detail}.")
+    return " ".join(parts)
+
+
+def _names(names: list[str], limit: int) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... {len(names) - limit} more" if len(names) > limit else "")

@@ -8,6 +8,7 @@ nothing depends on colour alone.
 from __future__ import annotations
 
 import io
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -203,35 +204,49 @@ def alpha_points(krippendorff_alpha: pd.DataFrame) -> bytes | None:
     return _png(fig)
 
 
-def position_bias_plot(position_bias: pd.DataFrame) -> bytes | None:
-    """Mean quality level and first-rank rate by panel position, per structure, with intervals.
-    Input: the ``position_bias`` table."""
-    if position_bias.empty:
+def position_contrast_plot(position_contrast: pd.DataFrame) -> bytes | None:
+    """Each panel position's paired effect with its interval, per structure: on the quality level (levels)
+    and on being ranked first (percentage points), against the other positions of the same evaluation and
+    source; a line marks 0 (no position bias). Input: the ``position_contrast`` table."""
+    table = position_contrast
+    if table.empty:
         return None
-    panels = _panels(position_bias)
-    fig = Figure(figsize=(9.0, 0.8 + 2.4 * len(panels)), layout="constrained")
+    panels = _panels(table)
+    n_positions = max(part["panel_position"].nunique() for _, part in panels)
+    fig = Figure(figsize=(9.0, 0.9 + (0.45 * n_positions + 0.7) * len(panels)), layout="constrained")
     axes = fig.subplots(len(panels), 2, squeeze=False)
     for (ax_level, ax_first), (title, part) in zip(axes, panels):
-        part = part.sort_values("panel_position")
-        x = part["panel_position"].to_numpy(int)
-        for ax, col, scale, label, colour in (
-            (ax_level, "mean_level", 1.0, "mean quality level (0-3)", OKABE_ITO["blue"]),
-            (ax_first, "first_rank_rate", 100.0, "percent ranked first", OKABE_ITO["orange"]),
+        for ax, outcome, scale, label, colour in (
+            (ax_level, "quality_level", 1.0, "effect on the quality level (levels)", OKABE_ITO["blue"]),
+            (ax_first, "ranked_first", 100.0, "effect on being ranked first (percentage points)",
+             OKABE_ITO["orange"]),
         ):
-            v = part[col].to_numpy(float) * scale
-            lo, hi = part[f"{col}_ci_low"].to_numpy(float) * scale, part[f"{col}_ci_high"].to_numpy(float) * scale
-            ax.bar(x, v, color=colour, width=0.6,
-                   yerr=np.nan_to_num(np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)])),
-                   ecolor="#333333", capsize=3)
-            for xi, vi in zip(x, v):
-                # beside the error bar, which runs through the middle of the bar
-                ax.text(xi + 0.16, vi / 2, f"{vi:.2f}" if scale == 1 else f"{vi:.0f}%", ha="center",
-                        va="center", fontsize=FONT - 1, color="white" if colour == OKABE_ITO["blue"] else "black")
-            ax.set_xticks(x, [f"panel {p}" for p in x])
-            ax.set_ylabel(label, fontsize=FONT - 1)
+            rows = part[part["outcome"] == outcome].sort_values("panel_position", ascending=False)
             ax.spines[["top", "right"]].set_visible(False)
-        ax_level.set_ylim(0, 3)
-        ax_first.set_ylim(0, 100)
+            if rows["effect"].isna().all():  # e.g. a fixed panel order: position and source confounded
+                note = rows["note"].astype(str).iloc[0] if len(rows) else "no data"
+                ax.text(0.5, 0.5, "\n".join(textwrap.wrap(note, 40)), ha="center", va="center",
+                        transform=ax.transAxes, fontsize=FONT - 1)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_xlabel(label, fontsize=FONT - 1)
+                continue
+            y = np.arange(len(rows))
+            v = rows["effect"].to_numpy(float) * scale
+            lo, hi = rows["ci_low"].to_numpy(float) * scale, rows["ci_high"].to_numpy(float) * scale
+            ax.axvline(0, color="#333333", linewidth=1)
+            ax.errorbar(v, y, xerr=np.nan_to_num(np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)])),
+                        fmt="o", color=colour, ecolor=colour, capsize=3, markersize=6)
+            for yi, vi, p in zip(y, v, rows["p_value"].to_numpy(float)):
+                number = f"{vi:+.2f}" if scale == 1 else f"{vi:+.1f}"
+                ax.text(vi, yi + 0.22, number + (f" (p={p:.2g})" if np.isfinite(p) else ""), ha="center",
+                        va="bottom", fontsize=FONT - 2)
+            ax.set_yticks(y, [f"panel {int(p)}" for p in rows["panel_position"]])
+            ax.set_ylim(-0.6, len(rows) - 0.2)
+            reach = np.nanmax(np.abs(np.concatenate([lo, hi, [0.1 * scale]])))
+            ax.set_xlim(-1.15 * reach, 1.15 * reach)
+            ax.set_xlabel(label, fontsize=FONT - 1)
+            ax.spines[["top", "right"]].set_visible(False)
         ax_level.set_title(title, loc="left", fontsize=FONT + 1, fontweight="bold")
     return _png(fig)
 
@@ -260,7 +275,7 @@ PLOTS = {
     "first_choice": ("first_choice", first_choice_bars),
     "pairwise": ("pairwise_wins", pairwise_heatmap),
     "alpha": ("krippendorff_alpha", alpha_points),
-    "position": ("position_bias", position_bias_plot),
+    "position": ("position_contrast", position_contrast_plot),
     "blinding": ("blinding_audit", blinding_plot),
 }
 

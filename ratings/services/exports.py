@@ -22,7 +22,7 @@ RAW_COLUMNS = (
     "galaxy", "manga_id", "iau_name", "nsa_id", "sdss_objid", "ra", "dec", "synthetic", "structure", "source",
     "producer", "producer_version", "producer_parameters", "mask_sha256", "sequence_position", "panel_position",
     "rank", "tie", "quality", "quality_label", "attention_passed", "is_decoy", "comment", "flagged_bad_image",
-    "seconds", "first_shown_at", "submitted_at", "created_at", "updated_at", "edited", "edits",
+    "seconds", "first_shown_at", "submitted_at", "created_at", "updated_at", "edited", "edits", "mask_state",
 )
 REVISION_COLUMNS = (
     "study", "rater", "item", "item_kind", "galaxy", "structure", "source", "sequence_position", "panel_position",
@@ -57,7 +57,7 @@ def answer_rows(study: Study) -> Iterator[dict]:
     items = {i["pk"]: i for i in Item.objects.filter(study=study).values(
         "pk", "kind", "structure", "repeat_of_id", *(f"galaxy__{f}" for f in galaxy_fields))}
     candidates = {c[0]: c[1:] for c in Candidate.objects.filter(item__study=study).values_list(
-        "pk", "producer_id", "mask__content_hash", "is_decoy")}
+        "pk", "producer_id", "mask__content_hash", "is_decoy", "mask__state")}
     answers = (Answer.objects.filter(assignment__study=study)
                .order_by("assignment__rater__pseudonym", "assignment__position", "panel_position"))
     passed = {asg: quality <= ATTENTION_PASS_MAX_QUALITY for asg, quality in answers.filter(
@@ -69,7 +69,7 @@ def answer_rows(study: Study) -> Iterator[dict]:
             "assignment__comment", "assignment__flagged_bad_image", "assignment__position",
             "assignment__first_shown_at", "assignment__submitted_at").iterator(chunk_size=5000):
         rater, item = raters[rater_id], items[item_id]
-        producer_id, mask_hash, is_decoy = candidates[cand_id]
+        producer_id, mask_hash, is_decoy, mask_state = candidates[cand_id]
         p = producers.get(producer_id)
         if p is None:  # a candidate whose producer was removed from the study's sources afterwards
             p = producers[producer_id] = Producer.objects.get(pk=producer_id)
@@ -92,7 +92,7 @@ def answer_rows(study: Study) -> Iterator[dict]:
             "is_decoy": is_decoy, "comment": comment, "flagged_bad_image": flagged,
             "seconds": round(seconds, 2), "first_shown_at": _iso(shown), "submitted_at": _iso(submitted),
             "created_at": created.isoformat(), "updated_at": updated.isoformat(), "edited": edits > 0,
-            "edits": edits,
+            "edits": edits, "mask_state": mask_state,
         }
 
 
@@ -148,7 +148,8 @@ def guess_rows(study: Study) -> Iterator[dict]:
     so the true source is the producer's kind too, and chance is one over the number of kinds offered."""
     kinds = sorted({p.kind for p in study.sources.all()})
     guesses = (BlindingGuess.objects.filter(rater__study=study, answered_at__isnull=False)
-               .exclude(guessed_kind="skipped").select_related("rater", "candidate__producer", "candidate__item"))
+               .exclude(guessed_kind="skipped").exclude(candidate__mask__state="not_asked")
+               .select_related("rater", "candidate__producer", "candidate__item"))
     positions: dict[int, dict[int, int]] = {}  # rater -> candidate -> panel position (1-based) where it was seen
     for g in guesses:
         if g.rater_id not in positions:

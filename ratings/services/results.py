@@ -30,7 +30,7 @@ from ratings.services import exports
 
 CACHE_DIR = "ratings-results"
 # bump when summary_tables or the figures change shape, so old caches are not served
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 # Above this many answers a cold dashboard view queues the computation (seconds to a minute) instead of
 # making the request wait for it; below, it computes at once (a second or two).
 INLINE_MAX_ANSWERS = 20_000

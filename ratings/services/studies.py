@@ -20,6 +20,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from evalcore import vocabulary
 from evalcore.study import design
 from evalsite.accounts import SignUpForm
 from ratings.models import (
@@ -69,39 +70,101 @@ def _candidate_mask(galaxy: Galaxy, structure: str, producer) -> Mask | None:
     return (masks.filter(image__kind=Image.Kind.SURVEY_CUTOUT).first() or masks.first())
 
 
-def study_set_items(*, study: Study, galaxies, user=None) -> int:
-    """(Re)build the study's real items: one per (galaxy, structure) with one candidate per source."""
+class ItemsSet(int):
+    """What ``study_set_items`` made: the number of items (an int) with ``plan`` (the candidates and what was
+    dropped, ``evalcore.study.design.CandidatePlan``) and ``message`` (what was dropped and why, or "")."""
+
+    plan: design.CandidatePlan
+    message: str
+
+
+def _source_names(producers) -> dict[int, str]:
+    return vocabulary.source_labels((p.pk, p.kind, p.name, p.version) for p in producers)
+
+
+def study_set_items(*, study: Study, galaxies, user=None) -> ItemsSet:
+    """(Re)build the study's real items: one per (galaxy, structure), with one candidate per source that was
+    asked for that structure. A source whose mask is "not asked" is never a candidate; a (galaxy, structure)
+    left with fewer than two asked sources is not an item. Both are counted and named in the returned
+    message and the study's log. Refused (nothing changes) when a structure would have no item at all."""
     if study.state != Study.State.DRAFT:
         raise StudyError("items can only change while the study is a draft")
     sources = list(study.sources.all())
+    names = _source_names(sources)
+    galaxies = list(galaxies)
+    masks = {(g.pk, structure, p.pk): _candidate_mask(g, structure, p)
+             for g in galaxies for structure in study.structures for p in sources}
+    states = {(str(g), structure, str(p)): (m.state if m is not None else None)
+              for (g, structure, p), m in masks.items()}
+    plan = design.plan_candidates(states, [str(g.pk) for g in galaxies], list(study.structures),
+                                  [str(p.pk) for p in sources], min_sources=min(2, len(sources)))
+    by_pk = {str(g.pk): g.name for g in galaxies}
+    plan.dropped = [design.Dropped(by_pk[d.galaxy], d.structure, names.get(int(d.source), d.source) if d.source
+                                   else "", d.reason) for d in plan.dropped]
+    empty_structures = [s for s in study.structures if not any(k[1] == s for k in plan.items)]
+    if galaxies and empty_structures:
+        raise StudyError(
+            f"too few candidates remain: no {', '.join(empty_structures)} item has two asked sources among "
+            f"these galaxies ({plan.message()}); remove the structure from the study or choose other galaxies")
+    by_id = {p.pk: p for p in sources}
     with transaction.atomic():
         study.items.all().delete()
         n = 0
         for galaxy in galaxies:
             for structure in study.structures:
+                keep = plan.items.get((str(galaxy.pk), structure))
+                if keep is None:
+                    continue
                 item = Item.objects.create(study=study, galaxy=galaxy, structure=structure)
-                for producer in sources:
-                    mask = _candidate_mask(galaxy, structure, producer)
+                for source in keep:
+                    mask = masks[(galaxy.pk, structure, int(source))]
                     if mask is not None:
-                        Candidate.objects.create(item=item, mask=mask, producer=producer)
+                        Candidate.objects.create(item=item, mask=mask, producer=by_id[int(source)])
                 n += 1
-    return n
+        _log(study, "items chosen", user, {"items": n, "galaxies": len(galaxies),
+                                           "dropped_candidates": len(plan.dropped_candidates),
+                                           "dropped_items": len(plan.dropped_items), "message": plan.message()})
+    out = ItemsSet(n)
+    out.plan, out.message = plan, plan.message()
+    return out
 
 
 @dataclass
 class StudyCheck:
     missing: list[dict] = field(default_factory=list)  # (galaxy, structure, source) without a mask
     empty: list[dict] = field(default_factory=list)  # candidates whose mask has nothing marked
-    not_asked: list[dict] = field(default_factory=list)
+    not_asked: list[dict] = field(default_factory=list)  # candidates whose source was not asked: blocking
+    dropped: list[dict] = field(default_factory=list)  # sources left out of an item because not asked
     training_galaxies: list[str] = field(default_factory=list)
+    practice_available: int = 0  # galaxies outside the study that practice items can come from
     problems: list[str] = field(default_factory=list)
 
     @property
     def blocking(self) -> list[str]:
         out = list(self.problems)
         if self.missing:
-            out.append(f"{len(self.missing)} candidate masks are missing")
+            out.append(f"{len(self.missing)} candidate masks are missing: {_where(self.missing)}")
+        if self.not_asked:
+            out.append(f"{len(self.not_asked)} candidates whose source was not asked for that structure, which "
+                       f"would be rated as if their mask existed: {_where(self.not_asked)}; choose the "
+                       "galaxies again (Choose galaxies) to drop them")
         return out
+
+    @property
+    def dropped_message(self) -> str:
+        """The sources left out of items because they were not asked, per source and structure."""
+        return design.dropped_message([design.Dropped(d["galaxy"], d["structure"], d["source"],
+                                                      design.NOT_ASKED_REASON) for d in self.dropped])
+
+
+def _where(rows: list[dict], limit: int = 12) -> str:
+    """``sparcfire bar: g1, g2 (+3 more); ...``: (galaxy, structure, source) rows grouped by source and structure."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        groups.setdefault((r["source"], r["structure"]), []).append(r["galaxy"])
+    return "; ".join(f"{source} {structure}: {', '.join(g[:limit])}"
+                     + (f" (+{len(g) - limit} more)" if len(g) > limit else "")
+                     for (source, structure), g in sorted(groups.items()))
 
 
 def study_check(*, study: Study) -> StudyCheck:
@@ -117,6 +180,10 @@ def study_check(*, study: Study) -> StudyCheck:
         "candidates__mask", "candidates__producer")
     if not items:
         check.problems.append("the study has no items")
+    names = _source_names(sources)
+    not_asked = set(Mask.objects.filter(
+        galaxy_id__in={i.galaxy_id for i in items}, producer__in=sources, is_current=True,
+        state=Mask.State.NOT_ASKED).values_list("galaxy_id", "structure", "producer_id"))
     for item in items:
         have = {c.producer_id: c for c in item.candidates.all()}
         grids = {c.mask.image_id for c in have.values()}
@@ -124,9 +191,11 @@ def study_check(*, study: Study) -> StudyCheck:
             check.problems.append(f"{item.galaxy.name} {item.structure}: candidates lie on different images, "
                                   "so their panels would differ in more than the mask")
         for producer in sources:
-            where = {"galaxy": item.galaxy.name, "structure": item.structure, "source": str(producer)}
+            where = {"galaxy": item.galaxy.name, "structure": item.structure, "source": names[producer.pk]}
             cand = have.get(producer.pk)
-            if cand is None:
+            if cand is None and (item.galaxy_id, item.structure, producer.pk) in not_asked:
+                check.dropped.append(where)
+            elif cand is None:
                 check.missing.append(where)
             elif cand.mask.state == Mask.State.EMPTY:
                 check.empty.append(where)
@@ -144,6 +213,8 @@ def study_check(*, study: Study) -> StudyCheck:
             check.problems.append(
                 f"{len(check.training_galaxies)} galaxies are not in the test split of the compared model "
                 "(used for training or tuning); remove them or record an override with a reason")
+    if study.practice_items:
+        check.practice_available = len({g.pk for g, _, _ in practice_galaxies(study=study)})
     if study.planned_raters and study.raters_per_item > study.planned_raters:
         check.problems.append("raters per item exceeds the planned number of raters")
     return check
@@ -168,6 +239,7 @@ def study_open(*, study: Study, user=None) -> Study:
             by_slot.setdefault(s.rater, []).append((real[s.item], s.order))
         most_checks = max((round(study.attention_rate * len(seq)) for seq in by_slot.values()), default=0)
         attention_pool = _attention_items(study, real, rng, size=max(5, most_checks))
+        practice = practice_create(study=study)
         rows = []
         for slot, seq in sorted(by_slot.items()):
             seq = list(seq)
@@ -190,8 +262,74 @@ def study_open(*, study: Study, user=None) -> Study:
             "items": len(real), "slots": study.planned_raters, "assignments": len(rows),
             "empty_candidates": len(check.empty), "training_galaxies": check.training_galaxies,
             "training_override_reason": study.training_override_reason,
+            "practice_items": [f"{i.galaxy.name} {i.structure}" for i in practice],
+            "practice_with_truth": sum(1 for i in practice if i.has_truth),
         })
     return study
+
+
+def practice_galaxies(*, study: Study, exclude=()) -> list[tuple[Galaxy, str, bool]]:
+    """The (galaxy, structure, has known truth) a study's practice may use, best first: never a galaxy that
+    is an item of the study (nor in ``exclude``); at least two of the study's sources asked for the structure;
+    galaxies outside the compared model's test split first (the test split is kept for the study itself; the
+    sky split when the study names no model version), then synthetic galaxies with a true mask (known truth),
+    then a seeded shuffle."""
+    sources = list(study.sources.all())
+    if not sources or not study.structures:
+        return []
+    used = set(study.items.values_list("galaxy_id", flat=True)) | set(exclude)
+    asked: dict[tuple[int, str], set[int]] = {}
+    for gid, structure, pid in (Mask.objects.filter(producer__in=sources, structure__in=study.structures,
+                                                    is_current=True)
+                                .exclude(state=Mask.State.NOT_ASKED).exclude(galaxy_id__in=used)
+                                .values_list("galaxy_id", "structure", "producer_id")):
+        asked.setdefault((gid, structure), set()).add(pid)
+    need = min(2, len(sources))
+    pairs = sorted(k for k, v in asked.items() if len(v) >= need)
+    if not pairs:
+        return []
+    galaxies = Galaxy.objects.in_bulk({g for g, _ in pairs})
+    truth = set(Mask.objects.filter(galaxy_id__in=galaxies, producer__kind="truth", is_current=True,
+                                    galaxy__synthetic=True, state=Mask.State.MARKED)
+                .values_list("galaxy_id", "structure"))
+    if study.test_split_of_id:
+        from segmentation.selectors.model_versions import model_version_splits
+
+        splits = model_version_splits(study.test_split_of)
+        in_test = {g for g in galaxies if splits.get(g) == "test"}
+    else:
+        from evalcore.sky.splits import split_for
+
+        in_test = {g.pk for g in galaxies.values() if split_for(g.ra, g.dec, name=g.name) == "test"}
+    rng = random.Random(f"practice-{study.seed}")
+    order = {pair: rng.random() for pair in pairs}
+    pairs.sort(key=lambda p: (p[0] in in_test, p not in truth, order[p]))
+    return [(galaxies[g], structure, (g, structure) in truth) for g, structure in pairs]
+
+
+def practice_create(*, study: Study) -> list[Item]:
+    """The study's practice items, made once when it opens and frozen with the design: up to
+    ``practice_items`` (galaxy, structure) from ``practice_galaxies`` - never a galaxy the study's raters
+    will rate - one galaxy each, with a candidate per asked source. Returns them (``has_truth`` set)."""
+    if study.practice_items <= 0:
+        return []
+    sources = list(study.sources.all())
+    out, seen = [], set()
+    for galaxy, structure, has_truth in practice_galaxies(study=study):
+        if len(out) >= study.practice_items:
+            break
+        if galaxy.pk in seen:
+            continue
+        masks = [(p, _candidate_mask(galaxy, structure, p)) for p in sources]
+        masks = [(p, m) for p, m in masks if m is not None and m.state != Mask.State.NOT_ASKED]
+        if len({m.image_id for _, m in masks}) != 1:
+            continue  # the panels of one item must lie on one image
+        item = Item.objects.create(study=study, galaxy=galaxy, structure=structure, kind=Item.Kind.PRACTICE)
+        Candidate.objects.bulk_create([Candidate(item=item, mask=m, producer=p) for p, m in masks])
+        item.has_truth = has_truth
+        seen.add(galaxy.pk)
+        out.append(item)
+    return out
 
 
 def _repeat_item(item: Item) -> Item:

@@ -7,8 +7,8 @@ import hashlib
 import pytest
 import torch
 from django.core.files.base import ContentFile
-from tests.integration.test_quality import galaxy_maps, survey  # noqa: F401  (fixture)
-from tests.integration.test_quality_gate import store_arc_finder
+from tests.integration.segmentation.test_quality import galaxy_maps, survey  # noqa: F401  (fixture)
+from tests.integration.segmentation.test_quality_gate import store_arc_finder
 
 from evalcore.unet.augment import settings as augmentation_settings
 from evalcore.unet.manifest import manifest_bytes

@@ -60,8 +60,9 @@ def source_counts(arms: np.ndarray, j: int) -> np.ndarray:
 def spiral_study(name: str = "Blind study", n_galaxies: int = 4, planned_raters: int = 3,
                 raters_per_item: int = 2, practice_items: int = 1, seed: int = 1, open_it: bool = True,
                 prefix: str = "rg", reference: bool = True, **fields) -> Study:
-    """An (open) study comparing the three sources on ``n_galaxies`` spiral items; with ``reference`` a
-    synthetic galaxy with a true mask, outside the study, for the guide's quality examples."""
+    """An (open) study comparing the three sources on ``n_galaxies`` spiral items, with ``practice_items``
+    more galaxies outside the study for its practice; with ``reference`` a synthetic galaxy with a true
+    mask, outside the study, for the guide's quality examples."""
     producers = [producer_get_or_create(kind=k, name=n, version=v) for k, n, v in SOURCES]
     galaxies = []
     for i in range(n_galaxies):
@@ -72,6 +73,13 @@ def spiral_study(name: str = "Blind study", n_galaxies: int = 4, planned_raters:
             mask_store(galaxy=g, image=im, structure="spiral", producer=p, state="marked",
                        numerators=source_counts(arms, j), denominator=DENOMINATOR)
         galaxies.append(g)
+    for i in range(practice_items):  # practice comes from galaxies that are not items of the study
+        g, _ = galaxy_upsert(name=f"practice-{prefix}{i}", defaults={"ra": 60.0 + i, "dec": 3.0})
+        rgb, arms = spiral(PICTURE_SIZE, seed * 100 + 50 + i)
+        im, _ = image_store(galaxy=g, kind="survey_cutout", rgb=rgb)
+        for j, p in enumerate(producers):
+            mask_store(galaxy=g, image=im, structure="spiral", producer=p, state="marked",
+                       numerators=source_counts(arms, j), denominator=DENOMINATOR)
     if reference:  # a synthetic galaxy outside the study whose true mask makes the guide's examples
         g, _ = galaxy_upsert(name=f"{prefix}-ref", defaults={"ra": 50.0, "dec": -1.0, "synthetic": True})
         rgb, arms = spiral(PICTURE_SIZE, seed * 100 + 99)

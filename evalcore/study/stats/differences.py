@@ -82,17 +82,111 @@ def _ordinal_model(answers: pd.DataFrame, *, reference: str | None = None, level
         if len(sources) < 2 or len(levels) < 2:
             rows.append({**base, "note": "needs at least two sources and two observed quality levels"})
             continue
-        fit = _fit_ordinal(part, sources, ref, levels)
-        for source in sources:
-            if source == ref:
-                continue
-            name = f"source[{source}]"
-            b, se = fit["params"][name], fit["se"][name]
-            rows.append({**base, "source": source, "log_odds": b, "se_cluster_galaxy": se,
-                         "odds_ratio": np.exp(b), "odds_ratio_ci_low": np.exp(b - z * se),
-                         "odds_ratio_ci_high": np.exp(b + z * se), "p_value": 2 * stats.norm.sf(abs(b / se)),
-                         "converged": fit["converged"], "note": ""})
+        separated = separation(part, sources, ref)
+        group = [{**base, "source": source, "converged": False, "note": f"{NOT_ESTIMABLE}: {reason}"}
+                 for source, reason in separated.items()]
+        fitted = [s for s in sources if s not in separated]
+        if len(fitted) >= 2 and part.loc[part["source"].isin(fitted), "quality"].nunique() < 2:
+            group += [{**base, "source": s, "note": "the remaining sources' answers are all at one level"}
+                      for s in fitted if s != ref]
+        elif len(fitted) >= 2:
+            # the separated sources' answers say nothing finite about the others: fit without them
+            part = part[part["source"].isin(fitted)]
+            fit = _fit_ordinal(part, fitted, ref, np.sort(part["quality"].unique()))
+            for source in fitted:
+                if source == ref:
+                    continue
+                name = f"source[{source}]"
+                b, se = fit["params"][name], fit["se"][name]
+                group.append({**base, "source": source, "log_odds": b, "se_cluster_galaxy": se,
+                              "odds_ratio": np.exp(b), "odds_ratio_ci_low": np.exp(b - z * se),
+                              "odds_ratio_ci_high": np.exp(b + z * se), "p_value": 2 * stats.norm.sf(abs(b / se)),
+                              "converged": fit["converged"], "note": ""})
+        rows += sorted(group, key=lambda r: r["source"])
     return pd.DataFrame(rows, columns=ORDINAL_COLUMNS)
+
+
+NOT_ESTIMABLE = "not estimable: separation"
+
+
+def separation(part: pd.DataFrame, sources: list[str], ref: str) -> dict[str, str]:
+    """The sources whose log odds against ``ref`` have no finite maximum-likelihood estimate in the model
+    with rater terms, each with the reason in words; {} when every source is estimable.
+
+    A source is not estimable when its levels are constant (one level only: every answer tied, so its
+    position on the scale rests on the other sources' thresholds alone), or when the likelihood keeps
+    growing as its coefficient runs to plus or minus infinity: complete separation (every answer of the
+    source above, or below, every answer of the reference) or quasi-complete separation (the same, the two
+    sharing one boundary level; or through the rater terms). The second is found exactly, as a linear
+    programme: is there a direction of (coefficients, thresholds), with the thresholds kept in order, along
+    which no answer's probability falls and the source's coefficient changes? (Albert & Anderson 1984,
+    Biometrika 71, 1; for cumulative models, the observations' level bounds replace the 0/1 response.)
+    """
+    from scipy.optimize import linprog
+
+    quality = part["quality"].to_numpy(float)
+    labels = {float(q): name for q, name in zip(range(4), ("Totally failed", "Mostly poorly", "Mostly well",
+                                                            "Perfectly"))}
+    out: dict[str, str] = {}
+    by_source = {s: quality[(part["source"] == s).to_numpy()] for s in sources}
+    ref_levels = by_source[ref]
+    if np.unique(ref_levels).size == 1:
+        reason = (f"every answer of the reference ({ref}) is '{labels.get(ref_levels[0], ref_levels[0])}' "
+                  "(its levels are constant), so no odds against it are finite")
+        return {s: reason for s in sources if s != ref}
+    for s in sources:
+        if s == ref:
+            continue
+        mine = by_source[s]
+        if np.unique(mine).size == 1:
+            out[s] = f"every answer of {s} is '{labels.get(mine[0], mine[0])}' (its levels are constant)"
+        elif mine.max() < ref_levels.min() or mine.min() > ref_levels.max():
+            side = "below" if mine.max() < ref_levels.min() else "above"
+            out[s] = f"complete separation: every answer of {s} is {side} every answer of {ref}"
+        elif mine.max() <= ref_levels.min() or mine.min() >= ref_levels.max():
+            side = "above" if mine.max() <= ref_levels.min() else "below"
+            out[s] = (f"quasi-complete separation: no answer of {s} is {side} an answer of {ref}, the two "
+                      "meeting at one level only")
+    rest = [s for s in sources if s != ref and s not in out]
+    if not rest:
+        return out
+    # the exact check, over the sources not already explained, with the rater terms
+    levels = np.sort(np.unique(quality))
+    y = np.searchsorted(levels, quality)
+    raters = sorted(part["rater"].unique())
+    columns = [part["source"].to_numpy() == s for s in rest] + \
+        [part["source"].to_numpy() == s for s in sources if s != ref and s in out] + \
+        [part["rater"].to_numpy() == r for r in raters[1:]]
+    x = np.column_stack(columns).astype(float)
+    patterns, _ = np.unique(np.column_stack([x, y]), axis=0, return_inverse=True)
+    px, py = patterns[:, :-1], patterns[:, -1].astype(int)
+    n_beta, n_theta = x.shape[1], len(levels) - 1
+    constraints = []
+    for xi, k in zip(px, py):
+        if k <= n_theta - 1:  # P(y <= k) must not fall: eta - dtheta_k <= 0
+            row = np.concatenate([xi, np.zeros(n_theta)])
+            row[n_beta + k] -= 1
+            constraints.append(row)
+        if k >= 1:  # P(y <= k - 1) must not rise: dtheta_(k-1) - eta <= 0
+            row = np.concatenate([-xi, np.zeros(n_theta)])
+            row[n_beta + k - 1] += 1
+            constraints.append(row)
+    for k in range(n_theta - 1):  # thresholds stay in order
+        row = np.zeros(n_beta + n_theta)
+        row[n_beta + k], row[n_beta + k + 1] = 1, -1
+        constraints.append(row)
+    a_ub = np.array(constraints)
+    b_ub = np.zeros(len(a_ub))
+    for j, s in enumerate(rest):
+        for sign, word in ((1, "above"), (-1, "below")):
+            objective = np.zeros(n_beta + n_theta)
+            objective[j] = -sign
+            res = linprog(objective, A_ub=a_ub, b_ub=b_ub, bounds=[(-1, 1)] * (n_beta + n_theta), method="highs")
+            if res.status == 0 and -res.fun > 1e-7:
+                out[s] = (f"quasi-complete separation: with the raters' leniency taken into account, {s}'s answers "
+                          f"can be placed entirely {word} those of {ref} (no finite estimate)")
+                break
+    return out
 
 
 def _fit_ordinal(part: pd.DataFrame, sources: list[str], ref: str, levels: np.ndarray) -> dict:

@@ -9,7 +9,7 @@ import pandas as pd
 
 # QUALITY_LEVELS (0..3) is passed explicitly wherever a scale is needed; "Mostly well (some minor errors)"
 # or better (MOSTLY_WELL) is the study's headline threshold.
-from evalcore.vocabulary import MOSTLY_WELL, QUALITY_LABELS, QUALITY_LEVELS  # noqa: F401
+from evalcore.vocabulary import MOSTLY_WELL, NOT_ASKED, QUALITY_LABELS, QUALITY_LEVELS  # noqa: F401
 
 ITEM_KINDS = ("real", "repeat", "attention")
 
@@ -93,7 +93,7 @@ def validate_answers(df: pd.DataFrame) -> pd.DataFrame:
     Raises SchemaError naming the column, the rule and example row labels. Extra columns are kept.
     """
     _require_columns(df, ANSWER_COLUMNS, "answers")
-    out = df.copy()
+    out, dropped = _asked_only(df)
     for col in ("study", "rater", "item", "galaxy", "structure", "source", "item_kind"):
         # categorical keys: grouping 10^5 answers by them is ~10x faster than by strings
         out[col] = _text(out, col, "answers")
@@ -135,6 +135,8 @@ def validate_answers(df: pd.DataFrame) -> pd.DataFrame:
         raise SchemaError("answers has two candidates in one panel position of an evaluation: rows " + _rows(out, dup))
     # tie must say exactly "another candidate of this evaluation shares my rank"
     shared = out["rank"].notna() & out.duplicated(EVALUATION_KEYS + ["rank"], keep=False)
+    if dropped:  # a dropped not-asked candidate may have been the one a rank was shared with
+        out["tie"] = shared
     bad = out["tie"] != shared
     if bad.any():
         raise SchemaError(
@@ -146,6 +148,16 @@ def validate_answers(df: pd.DataFrame) -> pd.DataFrame:
         if varying.any():
             raise SchemaError(f"answers.{col} differs between candidates of one evaluation: rows {_rows(out, varying)}")
     return out
+
+
+def _asked_only(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """A copy without the rows of candidates whose source was not asked for the structure (optional column
+    ``mask_state`` = ``not_asked``): such a panel showed a mask that does not exist, so no statistic counts
+    it. Returns (the copy, how many rows were dropped)."""
+    if "mask_state" not in df.columns:
+        return df.copy(), 0
+    asked = df["mask_state"].astype(object).where(df["mask_state"].notna(), "").astype(str) != NOT_ASKED
+    return df[asked.to_numpy()].copy(), int((~asked).sum())
 
 
 def validate_guesses(guesses: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import pandas as pd
 from .audit import BLINDING_COLUMNS, CONFUSION_COLUMNS, _blinding_audit, _blinding_confusion, _exclusions, _per_rater
 from .bootstrap import DEFAULT_B, DEFAULT_LEVEL, DEFAULT_SEED
 from .differences import _ordinal_model, _rank_tests
+from .position import _position_contrast
 from .quality import _position_bias, _quality_levels, _quality_summary
 from .rankings import _first_choice, _pairwise_wins
 from .reliability import DEFAULT_MIN_PASS_RATE, _attention, _intra_rater, _krippendorff_alpha
@@ -42,6 +43,10 @@ def analysis_rules(*, min_pass_rate: float, n_boot: int, seed: int, level: float
                                 "galaxies only.",
         "headline_share": "Share of rated answers at 'Mostly well' or better (levels 2-3 of 0-3); each source "
                           "keeps its own denominator (n_rated); unrated answers are counted in n_unrated.",
+        "position_contrast": "Each panel position's effect: the position's coefficient minus the mean of the other "
+                             "positions' in a linear model of the level (and of ranking first) with one fixed "
+                             "effect per evaluation and one per source; galaxy-clustered (CR1) standard errors, "
+                             f"{100 * level:.0f}% t intervals with galaxies - 1 degrees of freedom.",
         "multiple_comparisons": "Holm correction over all Wilcoxon comparisons of all structures and studies; "
                                 "separately over the Friedman tests.",
     }
@@ -78,6 +83,7 @@ def summary_tables(answers: pd.DataFrame, guesses: pd.DataFrame | None = None, *
         "intra_rater": _intra_rater(df, checks),
         "attention": checks,
         "position_bias": _position_bias(primary, **boot),
+        "position_contrast": _position_contrast(primary, level=level),
         "raters": raters["raters"],
         "rater_source_means": raters["rater_source_means"],
     }

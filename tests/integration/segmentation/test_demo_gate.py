@@ -1,8 +1,8 @@
 """The demo trains by rounds until its model passes the quality gate, or says plainly that none did; its
 study only ever uses a gated version (real tiny trainings and evaluations)."""
 import pytest
-from tests.integration.test_quality import survey  # noqa: F401  (fixture)
-from tests.integration.test_quality_gate import store_arc_finder
+from tests.integration.segmentation.test_quality import survey  # noqa: F401  (fixture)
+from tests.integration.segmentation.test_quality_gate import store_arc_finder
 
 from evalcore.unet import gate as floors
 from evalsite import demo

@@ -3,7 +3,7 @@ generate_masks says."""
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
-from tests.integration.test_quality import galaxy_maps, survey, train_version  # noqa: F401  (fixture)
+from tests.integration.segmentation.test_quality import galaxy_maps, survey, train_version  # noqa: F401  (fixture)
 
 from evalcore.unet import gate as floors
 from segmentation.models import Image, ModelVersion, Producer

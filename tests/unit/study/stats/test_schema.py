@@ -20,9 +20,9 @@ def answers():
     ])
 
 
-PUBLIC = ["quality_levels", "quality_summary", "position_bias", "first_choice", "pairwise_wins", "ordinal_model",
-          "rank_tests", "krippendorff_alpha", "intra_rater", "attention", "per_rater", "primary_answers",
-          "summary_tables"]
+PUBLIC = ["quality_levels", "quality_summary", "position_bias", "position_contrast", "first_choice", "pairwise_wins",
+          "ordinal_model", "rank_tests", "krippendorff_alpha", "intra_rater", "attention", "per_rater",
+          "primary_answers", "summary_tables"]
 
 
 @pytest.mark.parametrize("name", PUBLIC)

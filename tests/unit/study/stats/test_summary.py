@@ -8,7 +8,7 @@ from tests.unit.stats_records import crossed_study
 
 TABLES = {"rules", "exclusions", "quality_levels", "quality_summary", "quality_summary_all_raters", "first_choice",
           "pairwise_wins", "ordinal_model", "friedman", "wilcoxon", "krippendorff_alpha", "intra_rater", "attention",
-          "position_bias", "raters", "rater_source_means", "blinding_audit", "blinding_confusion"}
+          "position_bias", "position_contrast", "raters", "rater_source_means", "blinding_audit", "blinding_confusion"}
 
 
 def _full_study():
