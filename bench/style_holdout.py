@@ -43,7 +43,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=60, help="at most this many galaxies per evaluated group")
     ap.add_argument("--n-boot", type=int, default=1000)
-    ap.add_argument("--redis-db", type=int, default=12)
+    ap.add_argument("--redis-db", type=int, default=12,
+                    help="a Redis database of your own, not the one the tests use while they run")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (database, surveys)")
     args = ap.parse_args()
     if args.held_out in styles.parse(args.train_style):
