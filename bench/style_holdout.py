@@ -57,8 +57,9 @@ def main() -> None:
     from django.core.management import call_command
 
     from evalcore.unet.model import demo_config
-    from segmentation import style_quality, training
     from segmentation.models import ModelVersion
+    from segmentation.services import style_evaluation as style_quality
+    from segmentation.services import training
 
     quiet = io.StringIO()
     try:

@@ -7,9 +7,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from evalcore.synthetic import styles
-from segmentation import style_quality, training
 from segmentation.models import Galaxy, Image, ModelVersion
-from segmentation.selectors import image_bands, image_rgb
+from segmentation.selectors.images import image_bands, image_rgb
+from segmentation.services import style_evaluation as style_quality
+from segmentation.services import training
 
 
 def make(*args):
