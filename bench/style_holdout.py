@@ -43,7 +43,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=60, help="at most this many galaxies per evaluated group")
     ap.add_argument("--n-boot", type=int, default=1000)
-    ap.add_argument("--redis-db", type=int, default=12)
+    ap.add_argument("--redis-db", type=int, default=12,
+                    help="a Redis database of your own, not the one the tests use while they run")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (database, surveys)")
     args = ap.parse_args()
     if args.held_out in styles.parse(args.train_style):
@@ -57,7 +58,7 @@ def main() -> None:
 
     from evalcore.unet.model import demo_config
     from segmentation.models import ModelVersion
-    from segmentation.services import style_quality, training
+    from segmentation.services import style_evaluation, training
 
     quiet = io.StringIO()
     try:
@@ -77,14 +78,14 @@ def main() -> None:
                      style=args.held_out, import_=True, no_progress=True, workers=min(2, os.cpu_count() or 1),
                      stdout=quiet)
         t3 = time.perf_counter()
-        report = style_quality.style_evaluation(version=version, style=args.held_out, n_boot=args.n_boot,
+        report = style_evaluation.style_evaluation(version=version, style=args.held_out, n_boot=args.n_boot,
                                                 limit=args.limit)
         t4 = time.perf_counter()
         epochs = len(run.history or [])
         print(f"train survey {args.n} x {args.train_style} ({t1 - t0:.0f} s), training {epochs} "
               f"epochs at {args.image_size} px ({t2 - t1:.0f} s), held-out survey {args.n_held} x {args.held_out} "
               f"({t3 - t2:.0f} s), evaluation ({t4 - t3:.0f} s); load average {os.getloadavg()[0]:.1f}")
-        for line in style_quality.summary_lines(report):
+        for line in style_evaluation.summary_lines(report):
             print(line)
     finally:
         release_redis_db(args.redis_db)

@@ -46,7 +46,8 @@ CATALOGUE_NAME = "cutouts.csv"
 SUMMARY_NAME = "survey.json"
 CATALOGUE_COLUMNS = ("name", "ra", "dec", "redshift", "pixel_scale", "manga_id", "file")
 GZIP_LEVEL = 1  # fast; level 6 saves only ~7% on these files and takes twice the time
-BENCHMARK = {"n": 2000, "seed": 20231204, "size": 256}  # the fixed benchmark survey (docs/synthetic.md)
+# the fixed benchmark survey (docs/synthetic.md)
+BENCHMARK = {"n": 2000, "seed": 20231204, "size": 256, "style": "classic"}
 
 
 class SurveyError(ValueError):

@@ -7,8 +7,6 @@ import hashlib
 import pytest
 import torch
 from django.core.files.base import ContentFile
-from tests.integration.segmentation.test_quality import galaxy_maps, survey  # noqa: F401  (fixture)
-from tests.integration.segmentation.test_quality_gate import store_arc_finder
 
 from evalcore.unet.augment import settings as augmentation_settings
 from evalcore.unet.manifest import manifest_bytes
@@ -16,6 +14,8 @@ from evalcore.unet.model import UNetConfig, build_model, model_bytes
 from segmentation.models import ModelVersion
 from segmentation.services import quality_gate, training
 from segmentation.services.masks import producer_get_or_create
+from tests.integration.segmentation.test_quality import galaxy_maps, survey  # noqa: F401  (fixture)
+from tests.integration.segmentation.test_quality_gate import store_arc_finder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -73,15 +73,15 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(line) if quality_gate.passed(version) else self.style.WARNING(line))
 
     def handle_style(self, version, o):
-        from segmentation.services import style_quality
+        from segmentation.services import style_evaluation
 
         with tqdm(desc=f"evaluating {version.name} on style {o['style']}", unit="image") as bar:
             try:
-                report = style_quality.style_evaluation(version=version, style=o["style"], n_boot=o["n_boot"],
+                report = style_evaluation.style_evaluation(version=version, style=o["style"], n_boot=o["n_boot"],
                                                         limit=o["limit"], arcfinder=not o["no_arcfinder"],
                                                         progress=bar.update)
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
-        for line in style_quality.summary_lines(report):
+        for line in style_evaluation.summary_lines(report):
             self.stdout.write(line)
-        self.stdout.write(f"\nstored in metrics[{style_quality.metrics_key(o['style'])!r}] of {version.name}")
+        self.stdout.write(f"\nstored in metrics[{style_evaluation.metrics_key(o['style'])!r}] of {version.name}")

@@ -1,14 +1,14 @@
 """The demo trains by rounds until its model passes the quality gate, or says plainly that none did; its
 study only ever uses a gated version (real tiny trainings and evaluations)."""
 import pytest
-from tests.integration.segmentation.test_quality import survey  # noqa: F401  (fixture)
-from tests.integration.segmentation.test_quality_gate import store_arc_finder
 
 from evalcore.unet import gate as floors
 from evalsite import demo
 from ratings.models import Study
 from segmentation.models import Image, ModelVersion, Producer, TrainingRun
 from segmentation.services import quality_gate, training
+from tests.integration.segmentation.test_quality import survey  # noqa: F401  (fixture)
+from tests.integration.segmentation.test_quality_gate import store_arc_finder
 
 TINY = {"encoder": "resnet18", "image_size": 32, "epochs": 1, "batch_size": 4, "patience": 5}
 

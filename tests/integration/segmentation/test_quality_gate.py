@@ -3,12 +3,12 @@ generate_masks says."""
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
-from tests.integration.segmentation.test_quality import galaxy_maps, survey, train_version  # noqa: F401  (fixture)
 
 from evalcore.unet import gate as floors
 from segmentation.models import Image, ModelVersion, Producer
 from segmentation.services import quality_gate, training
 from segmentation.services.masks import mask_store, producer_get_or_create
+from tests.integration.segmentation.test_quality import galaxy_maps, survey, train_version  # noqa: F401  (fixture)
 
 
 def store_arc_finder(kind: str) -> Producer:

@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 from evalcore.synthetic import styles
 from segmentation.models import Galaxy, Image, ModelVersion
 from segmentation.selectors.images import image_bands, image_rgb
-from segmentation.services import style_quality, training
+from segmentation.services import style_evaluation, training
 
 
 def make(*args):
@@ -25,7 +25,7 @@ def test_styled_surveys_import_with_their_bands_and_pixel_scales(tmp_path):
     assert "style classic,galsim-gri,galsim-grey" in text and "survey cutouts: imported 6" in text
     seen = set()
     for galaxy in Galaxy.objects.all():
-        style = style_quality.galaxy_style(galaxy.truth)
+        style = style_evaluation.galaxy_style(galaxy.truth)
         seen.add(style)
         cutout = galaxy.images.get(kind=Image.Kind.SURVEY_CUTOUT)
         bands = image_bands(cutout)
@@ -69,7 +69,7 @@ def test_evaluate_model_scores_a_held_out_style_beside_its_own_test_split(tmp_pa
     for row in ("spiral: model", "spiral: volunteers' consensus", "spiral: arc finder", "bar detection, held-out",
                 "spiral IoU on the held-out style / own styles"):
         assert row in text, text
-    report = ModelVersion.objects.get(pk=version.pk).metrics[style_quality.metrics_key("galsim-gri")]
+    report = ModelVersion.objects.get(pk=version.pk).metrics[style_evaluation.metrics_key("galsim-gri")]
     assert report["held_out"] is True and report["groups"]["held_out"]["n_galaxies"] == 4
     sources = report["groups"]["held_out"]["structures"]["spiral"]["sources"]
     assert {"model", "volunteers' consensus", "arc finder"} <= set(sources)
