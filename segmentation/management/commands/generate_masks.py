@@ -22,6 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--chunk-size", type=int, default=generation.DEFAULT_CHUNK_SIZE)
         parser.add_argument("--enqueue", action="store_true", help="enqueue the chunks instead of running here")
         parser.add_argument("--resume", type=int, metavar="RUN_ID", help="re-enqueue a run's unfinished chunks")
+        parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
     def handle(self, *args, **o):
         if o["resume"]:
@@ -61,7 +62,8 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(line))
         if o["enqueue"] or not run.total:
             return
-        with tqdm(total=run.total, desc=f"{o['source']} masks", unit="galaxy") as bar:
+        with tqdm(total=run.total, desc=f"{o['source']} masks", unit="galaxy",
+                  disable=o["no_progress"]) as bar:
             for chunk in run.chunks.order_by("index"):
                 chunk = generation.chunk_process(chunk_id=chunk.pk)
                 bar.update(chunk.done + chunk.failed + chunk.skipped)
