@@ -15,8 +15,9 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from evalcore import vocabulary
-from ratings import selectors, services
 from ratings.models import Answer, AnswerRevision, Assignment, BlindingGuess, Invitation, Rater, Study, StudyLog
+from ratings.selectors import studies as selectors
+from ratings.services import studies as services
 from segmentation.models import Galaxy, Producer, Structure
 
 

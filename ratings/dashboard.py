@@ -1,7 +1,7 @@
 """Staff pages of a rating study: progress, outcome figures (when visible), the unlock, CSV downloads.
 
-A thin layer over ``ratings.results`` (cached statistics and figures), ``evalcore.study.plots`` and
-``ratings.export``. Staff only: anonymous visitors are sent to the login page, signed-in non-staff get 403.
+A thin layer over ``ratings.services.results`` (cached statistics and figures), ``evalcore.study.plots`` and
+``ratings.services.exports``. Staff only: anonymous visitors are sent to the login page, signed-in non-staff get 403.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from ratings import export, results
 from ratings.models import Study
+from ratings.services import exports, results
 
 UNLOCK_PERMISSION = "ratings.change_study"
 # The outcome sections of the page: (anchor, title, plot name or None, tables behind it, what it shows).
@@ -167,7 +167,7 @@ def table_csv(request, study_id: int, fingerprint: str, name: str):
         raise Http404(f"no table {name}")
     frame = tables[name]
     plain = frame.astype(object).where(frame.notna(), None)
-    return _csv_response(export.csv_lines(plain.to_dict("records"), tuple(frame.columns)),
+    return _csv_response(exports.csv_lines(plain.to_dict("records"), tuple(frame.columns)),
                          results.export_filename(study, name))
 
 

@@ -16,9 +16,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from segmentation import generation, training
 from segmentation.models import Galaxy, GenerationRun, Image, ModelVersion, RunStatus, TrainingRun
-from segmentation.selectors import galaxy_ids
+from segmentation.selectors.galaxies import galaxy_ids
+from segmentation.services import generation, training
 
 STATUS_COLOURS = {
     "queued": "#6b7280",

@@ -20,9 +20,9 @@ from django.views.decorators.http import require_GET
 
 from evalcore.formats import banddata, pngcodec
 from evalcore.pixels import rendering
-from segmentation.measurements import measurements_for_galaxy
 from segmentation.models import Galaxy, Image, Mask, Producer, Structure
-from segmentation.selectors import image_rgb
+from segmentation.selectors.images import image_rgb
+from segmentation.services.measurements import measurements_for_galaxy
 
 COLOUR = "colour"  # the stored RGB picture, unstretched
 IMAGE_MODES = (*rendering.STRETCHES, COLOUR)

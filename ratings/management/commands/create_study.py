@@ -1,9 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from evalcore import vocabulary
-from ratings import selectors, services
 from ratings.management.commands._study import plan_line
 from ratings.models import Study
+from ratings.selectors import studies as selectors
+from ratings.services import studies as services
 from segmentation.management.commands._options import add_split_argument
 from segmentation.models import ModelVersion
 

@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from ratings import selectors, services
 from ratings.management.commands._study import study_named
+from ratings.selectors import studies as selectors
+from ratings.services import studies as services
 
 
 class Command(BaseCommand):

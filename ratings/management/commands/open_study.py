@@ -1,8 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from ratings import selectors, services
 from ratings.management.commands._study import plan_line, study_named
 from ratings.models import Assignment
+from ratings.selectors import studies as selectors
+from ratings.services import studies as services
 
 
 class Command(BaseCommand):

@@ -3,9 +3,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from segmentation import measurements
 from segmentation.management.commands._options import add_split_argument
 from segmentation.models import Image, Producer
+from segmentation.services import measurements
 
 
 class Command(BaseCommand):

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from segmentation import measurements, products
 from segmentation.models import Image, Producer
+from segmentation.services import exports, measurements
 
 
 class Command(BaseCommand):
@@ -26,15 +26,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, out, synthetic, names, image_kind, source, catalogue_name, no_progress, **options):
         try:
-            galaxies = products.galaxies_selection(synthetic=synthetic, names=names)
+            galaxies = exports.galaxies_selection(synthetic=synthetic, names=names)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         total = galaxies.count()
         try:
             with tqdm(total=total, desc="galaxies", unit="galaxy", disable=no_progress) as bar:
-                summary = products.export_selection(galaxies=galaxies, out_dir=out, image_kind=image_kind,
-                                                    sources=source, catalogue_name=catalogue_name,
-                                                    progress=bar.update)
+                summary = exports.export_selection(galaxies=galaxies, out_dir=out, image_kind=image_kind,
+                                                   sources=source, catalogue_name=catalogue_name,
+                                                   progress=bar.update)
         except OSError as exc:
             raise CommandError(f"cannot write to {out}: {exc}") from None
         for line in summary.lines():

@@ -1,10 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from segmentation import generation, input_checks
 from segmentation.management.commands._options import add_split_argument
 from segmentation.models import Galaxy, GenerationRun, Image, ModelVersion
-from segmentation.selectors import galaxy_ids
+from segmentation.selectors.galaxies import galaxy_ids
+from segmentation.services import generation, input_checks
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from evalcore.sky import catalogue as cat
-from segmentation import measurements
+from segmentation.services import measurements
 
 
 class Command(BaseCommand):

@@ -2,9 +2,9 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from evalcore.measure import MEASUREMENT_CODE_VERSION
-from segmentation import measurements
 from segmentation.management.commands._options import add_split_argument
 from segmentation.models import MaskMeasurement, Producer
+from segmentation.services import measurements
 
 
 class Command(BaseCommand):
