@@ -18,7 +18,7 @@ def study_galaxies(study: Study, *, mode: str, n: int | None = None, seed: int =
 
     from evalcore.sky.splits import SPLITS
     from segmentation.models import Galaxy
-    from segmentation.selectors import galaxy_ids_in_split
+    from segmentation.selectors.galaxies import galaxy_ids_in_split
 
     if mode not in ("sample", "names", "filter"):
         raise ValueError(f"unknown selection mode {mode!r}: sample, names or filter")
