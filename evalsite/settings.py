@@ -134,6 +134,8 @@ EVALSITE_COSMOLOGY = {"H0": float(env_str("EVALSITE_H0", "67.8")), "Om0": float(
 # Download sources for users with internet (fetch_gz3d, fetch_cutouts); empty = the documented defaults.
 EVALSITE_GZ3D_BASE_URL = env_str("EVALSITE_GZ3D_BASE_URL", "")
 EVALSITE_CUTOUT_URL = env_str("EVALSITE_CUTOUT_URL", "")
+# The site's address as raters reach it: invitation links are this + /rate/join/<token>/.
+EVALSITE_BASE_URL = env_str("EVALSITE_BASE_URL", "http://127.0.0.1:8000")
 # Optional local file of pretrained encoder weights (no downloads happen from this site).
 EVALSITE_ENCODER_WEIGHTS = env_str("EVALSITE_ENCODER_WEIGHTS", "")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -5,8 +5,6 @@ results page (evalcore/study/stats), shown once the study is closed or an admin 
 """
 from __future__ import annotations
 
-import random
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -16,18 +14,23 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from evalcore import vocabulary
 from evalsite.staff import ReadOnlyAdmin
 from ratings.jobs import study_render_enqueue
 from ratings.models import Answer, AnswerRevision, Assignment, BlindingGuess, Invitation, Rater, Study, StudyLog
+from ratings.selectors.studies import invitation_url, items_plan, study_galaxies
 from ratings.services.studies import (
     StudyError,
+    form_number,
+    invitations_create,
+    study_acknowledge_shortfall,
     study_check,
+    study_choose_galaxies,
     study_close,
+    study_design_problems,
     study_open,
-    study_set_items,
-    study_update,
 )
-from segmentation.models import Galaxy
+from segmentation.models import Galaxy, Producer, Structure
 
 
 class SelectionForm(forms.Form):
@@ -39,39 +42,98 @@ class SelectionForm(forms.Form):
     names = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}), help_text="One per line.")
     synthetic = forms.ChoiceField(choices=[("any", "synthetic and real"), ("only", "synthetic only"),
                                            ("exclude", "real only")], initial="any")
-    test_split_only = forms.BooleanField(required=False, initial=True,
-                                         help_text="Only galaxies of the held-out test split.")
+    test_split_only = forms.BooleanField(
+        required=False, initial=True,
+        help_text="Only galaxies of the held-out test split (the compared model version's, when the study names "
+                  "one). This can leave fewer galaxies than asked for: the page after choosing says so.")
 
 
 def selected_galaxies(data: dict, study: Study) -> tuple[list[Galaxy], dict]:
-    """The galaxies the form asks for. "Test split only" uses the compared model version's manifest when the
-    study names one (the split that model really used), else the sky-cell split."""
-    qs = Galaxy.objects.order_by("pk")
-    if data["synthetic"] != "any":
-        qs = qs.filter(synthetic=data["synthetic"] == "only")
-    galaxies = list(qs)
-    if data["mode"] == "names":
-        wanted = [n.strip() for n in data["names"].splitlines() if n.strip()]
-        by_name = {g.name: g for g in galaxies}
-        missing = [n for n in wanted if n not in by_name]
-        if missing:
-            raise ValueError(f"unknown galaxies: {', '.join(missing[:20])}")
-        galaxies = [by_name[n] for n in wanted]
-    if data["test_split_only"] and study.test_split_of_id:
-        from segmentation.selectors.model_versions import model_version_splits
+    """The galaxies the selection form asks for (ratings.selectors.study_galaxies, as the commands use)."""
+    return study_galaxies(
+        study, mode=data["mode"], n=data.get("n"), seed=data.get("seed") or 0,
+        names=(data.get("names") or "").splitlines(), synthetic=data["synthetic"],
+        split="test" if data.get("test_split_only") else None)
 
-        used = {gid for gid, split in model_version_splits(study.test_split_of).items() if split != "test"}
-        galaxies = [g for g in galaxies if g.pk not in used]
-    elif data["test_split_only"]:
-        from evalcore.sky.splits import split_for
 
-        galaxies = [g for g in galaxies if split_for(g.ra, g.dec, name=g.name) == "test"]
-    if data["mode"] == "sample":
-        n = data.get("n") or 0
-        if n < 1:
-            raise ValueError("say how many galaxies to sample")
-        galaxies = random.Random(data.get("seed") or 0).sample(galaxies, min(n, len(galaxies)))
-    return galaxies, {k: v for k, v in data.items()}
+class SourcesField(forms.ModelMultipleChoiceField):
+    """Sources as checkboxes labelled with their names (kind: name version), never their ids."""
+
+    widget = forms.CheckboxSelectMultiple
+
+    def label_from_instance(self, producer):
+        return str(producer)
+
+
+def _display_label(value: str) -> str:
+    return dict(Study.Display.choices).get(value, value)
+
+
+class StudyForm(forms.ModelForm):
+    """Structures and sources as named checkboxes; display overrides chosen by source name. The ground truth
+    is offered as a source only in a calibration study."""
+
+    structures = forms.MultipleChoiceField(choices=Structure.choices, widget=forms.CheckboxSelectMultiple)
+    sources = SourcesField(queryset=Producer.objects.none())
+
+    class Meta:
+        model = Study
+        fields = ("name", "instructions", "consent_text", "structures", "calibration", "sources", "display",
+                  "threshold", "raters_per_item", "repeat_rate", "attention_rate", "practice_items", "seed",
+                  "test_split_of", "training_override", "training_override_reason", "primary_question",
+                  "planned_items", "planned_raters", "stopping_rule")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        calibration = bool(self.instance.pk and self.instance.calibration) or \
+            (self.data.get("calibration") in ("on", "true", "True", "1") if self.is_bound else False)
+        producers = Producer.objects.order_by("kind", "name", "version")
+        if not calibration:
+            producers = producers.exclude(kind=vocabulary.TRUTH)
+        if "sources" in self.fields:  # not when the study is open: then it is read-only
+            self.fields["sources"].queryset = producers
+        if not calibration and "sources" in self.fields:
+            self.fields["sources"].help_text = ("The ground truth is offered only in a calibration study "
+                                                "(tick \u201ccalibration\u201d and save first).")
+        overrides = self.instance.display_overrides if self.instance.pk else {}
+        for value in Study.Display.values:
+            name = f"display_as_{value}"
+            if name in self.fields:
+                self.fields[name].queryset = producers
+                self.fields[name].initial = [int(pk) for pk, style in overrides.items()
+                                             if style == value and str(pk).isdigit()]
+
+    def clean(self):
+        data = super().clean()
+        chosen = set(data.get("sources") or [])
+        overrides, seen = {}, {}
+        for value, _label in Study.Display.choices:
+            for producer in data.get(f"display_as_{value}") or []:
+                if producer in seen:
+                    self.add_error(f"display_as_{value}", f"{producer} is already shown as "
+                                   f"{_display_label(seen[producer]).lower()}; choose one display per source")
+                    continue
+                if producer not in chosen:
+                    self.add_error(f"display_as_{value}", f"{producer} is not one of the study's sources")
+                    continue
+                seen[producer] = value
+                overrides[str(producer.pk)] = value
+        if self.instance.state == Study.State.DRAFT and "sources" in self.fields:
+            self.instance.display_overrides = overrides  # not a form field: set here, saved with the study
+        problems = study_design_problems(structures=data.get("structures") or [],
+                                                  sources=list(chosen), calibration=bool(data.get("calibration")))
+        for p in problems:
+            if "ground truth" in p:
+                self.add_error("sources", p)
+        return data
+
+
+for _value, _label in Study.Display.choices:
+    StudyForm.base_fields[f"display_as_{_value}"] = SourcesField(
+        queryset=Producer.objects.none(), required=False, label=f"Always shown as: {_label.lower()}",
+        help_text="Sources shown this way whatever the study's display, set deliberately (recorded with the "
+                  "pre-registration).")
+    StudyForm.declared_fields[f"display_as_{_value}"] = StudyForm.base_fields[f"display_as_{_value}"]
 
 
 class InvitationInline(admin.TabularInline):
@@ -84,8 +146,9 @@ class InvitationInline(admin.TabularInline):
     def token_link(self, inv):
         if not inv.pk:
             return "(saved with the study)"
-        url = reverse("ratings:join", args=[inv.token])
-        return format_html('<code>{}</code>', url)
+        url = invitation_url(inv)
+        return format_html('<code class="invitation-url">{}</code> <button type="button" class="button copy-link" '
+                           'data-url="{}" title="Copy the link">Copy</button>', url, url)
 
 
 @admin.register(Study)
@@ -94,21 +157,32 @@ class StudyAdmin(admin.ModelAdmin):
         """The study's staff dashboard (progress, and results once closed or unlocked)."""
         return reverse("ratings_staff:dashboard", args=[obj.pk])
 
+    form = StudyForm
     list_display = ("name", "state", "n_items", "n_raters", "n_answers", "created_at")
     list_filter = ("state",)
-    filter_horizontal = ("sources",)
     inlines = [InvitationInline]
     change_form_template = "admin/ratings/study/change_form.html"
-    fieldsets = [
-        (None, {"fields": ("name", "instructions", "consent_text", "structures", "sources")}),
-        ("Display", {"fields": ("display", "threshold", "display_overrides")}),
-        ("Design", {"fields": ("raters_per_item", "repeat_rate", "attention_rate", "practice_items", "seed",
-                               "test_split_of", "training_override", "training_override_reason")}),
-        ("Pre-registration (frozen when the study opens)", {"fields": ("primary_question", "planned_items",
-                                                                       "planned_raters", "stopping_rule")}),
-        ("State", {"fields": ("state", "opened_at", "closed_at", "results_unlocked_at")}),
-    ]
     readonly_fields = ("state", "opened_at", "closed_at", "results_unlocked_at")
+
+    def get_fieldsets(self, request, obj=None):
+        overrides = [f"display_as_{v}" for v in Study.Display.values]
+        if obj is not None and obj.state != Study.State.DRAFT:
+            overrides = ["display_overrides_named"]
+        return [
+            (None, {"fields": ("name", "instructions", "consent_text", "structures", "calibration", "sources")}),
+            ("Display", {"fields": ("display", "threshold", *overrides)}),
+            ("Design", {"fields": ("raters_per_item", "repeat_rate", "attention_rate", "practice_items", "seed",
+                                   "test_split_of", "training_override", "training_override_reason")}),
+            ("Pre-registration (frozen when the study opens)", {"fields": ("primary_question", "planned_items",
+                                                                           "planned_raters", "stopping_rule")}),
+            ("State", {"fields": ("state", "opened_at", "closed_at", "results_unlocked_at")}),
+        ]
+
+    @admin.display(description="display overrides")
+    def display_overrides_named(self, s):
+        names = {str(p.pk): str(p) for p in s.sources.all()}
+        return "; ".join(f"{names.get(pk, pk)}: {_display_label(style).lower()}"
+                         for pk, style in s.display_overrides.items()) or "none"
 
     @admin.display(description="items")
     def n_items(self, s):
@@ -125,7 +199,7 @@ class StudyAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.state != Study.State.DRAFT:
             return [*self.readonly_fields, *[f for f in Study.FROZEN_FIELDS if not f.endswith("_id")],
-                    "test_split_of", "sources", "display_overrides"]
+                    "test_split_of", "sources", "display_overrides_named"]
         return self.readonly_fields
 
     def save_model(self, request, obj, form, change):
@@ -140,6 +214,10 @@ class StudyAdmin(admin.ModelAdmin):
                  name="ratings_study_open"),
             path("<path:object_id>/close/", self.admin_site.admin_view(require_POST(self.close_view)),
                  name="ratings_study_close"),
+            path("<path:object_id>/accept-shortfall/", self.admin_site.admin_view(require_POST(self.shortfall_view)),
+                 name="ratings_study_accept_shortfall"),
+            path("<path:object_id>/invite/", self.admin_site.admin_view(require_POST(self.invite_view)),
+                 name="ratings_study_invite"),
             *super().get_urls(),
         ]
 
@@ -149,9 +227,13 @@ class StudyAdmin(admin.ModelAdmin):
             raise Http404("no such study")
         return study
 
+    def _back(self, study):
+        return HttpResponseRedirect(reverse("admin:ratings_study_change", args=[study.pk]))
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         study = self._study(object_id)
-        extra = {"check": study_check(study=study) if study.state == Study.State.DRAFT else None,
+        check = study_check(study=study) if study.state == Study.State.DRAFT else None
+        extra = {"check": check, "plan": items_plan(study),
                  "log": StudyLog.objects.filter(study=study)[:50], "study": study}
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
@@ -161,26 +243,35 @@ class StudyAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 galaxies, record = selected_galaxies(form.cleaned_data, study)
-                n = study_set_items(study=study, galaxies=galaxies, user=request.user)
-                study_update(study=study, user=request.user, selection=record)
-                messages.success(request, f"{n} items from {len(galaxies)} galaxies. {n.message}".strip())
-                return HttpResponseRedirect(reverse("admin:ratings_study_change", args=[study.pk]))
+                n = study_choose_galaxies(study=study, galaxies=galaxies, selection=record,
+                                                   user=request.user)
+                plan = items_plan(study)
+                asked = f" ({record['asked']} asked for, {record['available']} available)" \
+                    if record.get("asked") and record["asked"] > len(galaxies) else ""
+                text = f"{n} items from {len(galaxies)} galaxies{asked}"
+                if plan["shortfall"]:
+                    messages.warning(request, f"{text}: {plan['shortfall']} fewer than the {plan['planned']} planned. "
+                                              f"Choose again, or accept the shortfall before opening. {n.message}")
+                else:
+                    messages.success(request, f"{text}. {n.message}".strip())
+                return self._back(study)
             except (ValueError, StudyError) as exc:
                 form.add_error(None, str(exc))
         context = {**self.admin_site.each_context(request), "opts": Study._meta, "form": form,
-                   "title": f"Choose galaxies for {study}", "study": study}
+                   "title": f"Choose galaxies for {study}", "study": study, "plan": items_plan(study)}
         return TemplateResponse(request, "admin/ratings/study/select.html", context)
 
     def open_view(self, request, object_id):
         study = self._study(object_id)
         try:
-            study_open(study=study, user=request.user)
+            study_open(study=study, user=request.user,
+                                override_reason=request.POST.get("override_reason", "").strip())
             job = study_render_enqueue(study=study)
             messages.success(request, f"{study} is open: {Assignment.objects.filter(study=study).count()} "
                                       f"assignments generated; its panels are being rendered (job {job}).")
         except StudyError as exc:
             messages.error(request, f"Not opened: {exc}")
-        return HttpResponseRedirect(reverse("admin:ratings_study_change", args=[study.pk]))
+        return self._back(study)
 
     def close_view(self, request, object_id):
         study = self._study(object_id)
@@ -189,7 +280,31 @@ class StudyAdmin(admin.ModelAdmin):
             messages.success(request, f"{study} is closed.")
         except StudyError as exc:
             messages.error(request, str(exc))
-        return HttpResponseRedirect(reverse("admin:ratings_study_change", args=[study.pk]))
+        return self._back(study)
+
+    def shortfall_view(self, request, object_id):
+        study = self._study(object_id)
+        try:
+            study_acknowledge_shortfall(study=study, user=request.user)
+            messages.success(request, f"Accepted: {study.shortfall_acknowledged} items instead of the "
+                                      f"{study.planned_items} planned.")
+        except StudyError as exc:
+            messages.error(request, str(exc))
+        return self._back(study)
+
+    def invite_view(self, request, object_id):
+        study = self._study(object_id)
+        n = form_number(request.POST.get("n", ""))
+        max_uses = form_number(request.POST.get("max_uses", "1"))
+        try:
+            made = invitations_create(study=study, n=n if n is not None else 0,
+                                               max_uses=max_uses if max_uses is not None else 0,
+                                               note=request.POST.get("note", "")[:200], user=request.user)
+            messages.success(request, f"{len(made)} invitation link{'s' if len(made) != 1 else ''} made: "
+                                      "copy them from the list below.")
+        except StudyError as exc:
+            messages.error(request, f"No invitation made: {exc}")
+        return self._back(study)
 
 
 @admin.register(Rater)

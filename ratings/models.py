@@ -47,6 +47,9 @@ class Study(models.Model):
     )
     structures = models.JSONField(default=list, help_text='e.g. ["spiral", "bar"]')
     sources = models.ManyToManyField(Producer, related_name="studies")
+    calibration = models.BooleanField(
+        default=False, help_text="A calibration study: the known truth of synthetic galaxies may be one of the "
+        "rated sources (raters are then measured against it). Other studies never rate the truth.")
     selection = models.JSONField(default=dict, blank=True,
                                  help_text="How galaxies were chosen: explicit list, filter, or seeded sample.")
     test_split_of = models.ForeignKey("segmentation.ModelVersion", null=True, blank=True, on_delete=models.PROTECT,
@@ -67,6 +70,10 @@ class Study(models.Model):
     planned_items = models.PositiveIntegerField(null=True, blank=True)
     planned_raters = models.PositiveIntegerField(null=True, blank=True)
     stopping_rule = models.TextField(blank=True)
+    shortfall_acknowledged = models.PositiveIntegerField(
+        null=True, blank=True, editable=False,
+        help_text="The number of items an admin accepted in place of the planned number (a shortfall); "
+        "choosing galaxies again asks for a new acknowledgement.")
     state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -78,7 +85,7 @@ class Study(models.Model):
     FROZEN_FIELDS = ("structures", "selection", "display", "threshold", "display_overrides", "raters_per_item",
                      "repeat_rate", "attention_rate", "seed", "primary_question", "planned_items",
                      "planned_raters", "stopping_rule", "test_split_of_id", "training_override",
-                     "practice_items")
+                     "practice_items", "calibration")
 
     class Meta:
         ordering = ["-created_at"]
@@ -277,6 +284,7 @@ class BlindingGuess(models.Model):
     answered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "blinding guesses"
         constraints = [models.UniqueConstraint(fields=["rater", "candidate"], name="one_guess_per_panel")]
 
     def __str__(self):

@@ -36,3 +36,4 @@ def progress(rater: Rater) -> dict:
 
 def next_assignment(rater: Rater) -> Assignment | None:
     return sequence(rater).filter(submitted_at__isnull=True).first()
+

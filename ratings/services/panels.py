@@ -139,49 +139,102 @@ def render_study(study: Study, progress=None) -> int:
 
 # --- reference examples of the quality levels (guide page) ---------------------------------------------
 # Built from a synthetic galaxy's true mask (never one of the study's items) and deliberately degraded
-# copies, one per level; the degradations are fixed so every rater sees the same examples.
+# copies, one per level; the degradations are fixed so every rater sees the same examples. The example is
+# the galaxy (of the first REFERENCE_POOL outside the study) whose true structure covers most of its frame,
+# and the pictures are cropped to the structure with a margin, so the structure is large on the guide page.
 REFERENCE_LEVELS = (3, 2, 1, 0)  # Quality values, best first
+REFERENCE_POOL = 40  # synthetic galaxies looked at to find the clearest example
+FALSE_SHARE = 0.35  # "major errors": the false region's area as a share of the structure's
+
+
+def _disc(shape, centre, radius) -> np.ndarray:
+    y, x = np.mgrid[:shape[0], :shape[1]]
+    return np.hypot(y - centre[0], x - centre[1]) <= radius
 
 
 def degraded(truth: np.ndarray, level: int) -> np.ndarray:
     """The true fraction map (H, W) made as good as quality ``level`` (3 perfect ... 0 failed).
 
     3: the truth; 2 (minor errors): shifted by 3% of the width and the outer ends trimmed;
-    1 (major errors): one half of the structure missed and a false blob on the centre;
-    0 (failed): the truth turned by 90 degrees and mirrored, so it lies where the structure is not.
+    1 (major errors): one half of the structure missed, and a false region a third the structure's size
+    marked where the structure is not (the point of the galaxy farthest from it);
+    0 (failed): the truth turned by 90 degrees and mirrored, with everything near the true structure removed,
+    so it marks only where the structure is not (a bar turned 90 degrees would still cross the bar's centre).
     """
+    from scipy import ndimage
+
     t = np.clip(np.asarray(truth, np.float32), 0, 1)
     h, w = t.shape
     y, x = np.mgrid[:h, :w]
     r = np.hypot(y - (h - 1) / 2, x - (w - 1) / 2)
+    on = t > 0
+    reach = r[on].max() if on.any() else r.max()
     if level == 3:
         return t
     if level == 2:
-        reach = r[t > 0].max() if (t > 0).any() else r.max()
         return np.roll(t, max(1, round(0.03 * w)), axis=1) * (r < 0.8 * reach)
     if level == 1:
-        out = np.where(x < w / 2, t, 0)
-        return np.maximum(out, (r < 0.12 * min(h, w)).astype(np.float32))
+        out = np.where(x < w / 2, t, 0).astype(np.float32)
+        if on.any():
+            # the farthest point from the structure, inside the galaxy (the structure's reach)
+            distance = ndimage.distance_transform_edt(~on) * (r < reach)
+            centre = np.unravel_index(int(np.argmax(distance)), distance.shape)
+            radius = min(np.sqrt(FALSE_SHARE * on.sum() / np.pi), max(distance.max() - 1, 1))
+            out = np.maximum(out, _disc(t.shape, centre, radius).astype(np.float32))
+        return out
     if level == 0:
-        return np.flipud(np.rot90(t))
+        turned = np.flipud(np.rot90(t))
+        if turned.shape != t.shape:  # a non-square frame: mirror instead of turning
+            turned = np.fliplr(np.flipud(t))
+        near = ndimage.binary_dilation(on, iterations=max(1, round(0.04 * min(h, w))))
+        return np.where(near, 0, turned).astype(np.float32)
     raise ValueError(f"unknown quality level {level!r}")
 
 
 def reference_mask(study: Study, structure: str) -> Mask | None:
-    """The true mask of the first synthetic galaxy that is not in the study, for one structure."""
+    """The clearest true mask of a synthetic galaxy that is not in the study, for one structure: of the first
+    REFERENCE_POOL candidates, the one whose marked area is the largest share of its frame."""
     used = study.items.values_list("galaxy_id", flat=True)
-    return (Mask.objects.filter(producer__kind="truth", structure=structure, is_current=True,
-                                state=Mask.State.MARKED, galaxy__synthetic=True)
-            .exclude(galaxy_id__in=used).select_related("image").order_by("galaxy_id", "pk").first())
+    found = list(Mask.objects.filter(producer__kind="truth", structure=structure, is_current=True,
+                                     state=Mask.State.MARKED, galaxy__synthetic=True)
+                 .exclude(galaxy_id__in=used).select_related("image").order_by("galaxy_id", "pk")[:REFERENCE_POOL])
+    if not found:
+        return None
+    return max(found, key=lambda m: (float((m.fractions() > 0).mean()), -m.galaxy_id))
+
+
+def reference_box(truth: np.ndarray, margin: float = 0.25, smallest: float = 0.45) -> tuple[float, ...]:
+    """The square part of the frame (top, left, bottom, right as fractions) around the structure, with a
+    margin, at least ``smallest`` of the frame wide and centred on the galaxy, so the structure is large."""
+    on = np.asarray(truth) > 0
+    h, w = on.shape
+    if not on.any():
+        return 0.0, 0.0, 1.0, 1.0
+    ys, xs = np.nonzero(on)
+    # symmetric about the frame's centre (the galaxy), so the galaxy stays in the middle
+    half = max(abs(ys - (h - 1) / 2).max() / h, abs(xs - (w - 1) / 2).max() / w) * (1 + margin) + 1 / min(h, w)
+    half = min(max(half, smallest / 2), 0.5)
+    return 0.5 - half, 0.5 - half, 0.5 + half, 0.5 + half
+
+
+def _crop(arr: np.ndarray, box) -> np.ndarray:
+    h, w = arr.shape[:2]
+    top, left, bottom, right = box
+    return np.ascontiguousarray(arr[int(round(top * h)):max(int(round(bottom * h)), int(round(top * h)) + 1),
+                                    int(round(left * w)):max(int(round(right * w)), int(round(left * w)) + 1)])
 
 
 def reference_png(study: Study, structure: str, level: int, variant: str) -> bytes:
-    """One reference picture: ``image`` (the galaxy), ``mask`` or ``layer`` of the level's example."""
+    """One reference picture: ``image`` (the galaxy), ``mask`` or ``layer`` of the level's example, cropped
+    to the structure (``reference_box``)."""
     mask = reference_mask(study, structure)
     if mask is None:
         raise LookupError(f"no synthetic galaxy with a true {structure} mask outside the study")
+    truth = mask.fractions()
+    box = reference_box(truth)
     if variant == "image":
-        return plain_png(image_pixels(mask.image, "colour"))
+        return plain_png(_resize(_crop(image_rgb(mask.image), box), smooth=True))
     if variant not in MASK_VARIANTS:
         raise ValueError(f"unknown reference variant {variant!r}")
-    return plain_png(fraction_pixels(degraded(mask.fractions(), level), study.display, study.threshold, variant))
+    example = _crop(degraded(truth, level), box)
+    return plain_png(fraction_pixels(example, study.display, study.threshold, variant))

@@ -138,6 +138,7 @@ class StudyCheck:
     training_galaxies: list[str] = field(default_factory=list)
     practice_available: int = 0  # galaxies outside the study that practice items can come from
     problems: list[str] = field(default_factory=list)
+    plan: dict = field(default_factory=dict)  # planned against actual items (ratings.selectors.items_plan)
 
     @property
     def blocking(self) -> list[str]:
@@ -169,10 +170,12 @@ def _where(rows: list[dict], limit: int = 12) -> str:
 
 def study_check(*, study: Study) -> StudyCheck:
     """What must be known before opening: missing and empty candidates, training galaxies, design gaps."""
+    from ratings.selectors.studies import items_plan
+
     check = StudyCheck()
     sources = list(study.sources.all())
-    if not 2 <= len(sources) <= 3:
-        check.problems.append(f"a study compares 2 or 3 sources, this one has {len(sources)}")
+    check.problems += study_design_problems(structures=study.structures, sources=sources,
+                                            calibration=study.calibration)
     for field_name in ("primary_question", "stopping_rule", "planned_items", "planned_raters"):
         if not getattr(study, field_name):
             check.problems.append(f"pre-registration incomplete: {field_name} is not set")
@@ -215,12 +218,17 @@ def study_check(*, study: Study) -> StudyCheck:
                 "(used for training or tuning); remove them or record an override with a reason")
     if study.practice_items:
         check.practice_available = len({g.pk for g, _, _ in practice_galaxies(study=study)})
+    check.plan = items_plan(study)
+    if check.plan["shortfall"] and not check.plan["acknowledged"]:
+        check.problems.append(
+            f"{check.plan['actual']} items where {check.plan['planned']} are planned (a shortfall of "
+            f"{check.plan['shortfall']}): choose more galaxies, or accept the shortfall")
     if study.planned_raters and study.raters_per_item > study.planned_raters:
         check.problems.append("raters per item exceeds the planned number of raters")
     return check
 
 
-def study_open(*, study: Study, user=None) -> Study:
+def study_open(*, study: Study, user=None, override_reason: str = "") -> Study:
     """Freeze the design, add quality-control items and generate every slot's assignment."""
     if study.state != Study.State.DRAFT:
         raise StudyError(f"only a draft study can be opened; this one is {study.state}")
@@ -391,6 +399,88 @@ def study_close(*, study: Study, user=None) -> Study:
     study.save(update_fields=["state", "closed_at"])
     _log(study, "closed", user)
     return study
+
+
+# --- setting a study up (the admin page and the study commands call these) -----------------------------
+def study_design_problems(*, structures, sources, calibration: bool, display: str | None = None) -> list[str]:
+    """What is wrong with a study's structures, sources and display, in words (empty when nothing is)."""
+    problems = []
+    unknown = [s for s in structures if s not in vocabulary.STRUCTURES]
+    if not structures:
+        problems.append(f"choose at least one structure ({', '.join(vocabulary.STRUCTURES)})")
+    elif unknown:
+        problems.append(f"unknown structures {', '.join(map(repr, unknown))}: "
+                        f"one of {', '.join(vocabulary.STRUCTURES)}")
+    if not 2 <= len(sources) <= 3:
+        problems.append(f"a study compares 2 or 3 sources, this one has {len(sources)}")
+    truth = [p for p in sources if p.kind == vocabulary.TRUTH]
+    if truth and not calibration:
+        problems.append("the ground truth is a rated source only in a calibration study (set calibration)")
+    if display is not None and display not in Study.Display.values:
+        problems.append(f"unknown display {display!r}: one of {', '.join(Study.Display.values)}")
+    return problems
+
+
+def study_create(*, name: str, structures, sources, user=None, calibration: bool = False, **settings) -> Study:
+    """A new draft study comparing ``sources`` (Producers) on ``structures``; ``settings`` are other Study
+    fields (question, display, raters per item, planned numbers...). Raises StudyError with every problem."""
+    name = (name or "").strip()
+    problems = [] if name else ["give the study a name"]
+    if name and Study.objects.filter(name=name).exists():
+        problems.append(f"a study called {name!r} exists already")
+    structures = list(dict.fromkeys(structures))
+    sources = list(dict.fromkeys(sources))
+    problems += study_design_problems(structures=structures, sources=sources, calibration=calibration,
+                                      display=settings.get("display"))
+    unknown = [f for f in settings if f not in {fl.name for fl in Study._meta.get_fields()}]
+    if unknown:
+        problems.append(f"unknown study settings: {', '.join(unknown)}")
+    if problems:
+        raise StudyError("; ".join(problems))
+    with transaction.atomic():
+        study = Study.objects.create(name=name, structures=structures, calibration=calibration,
+                                     created_by=user if getattr(user, "pk", None) else None, **settings)
+        study.sources.set(sources)
+        _log(study, "created", user, {"structures": structures, "sources": [str(p) for p in sources]})
+    return study
+
+
+def study_choose_galaxies(*, study: Study, galaxies, selection: dict, user=None) -> int:
+    """Make ``galaxies`` the study's items and record how they were chosen (``selection``). A shortfall
+    accepted earlier must be accepted again for the new items. Returns the number of items."""
+    with transaction.atomic():
+        n = study_set_items(study=study, galaxies=galaxies, user=user)
+        study.selection, study.shortfall_acknowledged = selection, None
+        study.save(update_fields=["selection", "shortfall_acknowledged"])
+    return n
+
+
+def study_acknowledge_shortfall(*, study: Study, user=None) -> Study:
+    """Accept the study's current number of items in place of the planned number (logged)."""
+    from ratings.selectors.studies import items_plan
+
+    if study.state != Study.State.DRAFT:
+        raise StudyError("only a draft study's items can be accepted")
+    plan = items_plan(study)
+    if not plan["shortfall"]:
+        raise StudyError("there is no shortfall to accept: the study has the planned number of items")
+    study.shortfall_acknowledged = plan["actual"]
+    study.save(update_fields=["shortfall_acknowledged"])
+    _log(study, "shortfall accepted", user, {"planned_items": plan["planned"], "items": plan["actual"]})
+    return study
+
+
+def invitations_create(*, study: Study, n: int, note: str = "", max_uses: int = 1, user=None) -> list[Invitation]:
+    """``n`` new invitation links to ``study``, each usable ``max_uses`` times (logged)."""
+    if not isinstance(n, int) or not 1 <= n <= 1000:
+        raise StudyError("make between 1 and 1000 invitations at a time")
+    if not isinstance(max_uses, int) or max_uses < 1:
+        raise StudyError("an invitation must be usable at least once")
+    if study.state == Study.State.CLOSED:
+        raise StudyError("the study is closed: nobody can join it any more")
+    made = [Invitation.objects.create(study=study, note=note, max_uses=max_uses) for _ in range(n)]
+    _log(study, "invitations made", user, {"n": n, "max_uses": max_uses, "note": note})
+    return made
 
 
 # --- raters --------------------------------------------------------------------------------------------

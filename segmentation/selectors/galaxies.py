@@ -49,10 +49,12 @@ def selected_queryset(selection: GalaxySelection):
     if selection.synthetic != "any":
         qs = qs.filter(synthetic=selection.synthetic == "only")
     if selection.names:
-        found = set(Galaxy.objects.filter(name__in=selection.names).values_list("name", flat=True))
+        found = set(qs.filter(name__in=selection.names).values_list("name", flat=True))
         missing = [n for n in selection.names if n not in found]
         if missing:
-            raise ValueError(f"no galaxy named {', '.join(missing[:20])}" + (" ..." if len(missing) > 20 else ""))
+            raise ValueError(f"no galaxy named {', '.join(missing[:20])}"
+                             + (f" (and {len(missing) - 20} more)" if len(missing) > 20 else "")
+                             + ("" if selection.synthetic == "any" else f" (with synthetic={selection.synthetic})"))
         qs = qs.filter(name__in=selection.names)
     if selection.split:
         if selection.split_of is not None:

@@ -23,6 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--allow-ungated", action="store_true",
                             help="use a model version that has not passed the quality gate (its masks are "
                                  "stored like any other; the run records that the version was not gated)")
+        parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
     def handle(self, *args, **o):
         if o["resume"]:
@@ -63,7 +64,8 @@ class Command(BaseCommand):
             self.stdout.write(self.style.WARNING(line))
         if o["enqueue"] or not run.total:
             return
-        with tqdm(total=run.total, desc=f"{o['source']} masks", unit="galaxy") as bar:
+        with tqdm(total=run.total, desc=f"{o['source']} masks", unit="galaxy",
+                  disable=o["no_progress"]) as bar:
             for chunk in run.chunks.order_by("index"):
                 chunk = generation.chunk_process(chunk_id=chunk.pk)
                 bar.update(chunk.done + chunk.failed + chunk.skipped)

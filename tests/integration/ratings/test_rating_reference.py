@@ -13,6 +13,9 @@ from evalsite import queues
 from ratings.models import Candidate, PanelImage, Quality, Study
 from ratings.services import panels
 from ratings.services.studies import rater_join
+from segmentation.models import Galaxy, Producer
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import mask_store
 from tests.factories.studies import spiral, spiral_study
 
 
@@ -30,6 +33,49 @@ def test_degraded_copies_get_worse_level_by_level():
     assert scores[1] > 0.4 and scores[3] < 0.3, scores  # minor errors stay close; failed is far off
     with pytest.raises(ValueError, match="unknown quality level 7"):
         panels.degraded(truth, 7)
+
+
+def bar(size: int, angle: float = 0.3) -> np.ndarray:
+    y, x = np.mgrid[:size, :size] - (size - 1) / 2
+    u, v = x * np.cos(angle) + y * np.sin(angle), -x * np.sin(angle) + y * np.cos(angle)
+    return ((np.abs(u) < size * 0.22) & (np.abs(v) < size * 0.06)).astype(np.float32)
+
+
+@pytest.mark.parametrize("structure", ["spiral", "bar"])
+def test_the_examples_teach_what_each_level_means(structure):
+    """"Failed" marks nothing of the structure (a bar turned by 90 degrees still crossed its centre);
+    "major errors" keeps half of it, and its false region is smaller than the structure, never dwarfing it."""
+    truth = (spiral(64, 5)[1] > 0.2).astype(np.float32) if structure == "spiral" else bar(64)
+    area = (truth > 0).sum()
+    failed = panels.degraded(truth, 0)
+    assert ((failed > 0) & (truth > 0)).sum() == 0 and (failed > 0).sum() > 0.25 * area
+    major = panels.degraded(truth, 1)
+    false_region = (major > 0) & ~(truth > 0)
+    assert 0.1 * area < false_region.sum() <= 0.5 * area
+    assert 0.3 < ((major > 0) & (truth > 0)).sum() / area < 0.7
+
+
+def test_the_example_galaxy_is_the_clearest_and_shown_large(db):
+    study = spiral_study(n_galaxies=2, planned_raters=1, raters_per_item=1)
+    truth_producer = Producer.objects.get(kind="truth")
+    ref = panels.reference_mask(study, "spiral")
+    # a galaxy whose true arms cover much more of its frame becomes the example
+    rgb, arms = spiral(64, 9)
+    g, _ = galaxy_upsert(name="rg-big", defaults={"ra": 10.0, "dec": 0.0})
+    Galaxy.objects.filter(pk=g.pk).update(synthetic=True)
+    im, _ = image_store(galaxy=g, kind="survey_cutout", rgb=rgb)
+    big = mask_store(galaxy=g, image=im, structure="spiral", producer=truth_producer, state="marked",
+                         numerators=(arms > 0.05).astype(np.int64), denominator=1).mask
+    assert (big.fractions() > 0).mean() > (ref.fractions() > 0).mean()
+    assert panels.reference_mask(study, "spiral").pk == big.pk
+    # a small structure in a large frame is cropped to it: it fills far more of the picture
+    small = np.zeros((128, 128), np.float32)
+    small[54:74, 44:84] = 1
+    top, left, bottom, right = panels.reference_box(small)
+    assert 0 < top < 54 / 128 and bottom > 74 / 128 and right - left == pytest.approx(bottom - top)
+    layer = np.asarray(PILImage.open(io.BytesIO(panels.plain_png(panels.fraction_pixels(
+        panels._crop(small, (top, left, bottom, right)), "binary", 0.5, "layer")))))
+    assert (layer[..., 3] > 0).mean() > 4 * small.mean()
 
 
 def test_the_guide_shows_every_level_from_a_galaxy_outside_the_study(client, db, django_user_model):
