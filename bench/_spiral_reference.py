@@ -1,8 +1,8 @@
-"""FROZEN REFERENCE for the spiral-measurement bench and tests ONLY (bench/spiral_measure.py,
-tests/unit/measure/test_spiral_fast.py): a verbatim copy of evalcore/measure/spiral.py (measure-1.2) as it
-was before its compiled fast path, kept so the old implementation can be timed against the new one in the
-same process and their results compared. Not part of the product: do not import it from evalcore or the
-apps, and do not edit it (fixes go into evalcore/measure/spiral.py). Only its imports were made absolute.
+"""FROZEN REFERENCE for the spiral-measurement bench ONLY (bench/spiral_measure.py): a verbatim copy of
+evalcore/measure/spiral.py (measure-1.2) as it was before its compiled fast path, kept so the old
+implementation can be timed against the new one in the same process and their results compared. Not part
+of the product: do not import it from evalcore, the apps or the tests, and do not edit it (fixes go into
+evalcore/measure/spiral.py). Only its imports were made absolute.
 
 The original module docstring:
 

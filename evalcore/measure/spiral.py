@@ -37,6 +37,10 @@ from .geometry import check_disk, disk_coordinates
 from .results import known_fields, plain
 
 S_WISE, Z_WISE = "S", "Z"
+# The loops that run per pixel or per bootstrap resample are compiled with numba (``*_nb``, cached on disk
+# after the first call). False runs the same steps in plain numpy/Python (``_sides_fit_py``, the loops
+# written out), which is the readable definition; the tests check both give the same results.
+_COMPILED = True
 NEIGHBOUR_STEPS = ((0, 1), (1, -1), (1, 0), (1, 1))  # each undirected 8-neighbour pair once
 
 
@@ -136,7 +140,14 @@ def unwrap_region(theta, rows, cols, shape):
     order, parent = breadth_first_order(graph, 0, directed=False, return_predecessors=True)
     if len(order) != n:
         raise ValueError("unwrap_region needs one connected region")
-    out = _accumulate_steps(np.asarray(theta, np.float64), order, parent)
+    if _COMPILED:
+        out = _accumulate_steps(np.asarray(theta, np.float64), order, parent)
+    else:
+        out = np.empty(n)
+        out[order[0]] = theta[order[0]]
+        for node in order[1:]:
+            p = parent[node]
+            out[node] = out[p] + _wrap(theta[node] - theta[p])
     a, b = pairs[:, 0], pairs[:, 1]
     if np.any(np.abs((out[a] - out[b]) - _wrap(theta[a] - theta[b])) > np.pi):
         return None
@@ -393,7 +404,7 @@ def fit_arm(theta_u, ln_r, weights, edge=None, n_boot: int = 200, n_blocks: int 
         return None, f"not elongated in the log-polar plane (length/width below {min_elongation:g}): no pitch"
     if edge is None:
         edge = np.zeros(len(theta_u), bool)
-    fit = _sides_fit(theta_u, ln_r, weights, edge)
+    fit = (_sides_fit if _COMPILED else _sides_fit_py)(theta_u, ln_r, weights, edge)
     pitch = fit[0]
     # Neighbouring pixels of a thick arm are not independent, so resample whole stretches of the arm.
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -401,14 +412,23 @@ def fit_arm(theta_u, ln_r, weights, edge=None, n_boot: int = 200, n_blocks: int 
     block = np.clip(np.searchsorted(edges, ln_r, side="right") - 1, 0, n_blocks - 1)
     members = [np.flatnonzero(block == k) for k in range(n_blocks)]
     members = [m for m in members if len(m)]
-    # Resample k joins the blocks choice[k] (one draw of the same random stream as n_boot draws of one
-    # resample each); each resample's fit is _sides_fit(theta_u[pick], ..., start=fit, n_iter=2), compiled.
-    choice = rng.integers(0, len(members), (n_boot, len(members)))
-    theta_c, ln_r_c = np.ascontiguousarray(theta_u, np.float64), np.ascontiguousarray(ln_r, np.float64)
-    boot, fitted = _bootstrap_nb(theta_c, ln_r_c, np.exp(-ln_r_c), np.asarray(edge, bool), np.concatenate(members),
-                                 np.cumsum([0] + [len(m) for m in members]), choice, float(pitch),
-                                 float(fit[1][0]), float(fit[1][1]), 2)
-    boot = boot[fitted]
+    if _COMPILED:
+        # Resample k joins the blocks choice[k] (one draw gives the same random stream as the n_boot draws
+        # below); each resample is fitted as below, compiled.
+        choice = rng.integers(0, len(members), (n_boot, len(members)))
+        theta_c, ln_r_c = np.ascontiguousarray(theta_u, np.float64), np.ascontiguousarray(ln_r, np.float64)
+        boot, fitted = _bootstrap_nb(theta_c, ln_r_c, np.exp(-ln_r_c), np.asarray(edge, bool),
+                                     np.concatenate(members), np.cumsum([0] + [len(m) for m in members]), choice,
+                                     float(pitch), float(fit[1][0]), float(fit[1][1]), 2)
+        boot = boot[fitted]
+    else:
+        boot = []
+        for _ in range(n_boot):
+            pick = np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
+            if np.ptp(ln_r[pick]) == 0:
+                continue
+            boot.append(_sides_fit_py(theta_u[pick], ln_r[pick], weights[pick], edge[pick], start=fit, n_iter=2)[0])
+        boot = np.asarray(boot)
     # Near +-90 deg a resample can land on the other end of the range: fold onto the fit's branch.
     boot = pitch + (boot - pitch + 90.0) % 180.0 - 90.0
     # A robust standard deviation: the few resamples that repeat an end of the arm and miss much of a
