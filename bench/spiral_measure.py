@@ -1,7 +1,7 @@
 """Spiral measurement speed: the shipped ``measure_spiral`` against the previous implementation, same masks,
 same process, and whether they agree.
 
-    python bench/spiral_measure.py                      # first 400 benchmark galaxies, 3 runs: ~4 min
+    python bench/spiral_measure.py                      # first 300 benchmark galaxies, 3 runs: ~4 min
     python bench/spiral_measure.py --galaxies 2000 --runs 1   # the benchmark survey's whole test split
 
 The masks are those of the benchmark survey (``make_synthetic --benchmark``: seed 20231204, 256 px) for the
@@ -119,7 +119,7 @@ def compare(old, new) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--galaxies", type=int, default=400, help="first N galaxies of the benchmark survey")
+    ap.add_argument("--galaxies", type=int, default=300, help="first N galaxies of the benchmark survey")
     ap.add_argument("--split", default="test", choices=["train", "val", "test"])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sources", default=",".join(SOURCES), help="comma-separated: " + ", ".join(SOURCES))
