@@ -106,14 +106,22 @@ def measure(module, mask, q, pa):
     return module.measure_spiral(mask, disk_axis_ratio=q, disk_position_angle=pa)
 
 
+def _diff(a, b) -> float:
+    """|a - b|; 0 when both are NaN (both undefined alike), inf when only one is."""
+    a, b = float("nan") if a is None else a, float("nan") if b is None else b
+    if np.isnan(a) or np.isnan(b):
+        return 0.0 if np.isnan(a) and np.isnan(b) else float("inf")
+    return abs(a - b)
+
+
 def compare(old, new) -> dict:
     """Differences between the reference's and the shipped result of one mask."""
     same_verdict = (old.measured, old.n_arms, old.chirality) == (new.measured, new.n_arms, new.chirality)
     d = {"verdict": not same_verdict, "pitch": 0.0, "arm_pitch": 0.0, "pitch_err": 0.0}
     if same_verdict and old.measured:
-        d["pitch"] = abs(old.pitch - new.pitch)
-        d["arm_pitch"] = max(abs(a.pitch - b.pitch) for a, b in zip(old.arms, new.arms))
-        d["pitch_err"] = float(np.nan_to_num(abs(old.pitch_err - new.pitch_err)))
+        d["pitch"] = _diff(old.pitch, new.pitch)
+        d["arm_pitch"] = max(_diff(a.pitch, b.pitch) for a, b in zip(old.arms, new.arms))
+        d["pitch_err"] = _diff(old.pitch_err, new.pitch_err)
     return d
 
 
