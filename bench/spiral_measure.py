@@ -1,7 +1,7 @@
 """Spiral measurement speed: the shipped ``measure_spiral`` against the previous implementation, same masks,
 same process, and whether they agree.
 
-    python bench/spiral_measure.py                      # first 300 benchmark galaxies, 3 runs: ~4 min
+    python bench/spiral_measure.py                      # first 100 benchmark galaxies (60 masks), 3 runs
     python bench/spiral_measure.py --galaxies 2000 --runs 1   # the benchmark survey's whole test split
 
 The masks are those of the benchmark survey (``make_synthetic --benchmark``: seed 20231204, 256 px) for the
@@ -20,9 +20,12 @@ in ``--cache`` (default /tmp/evalsite-bench-spiral-masks) and reused by the next
 Timing: each run measures every mask with the reference (``bench/_spiral_reference.py``, the frozen copy
 of the implementation before the compiled path) and with the shipped code, one after the other mask by
 mask, so both see the same machine load; the time per mask is the run's total over the number of masks,
-and the figure printed is the median over the runs. numba's compilation (or cache load) happens once,
-before timing. Agreement, per source: largest |pitch difference| (deg, overall and per arm), masks whose
-arm count, chirality or measured/not-measured verdict differ, and the largest |pitch_err difference|.
+and the figure printed is the median over the runs; numba's compilation (or cache load) happens once,
+before timing. The default run took 11 min on the 2-core machine with a load average of ~18 (other jobs),
+most of it in the previous code; a few minutes on a quiet machine.
+
+Agreement, per source: largest |pitch difference| (deg, overall and per arm), masks whose arm count,
+chirality or measured/not-measured verdict differ, and the largest |pitch_err difference|.
 """
 from __future__ import annotations
 
@@ -127,7 +130,7 @@ def compare(old, new) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--galaxies", type=int, default=300, help="first N galaxies of the benchmark survey")
+    ap.add_argument("--galaxies", type=int, default=100, help="first N galaxies of the benchmark survey")
     ap.add_argument("--split", default="test", choices=["train", "val", "test"])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sources", default=",".join(SOURCES), help="comma-separated: " + ", ".join(SOURCES))
