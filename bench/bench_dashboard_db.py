@@ -29,7 +29,8 @@ def build(n_galaxies: int):
     from django.utils import timezone
 
     from ratings.models import Answer, Assignment, Candidate, Item, Study
-    from ratings.services.studies import rater_join, study_open
+    from ratings.services.raters import rater_join
+    from ratings.services.studies import study_open
     from segmentation.models import Galaxy
     from segmentation.services.galaxies import galaxy_upsert, image_store
     from segmentation.services.masks import mask_store, producer_get_or_create

@@ -47,14 +47,8 @@ def setup_site(n_items: int, n_raters: int) -> dict:
     from django.utils import timezone
 
     from ratings.models import Rater, Study
-    from ratings.services.studies import (
-        rater_consent,
-        rater_join,
-        rater_profile,
-        study_open,
-        study_render_panels,
-        study_set_items,
-    )
+    from ratings.services.raters import rater_consent, rater_join, rater_profile
+    from ratings.services.studies import study_open, study_render_panels, study_set_items
     from segmentation.services.galaxies import galaxy_upsert, image_store
     from segmentation.services.masks import mask_store, producer_get_or_create
 

@@ -61,7 +61,7 @@ def build(n_raters: int, n_galaxies: int, raters_per_item: int, tag: str) -> tup
     from django.utils import timezone
 
     from ratings.models import Rater
-    from ratings.services.studies import rater_consent, rater_join, rater_profile
+    from ratings.services.raters import rater_consent, rater_join, rater_profile
     from tests.factories.studies import spiral_study as build_study
 
     study = build_study(name=f"bench {tag}", n_galaxies=n_galaxies, planned_raters=n_raters,

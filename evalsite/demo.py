@@ -186,7 +186,8 @@ def ensure_demo_study(version):
     from evalcore.sky.splits import split_for
     from ratings.jobs import study_render_enqueue
     from ratings.models import Study
-    from ratings.services.studies import rater_join, study_open, study_set_items
+    from ratings.services.raters import rater_join
+    from ratings.services.studies import study_open, study_set_items
     from segmentation.models import Galaxy, Producer
 
     study = Study.objects.filter(name=DEMO_STUDY).first()

@@ -19,10 +19,10 @@ from evalsite.staff import ReadOnlyAdmin
 from ratings.jobs import study_render_enqueue
 from ratings.models import Answer, AnswerRevision, Assignment, BlindingGuess, Invitation, Rater, Study, StudyLog
 from ratings.selectors.studies import invitation_url, items_plan, study_galaxies
+from ratings.services.answers import form_number
+from ratings.services.raters import invitations_create
 from ratings.services.studies import (
     StudyError,
-    form_number,
-    invitations_create,
     study_acknowledge_shortfall,
     study_check,
     study_choose_galaxies,

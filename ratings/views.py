@@ -24,19 +24,16 @@ from evalsite.accounts import SignUpForm
 from ratings.models import BlindingGuess, Candidate, Invitation, Item, Quality, Rater, Study
 from ratings.selectors.assignments import assignment_for, next_assignment, progress, rater_for, sequence
 from ratings.services import panels
-from ratings.services.studies import (
-    COMMENT_MAX_CHARS,
+from ratings.services.answers import COMMENT_MAX_CHARS, answer_submit_form, form_number, practice_check
+from ratings.services.raters import (
     SignUpRefused,
-    StudyError,
-    answer_submit_form,
-    form_number,
     invitation_problem,
-    practice_check,
     rater_consent,
     rater_join,
     rater_profile,
     rater_sign_up,
 )
+from ratings.services.studies import StudyError
 from segmentation.models import Mask
 
 GUESS_CHOICES = [("volunteers", "Citizen-science volunteers"), ("model", "A deep-learning model"),

@@ -3,6 +3,7 @@ links, sources by name. The admin's study page and the study commands read throu
 from __future__ import annotations
 
 from ratings.models import Study
+from segmentation.models import Image, Mask
 
 
 def study_galaxies(study: Study, *, mode: str, n: int | None = None, seed: int = 0, names=(),
@@ -87,3 +88,9 @@ def producers_named(names) -> list:
     if problems:
         raise ValueError("; ".join(problems))
     return out
+
+
+def candidate_mask(galaxy, structure: str, producer) -> Mask | None:
+    """The current mask of this source, preferring the survey cutout's grid (the one models read)."""
+    masks = Mask.objects.filter(galaxy=galaxy, structure=structure, producer=producer, is_current=True)
+    return masks.filter(image__kind=Image.Kind.SURVEY_CUTOUT).first() or masks.first()

@@ -10,32 +10,24 @@ Rules kept here:
 """
 from __future__ import annotations
 
-import math
 import random
-import re
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from evalcore import vocabulary
 from evalcore.study import design
-from evalsite.accounts import SignUpForm
 from ratings.models import (
-    Answer,
-    AnswerRevision,
     Assignment,
     Candidate,
-    Invitation,
     Item,
-    Quality,
-    Rater,
     Study,
     StudyLog,
 )
-from segmentation.models import Galaxy, Image, Mask
+from ratings.selectors.studies import candidate_mask
+from ratings.services.practice import practice_create, practice_galaxies
+from segmentation.models import Mask
 
 
 class StudyError(ValueError):
@@ -64,12 +56,6 @@ def study_update(*, study: Study, user=None, reason: str = "", **changes) -> Stu
     return study
 
 
-def _candidate_mask(galaxy: Galaxy, structure: str, producer) -> Mask | None:
-    """The current mask of this source, preferring the survey cutout's grid (the one models read)."""
-    masks = Mask.objects.filter(galaxy=galaxy, structure=structure, producer=producer, is_current=True)
-    return (masks.filter(image__kind=Image.Kind.SURVEY_CUTOUT).first() or masks.first())
-
-
 class ItemsSet(int):
     """What ``study_set_items`` made: the number of items (an int) with ``plan`` (the candidates and what was
     dropped, ``evalcore.study.design.CandidatePlan``) and ``message`` (what was dropped and why, or "")."""
@@ -92,7 +78,7 @@ def study_set_items(*, study: Study, galaxies, user=None) -> ItemsSet:
     sources = list(study.sources.all())
     names = _source_names(sources)
     galaxies = list(galaxies)
-    masks = {(g.pk, structure, p.pk): _candidate_mask(g, structure, p)
+    masks = {(g.pk, structure, p.pk): candidate_mask(g, structure, p)
              for g in galaxies for structure in study.structures for p in sources}
     states = {(str(g), structure, str(p)): (m.state if m is not None else None)
               for (g, structure, p), m in masks.items()}
@@ -276,70 +262,6 @@ def study_open(*, study: Study, user=None, override_reason: str = "") -> Study:
     return study
 
 
-def practice_galaxies(*, study: Study, exclude=()) -> list[tuple[Galaxy, str, bool]]:
-    """The (galaxy, structure, has known truth) a study's practice may use, best first: never a galaxy that
-    is an item of the study (nor in ``exclude``); at least two of the study's sources asked for the structure;
-    galaxies outside the compared model's test split first (the test split is kept for the study itself; the
-    sky split when the study names no model version), then synthetic galaxies with a true mask (known truth),
-    then a seeded shuffle."""
-    sources = list(study.sources.all())
-    if not sources or not study.structures:
-        return []
-    used = set(study.items.values_list("galaxy_id", flat=True)) | set(exclude)
-    asked: dict[tuple[int, str], set[int]] = {}
-    for gid, structure, pid in (Mask.objects.filter(producer__in=sources, structure__in=study.structures,
-                                                    is_current=True)
-                                .exclude(state=Mask.State.NOT_ASKED).exclude(galaxy_id__in=used)
-                                .values_list("galaxy_id", "structure", "producer_id")):
-        asked.setdefault((gid, structure), set()).add(pid)
-    need = min(2, len(sources))
-    pairs = sorted(k for k, v in asked.items() if len(v) >= need)
-    if not pairs:
-        return []
-    galaxies = Galaxy.objects.in_bulk({g for g, _ in pairs})
-    truth = set(Mask.objects.filter(galaxy_id__in=galaxies, producer__kind="truth", is_current=True,
-                                    galaxy__synthetic=True, state=Mask.State.MARKED)
-                .values_list("galaxy_id", "structure"))
-    if study.test_split_of_id:
-        from segmentation.selectors.model_versions import model_version_splits
-
-        splits = model_version_splits(study.test_split_of)
-        in_test = {g for g in galaxies if splits.get(g) == "test"}
-    else:
-        from evalcore.sky.splits import split_for
-
-        in_test = {g.pk for g in galaxies.values() if split_for(g.ra, g.dec, name=g.name) == "test"}
-    rng = random.Random(f"practice-{study.seed}")
-    order = {pair: rng.random() for pair in pairs}
-    pairs.sort(key=lambda p: (p[0] in in_test, p not in truth, order[p]))
-    return [(galaxies[g], structure, (g, structure) in truth) for g, structure in pairs]
-
-
-def practice_create(*, study: Study) -> list[Item]:
-    """The study's practice items, made once when it opens and frozen with the design: up to
-    ``practice_items`` (galaxy, structure) from ``practice_galaxies`` - never a galaxy the study's raters
-    will rate - one galaxy each, with a candidate per asked source. Returns them (``has_truth`` set)."""
-    if study.practice_items <= 0:
-        return []
-    sources = list(study.sources.all())
-    out, seen = [], set()
-    for galaxy, structure, has_truth in practice_galaxies(study=study):
-        if len(out) >= study.practice_items:
-            break
-        if galaxy.pk in seen:
-            continue
-        masks = [(p, _candidate_mask(galaxy, structure, p)) for p in sources]
-        masks = [(p, m) for p, m in masks if m is not None and m.state != Mask.State.NOT_ASKED]
-        if len({m.image_id for _, m in masks}) != 1:
-            continue  # the panels of one item must lie on one image
-        item = Item.objects.create(study=study, galaxy=galaxy, structure=structure, kind=Item.Kind.PRACTICE)
-        Candidate.objects.bulk_create([Candidate(item=item, mask=m, producer=p) for p, m in masks])
-        item.has_truth = has_truth
-        seen.add(galaxy.pk)
-        out.append(item)
-    return out
-
-
 def _repeat_item(item: Item) -> Item:
     repeat = Item.objects.create(study=item.study, galaxy=item.galaxy, structure=item.structure,
                                  kind=Item.Kind.REPEAT, repeat_of=item)
@@ -468,260 +390,3 @@ def study_acknowledge_shortfall(*, study: Study, user=None) -> Study:
     study.save(update_fields=["shortfall_acknowledged"])
     _log(study, "shortfall accepted", user, {"planned_items": plan["planned"], "items": plan["actual"]})
     return study
-
-
-def invitations_create(*, study: Study, n: int, note: str = "", max_uses: int = 1, user=None) -> list[Invitation]:
-    """``n`` new invitation links to ``study``, each usable ``max_uses`` times (logged)."""
-    if not isinstance(n, int) or not 1 <= n <= 1000:
-        raise StudyError("make between 1 and 1000 invitations at a time")
-    if not isinstance(max_uses, int) or max_uses < 1:
-        raise StudyError("an invitation must be usable at least once")
-    if study.state == Study.State.CLOSED:
-        raise StudyError("the study is closed: nobody can join it any more")
-    made = [Invitation.objects.create(study=study, note=note, max_uses=max_uses) for _ in range(n)]
-    _log(study, "invitations made", user, {"n": n, "max_uses": max_uses, "note": note})
-    return made
-
-
-# --- raters --------------------------------------------------------------------------------------------
-def invitation_problem(invitation: Invitation) -> str | None:
-    """Why an invitation link cannot bring a new rater in (used up, study not open, no place left), or None."""
-    study = invitation.study
-    if invitation.uses >= invitation.max_uses:
-        return "This invitation link is not valid any more: it has been used. Ask the study's organisers for a new one."
-    if study.state != Study.State.OPEN:
-        return "This study is not open for rating."
-    if Rater.objects.filter(study=study).count() >= (study.planned_raters or 0):
-        return "Every planned rater place of this study is taken."
-    return None
-
-
-def rater_join(*, study: Study, user, invitation: Invitation | None = None) -> Rater:
-    """Make ``user`` a rater of ``study`` (idempotent) and give them the first free design slot."""
-    existing = Rater.objects.filter(study=study, user=user).first()
-    if existing:
-        return existing
-    if study.state != Study.State.OPEN:
-        raise StudyError("this study is not open for rating")
-    with transaction.atomic():
-        if invitation is not None:
-            inv = Invitation.objects.select_for_update().get(pk=invitation.pk)
-            if inv.study_id != study.pk or inv.uses >= inv.max_uses:
-                raise StudyError("this invitation link is not valid any more")
-            inv.uses += 1
-            inv.save(update_fields=["uses"])
-        taken = set(Rater.objects.filter(study=study).values_list("slot", flat=True))
-        free = [s for s in range(study.planned_raters or 0) if s not in taken]
-        if not free:
-            raise StudyError("every planned rater place of this study is taken")
-        rater = Rater.objects.create(study=study, user=user, slot=free[0], is_staff=user.is_staff,
-                                     pseudonym=f"R{free[0] + 1:03d}")
-        Assignment.objects.filter(study=study, slot=free[0]).update(rater=rater)
-    return rater
-
-
-class SignUpRefused(StudyError):
-    """The join form's data cannot make an account; ``form`` carries the messages per field."""
-
-    def __init__(self, form):
-        super().__init__("the account could not be created")
-        self.form = form
-
-    @property
-    def username_unavailable(self) -> bool:
-        return any(e.code == "unavailable" for e in self.form.errors.as_data().get("username", []))
-
-
-def rater_sign_up(*, invitation: Invitation, data) -> Rater:
-    """A new account from the join form's ``data`` (username, password1, password2), made a rater of the
-    invitation's study in the same transaction: a used-up invitation, a study that is not open or full,
-    or a refused form creates no account. Raises StudyError (SignUpRefused for the form's own messages)."""
-    problem = invitation_problem(invitation)
-    if problem:
-        raise StudyError(problem)
-    form = SignUpForm(data)
-    if not form.is_valid():
-        raise SignUpRefused(form)
-    with transaction.atomic():
-        user = form.save()
-        return rater_join(study=invitation.study, user=user, invitation=invitation)
-
-
-def rater_consent(*, rater: Rater) -> Rater:
-    if rater.consented_at is None:
-        rater.consented_at = timezone.now()
-        rater.save(update_fields=["consented_at"])
-    return rater
-
-
-def rater_profile(*, rater: Rater, career_stage: str, experience: str, helped_build: bool) -> Rater:
-    if career_stage not in Rater.Career.values or experience not in Rater.Experience.values:
-        raise StudyError("choose a career stage and an experience level from the lists")
-    rater.career_stage, rater.experience, rater.helped_build = career_stage, experience, bool(helped_build)
-    rater.save(update_fields=["career_stage", "experience", "helped_build"])
-    return rater
-
-
-# --- answers -------------------------------------------------------------------------------------------
-@dataclass
-class PanelAnswer:
-    panel_position: int  # 0-based, as shown
-    rank: int  # 1 = best
-    quality: int  # 0..3
-
-
-def normalise_ranks(answers: list[PanelAnswer]) -> list[PanelAnswer]:
-    """Competition ranking: tied panels share the best rank of their group and the next rank skips
-    (1, 1, 3), whatever numbers the rater used for the same order (1, 1, 2 -> 1, 1, 3)."""
-    ordered = sorted(answers, key=lambda a: a.rank)
-    out, previous, rank = {}, None, 0
-    for i, a in enumerate(ordered):
-        if a.rank != previous:
-            rank, previous = i + 1, a.rank
-        out[a.panel_position] = PanelAnswer(a.panel_position, rank, a.quality)
-    return [out[a.panel_position] for a in answers]
-
-
-COMMENT_MAX_CHARS = 2000
-
-
-SECONDS_CAP = 3600.0  # s per saved item: longer than this is a rater who walked away from the page
-
-
-_ASCII_NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
-
-
-def form_number(value) -> int | None:
-    """A whole number written in ASCII digits (``"2"``), else None (empty, ``"²"``, ``"٢"``, ``"2.0"``)."""
-    text = str(value if value is not None else "").strip()
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 3 else None
-
-
-def answers_from_form(data, n_panels: int) -> list[PanelAnswer]:
-    """The ranks and quality levels of an item form (``rank_<i>``, ``quality_<i>`` for panel i), checked as
-    ``answer_submit`` checks them. Raises StudyError with a message for the rater."""
-    answers = []
-    for i in range(n_panels):
-        letter = chr(65 + i)
-        rank_text, quality_text = data.get(f"rank_{i}", ""), data.get(f"quality_{i}", "")
-        if not str(rank_text).strip() or not str(quality_text).strip():
-            raise StudyError(f"Mask {letter} needs a rank and a quality.")
-        rank, quality = form_number(rank_text), form_number(quality_text)
-        if rank is None:
-            raise StudyError(f"Mask {letter}: the rank must be one of "
-                             f"{', '.join(str(r) for r in range(1, n_panels + 1))}.")
-        if quality is None:
-            raise StudyError(f"Mask {letter}: the quality must be one of the four levels.")
-        answers.append(PanelAnswer(i, rank, quality))
-    check_answers(answers, n_panels)
-    return answers
-
-
-def check_answers(answers: list[PanelAnswer], n_panels: int) -> None:
-    """Every panel once, ranks within 1..n with one panel ranked best, qualities on the scale."""
-    positions = sorted(a.panel_position for a in answers)
-    if positions != list(range(n_panels)):
-        raise StudyError(f"Every one of the {n_panels} masks needs a rank and a quality.")
-    for a in answers:
-        letter = chr(65 + a.panel_position)
-        if a.quality not in Quality.values:
-            raise StudyError(f"Mask {letter}: the quality must be one of the four levels.")
-        if not 1 <= a.rank <= n_panels:
-            raise StudyError(f"Mask {letter}: the rank must be one of "
-                             f"{', '.join(str(r) for r in range(1, n_panels + 1))}.")
-    if min(a.rank for a in answers) != 1:
-        raise StudyError("One mask must be ranked best (rank 1).")
-
-
-def seconds_on_item(value) -> float:
-    """Time on an item as the page reports it (s): a finite number >= 0 in ASCII digits (empty = 0),
-    capped at SECONDS_CAP. Raises StudyError for anything else."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        text = str(value if value is not None else "").strip()
-        if not text:
-            return 0.0
-        if not _ASCII_NUMBER.fullmatch(text):
-            raise StudyError("The time on this item could not be read. Reload the page and save again.")
-        seconds = float(text)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise StudyError("The time on this item could not be read. Reload the page and save again.")
-    return min(seconds, SECONDS_CAP)
-
-
-def comment_text(value) -> str:
-    """The rater's comment with line ends as ``\\n``; refused (never cut) above COMMENT_MAX_CHARS."""
-    text = str(value or "").replace("\r\n", "\n")
-    if len(text) > COMMENT_MAX_CHARS:
-        raise StudyError(f"Your comment has {len(text):,} characters; the limit is {COMMENT_MAX_CHARS:,}. "
-                         "Shorten it and save again (nothing was saved).")
-    return text
-
-
-def practice_check(*, data, n_panels: int) -> None:
-    """A practice item's form, checked like a real one; nothing is stored."""
-    answers_from_form(data, n_panels)
-
-
-def answer_submit_form(*, assignment: Assignment, data) -> list[Answer]:
-    """``answer_submit`` from an item page's form data (ranks, qualities, seconds, comment, flag)."""
-    return answer_submit(assignment=assignment, answers=answers_from_form(data, len(assignment.panel_order)),
-                         seconds=data.get("seconds"), comment=data.get("comment", ""),
-                         flagged_bad_image=data.get("flag") == "on")
-
-
-def answer_submit(*, assignment: Assignment, answers: list[PanelAnswer], seconds=0.0,
-                  comment: str = "", flagged_bad_image: bool = False) -> list[Answer]:
-    """Store a rater's answers for one item. Idempotent; changing earlier answers keeps revisions.
-
-    ``seconds`` (time on the page, s; see ``seconds_on_item``) is added to the item's time only when this
-    submit stores something new - a first answer, a changed rank or quality, comment or flag - so a
-    repeated identical submit adds nothing. A comment longer than COMMENT_MAX_CHARS is refused."""
-    study = assignment.study
-    if study.state != Study.State.OPEN:
-        raise StudyError("The study is closed; answers can no longer change.")
-    n = len(assignment.panel_order)
-    check_answers(answers, n)
-    seconds = seconds_on_item(seconds)
-    comment = comment_text(comment)
-    flagged_bad_image = bool(flagged_bad_image)
-    answers = normalise_ranks(answers)
-    rank_counts: dict[int, int] = {}
-    for a in answers:
-        rank_counts[a.rank] = rank_counts.get(a.rank, 0) + 1
-    stored = []
-    with transaction.atomic():
-        # Write first. SQLite then takes the write lock at once (waiting its turn under the busy timeout);
-        # a transaction that read first cannot upgrade its snapshot once another rater has written, and
-        # fails at once with "database is locked" (bench/rating_latency.py showed lost answers).
-        # On PostgreSQL this update locks the row, as select_for_update would.
-        Assignment.objects.filter(pk=assignment.pk).update(
-            submitted_at=Coalesce("submitted_at", Value(timezone.now())))
-        locked = Assignment.objects.get(pk=assignment.pk)
-        changed = (locked.comment, locked.flagged_bad_image) != (comment, flagged_bad_image)
-        wanted = {locked.panel_order[a.panel_position]: (a, rank_counts[a.rank] > 1) for a in answers}
-        existing = {x.candidate_id: x for x in Answer.objects.filter(assignment=locked)}
-        new = [Answer(assignment=locked, candidate_id=cid, panel_position=a.panel_position, rank=a.rank, tied=tied,
-                      quality=a.quality) for cid, (a, tied) in wanted.items() if cid not in existing]
-        if new:
-            changed = True
-            # ignore_conflicts: a concurrent duplicate that won the race stays; it is compared below like any
-            # earlier answer, so the request still ends with exactly these values and one row per panel
-            Answer.objects.bulk_create(new, ignore_conflicts=True)
-            created = {x.candidate_id: x for x in Answer.objects.filter(
-                assignment=locked, candidate_id__in=[n.candidate_id for n in new])}
-        else:
-            created = {}
-        for cid, (a, tied) in wanted.items():
-            obj = existing.get(cid) or created[cid]
-            if (obj.rank, obj.tied, obj.quality) != (a.rank, tied, a.quality):
-                changed = True
-                AnswerRevision.objects.create(answer=obj, rank=obj.rank, tied=obj.tied, quality=obj.quality)
-                obj.rank, obj.tied, obj.quality, obj.edits = a.rank, tied, a.quality, obj.edits + 1
-                obj.save(update_fields=["rank", "tied", "quality", "edits", "updated_at"])
-            stored.append(obj)
-        if changed:
-            Assignment.objects.filter(pk=assignment.pk).update(
-                seconds_spent=F("seconds_spent") + seconds, comment=comment, flagged_bad_image=flagged_bad_image)
-    return sorted(stored, key=lambda x: x.panel_position)

@@ -14,15 +14,9 @@ import numpy as np
 from django.utils import timezone
 
 from ratings.models import Assignment, BlindingGuess, Candidate, Rater, Study
-from ratings.services.studies import (
-    PanelAnswer,
-    answer_submit,
-    rater_consent,
-    rater_join,
-    rater_profile,
-    study_open,
-    study_set_items,
-)
+from ratings.services.answers import PanelAnswer, answer_submit
+from ratings.services.raters import rater_consent, rater_join, rater_profile
+from ratings.services.studies import study_open, study_set_items
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store, producer_get_or_create
 from tests.factories import UserFactory

@@ -2,7 +2,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ratings.management.commands._study import study_named
 from ratings.selectors.studies import invitation_url
-from ratings.services.studies import StudyError, invitations_create
+from ratings.services.raters import invitations_create
+from ratings.services.studies import StudyError
 
 
 class Command(BaseCommand):

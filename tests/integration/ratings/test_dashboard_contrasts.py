@@ -8,7 +8,9 @@ import random
 from evalcore.study.stats import read_summary_csv
 from ratings.models import Assignment, Candidate
 from ratings.services import results
-from ratings.services.studies import PanelAnswer, answer_submit, rater_join, study_close, study_open
+from ratings.services.answers import PanelAnswer, answer_submit
+from ratings.services.raters import rater_join
+from ratings.services.studies import study_close, study_open
 from tests.factories.studies import dashboard_study, make_user
 
 # the model is always rated "Perfectly": constant levels, its log odds have no finite estimate

@@ -13,7 +13,8 @@ from django.core.management import CommandError, call_command
 from evalcore.study.stats import read_summary_csv, summary_tables
 from ratings.models import Answer, AnswerRevision, Assignment
 from ratings.services import exports
-from ratings.services.studies import PanelAnswer, answer_submit, study_close
+from ratings.services.answers import PanelAnswer, answer_submit
+from ratings.services.studies import study_close
 from segmentation.models import Galaxy
 from tests.factories.studies import FORMULA_COMMENT, answer_study, dashboard_study, make_user
 

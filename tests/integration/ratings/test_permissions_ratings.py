@@ -13,15 +13,8 @@ from django.test import Client
 from django.urls import reverse
 
 from ratings.models import Answer, AnswerRevision, Assignment, BlindingGuess, Invitation, Study
-from ratings.services.studies import (
-    PanelAnswer,
-    StudyError,
-    answer_submit,
-    study_check,
-    study_close,
-    study_open,
-    study_update,
-)
+from ratings.services.answers import PanelAnswer, answer_submit
+from ratings.services.studies import StudyError, study_check, study_close, study_open, study_update
 from segmentation.models import Galaxy, ModelVersion, Producer
 from tests.factories.studies import ready_rater, spiral_study
 

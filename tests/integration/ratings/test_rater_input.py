@@ -11,7 +11,8 @@ from django.urls import reverse
 
 from evalsite.accounts import UNAVAILABLE, username_key
 from ratings.models import Answer, Assignment, Invitation, Rater
-from ratings.services.studies import COMMENT_MAX_CHARS, SECONDS_CAP, answer_submit_form, study_close
+from ratings.services.answers import COMMENT_MAX_CHARS, SECONDS_CAP, answer_submit_form
+from ratings.services.studies import study_close
 from tests.factories.studies import ready_rater, spiral_study
 
 ANSWERS = {"rank_0": "1", "rank_1": "2", "rank_2": "3", "quality_0": "3", "quality_1": "2", "quality_2": "1"}

@@ -12,7 +12,7 @@ from rq.worker import SimpleWorker
 from evalsite import queues
 from ratings.models import Candidate, PanelImage, Quality, Study
 from ratings.services import panels
-from ratings.services.studies import rater_join
+from ratings.services.raters import rater_join
 from segmentation.models import Galaxy, Producer
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store

@@ -2,15 +2,9 @@ import numpy as np
 import pytest
 
 from ratings.models import Answer, AnswerRevision, Assignment, Item, Study
-from ratings.services.studies import (
-    PanelAnswer,
-    StudyError,
-    answer_submit,
-    rater_join,
-    study_open,
-    study_set_items,
-    study_update,
-)
+from ratings.services.answers import PanelAnswer, answer_submit
+from ratings.services.raters import rater_join
+from ratings.services.studies import StudyError, study_open, study_set_items, study_update
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store, producer_get_or_create
 from tests.factories import UserFactory

@@ -9,7 +9,8 @@ import pytest
 
 from ratings.models import Assignment, Candidate, Study
 from ratings.services import exports, results
-from ratings.services.studies import StudyError, rater_join, study_check, study_open, study_set_items
+from ratings.services.raters import rater_join
+from ratings.services.studies import StudyError, study_check, study_open, study_set_items
 from segmentation.models import Mask
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store, producer_get_or_create

@@ -9,7 +9,8 @@ from django.urls import reverse
 
 from evalcore.sky.splits import split_for
 from ratings.models import Assignment, Invitation, Item, Rater, Study
-from ratings.services.studies import StudyError, rater_join, study_check, study_open, study_update
+from ratings.services.raters import rater_join
+from ratings.services.studies import StudyError, study_check, study_open, study_update
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store, producer_get_or_create
 from tests.factories.studies import SOURCES, make_user, spiral_study
