@@ -12,13 +12,13 @@ import json
 import zipfile
 from pathlib import Path
 
-from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
 from evalsite.version import code_version
 from segmentation.models import ModelVersion, Producer
 from segmentation.services.masks import producer_get_or_create
+from segmentation.services.model_versions import model_version_store
 
 # --- transfer between installations -------------------------------------------------------------------------
 EXPORT_FORMAT = "evalsite-model-export"
@@ -149,18 +149,13 @@ def version_import(*, path: str | Path, name: str | None = None) -> ModelVersion
             "exported_by_code_version": header.get("exported_by_code_version"),
             "training_run": header.get("training_run"),
         }}
-        version = ModelVersion(
-            name=name, training_run=None, producer=producer, config=header["config"],
-            weights_sha256=header["weights_sha256"], metrics=metrics, code_version=header.get("code_version", ""),
+        # active only when it passed the quality gate where it was evaluated and none is active here
+        version = model_version_store(
+            name=name, producer=producer, config=header["config"], weights=weights, manifest=manifest,
+            metrics=metrics, code_version=header.get("code_version", ""),
             package_versions=header.get("package_versions", {}),
-            # active only when it passed the quality gate where it was evaluated and none is active here
-            is_active=bool((metrics.get("gate") or {}).get("passed"))
-            and not ModelVersion.objects.filter(is_active=True).exists(),
-        )
-        version.weights.save(f"{name}.pt", ContentFile(weights), save=False)
-        if manifest:
-            version.manifest.save(f"{name}.json", ContentFile(manifest), save=False)
-        version.save()
+            active=bool((metrics.get("gate") or {}).get("passed"))
+            and not ModelVersion.objects.filter(is_active=True).exists())
     return version
 
 

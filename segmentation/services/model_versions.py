@@ -9,12 +9,14 @@ stored masks of the version exist, and keeps the report in ``ModelVersion.metric
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
@@ -336,3 +338,22 @@ def sources_vs_truth(*, structure: str = "spiral", split: str = "test", sources=
                    "n_boot": n_boot, "seed": seed, "computed_at": timezone.now().isoformat(timespec="seconds"),
                    "code_version": code_version()})
     return _json_safe(report)
+
+
+# --- storing a version ------------------------------------------------------------------------------------
+def model_version_store(*, name: str, producer: Producer, config: dict, weights: bytes, manifest: bytes,
+                        metrics: dict, code_version: str, package_versions: dict,
+                        training_run=None, active: bool = False) -> ModelVersion:
+    """The one place a ModelVersion is created (by training and by importing an export): the weights and
+    training manifest are stored through the storage API with the version's provenance. Inside the caller's
+    transaction."""
+    version = ModelVersion(
+        name=name, training_run=training_run, producer=producer, config=config,
+        weights_sha256=hashlib.sha256(weights).hexdigest(), metrics=metrics, code_version=code_version,
+        package_versions=package_versions, is_active=active,
+    )
+    version.weights.save(f"{name}.pt", ContentFile(weights), save=False)
+    if manifest:
+        version.manifest.save(f"{name}.json", ContentFile(manifest), save=False)
+    version.save()
+    return version

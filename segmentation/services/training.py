@@ -17,7 +17,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.files import File
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Count
@@ -30,6 +29,7 @@ from segmentation.models import Image, Mask, ModelVersion, Producer, RunStatus, 
 from segmentation.selectors.galaxies import GalaxySelection, selected_queryset
 from segmentation.selectors.images import image_rgb
 from segmentation.services.masks import producer_get_or_create
+from segmentation.services.model_versions import model_version_store
 
 log = logging.getLogger(__name__)
 
@@ -358,17 +358,13 @@ def model_version_create(*, run: TrainingRun | None, result, items: list[Labelle
             parameters={"config": config}, code_version=code_version(),
             description=f"U-Net trained by run {run.pk}" if run else "U-Net",
         )
-        version = ModelVersion(
-            name=name, training_run=run, producer=producer, config=config, weights_sha256=digest,
+        listing = manifest_bytes(manifest_entries(items), augmentation=augmentation_settings(result.config))
+        # not active: only a version that passed the quality gate becomes active (quality_gate)
+        version = model_version_store(
+            name=name, producer=producer, config=config, weights=weights, manifest=listing,
             metrics={"history": result.history, "best_epoch": result.best_epoch,
                      "best_val_loss": result.best_val_loss, **(metrics or {})},
-            code_version=code_version(), package_versions=package_versions(),
-            is_active=False,  # only a version that passed the quality gate becomes active (quality_gate)
-        )
-        version.weights.save(f"{name}.pt", ContentFile(weights), save=False)
-        listing = manifest_bytes(manifest_entries(items), augmentation=augmentation_settings(result.config))
-        version.manifest.save(f"{name}.json", ContentFile(listing), save=False)
-        version.save()
+            code_version=code_version(), package_versions=package_versions(), training_run=run)
     return version
 
 
