@@ -99,7 +99,7 @@ def ensure_demo_jobs(stdout) -> None:
         if not GenerationRun.objects.filter(source="sparcfire").exists():
             generation.generation_start(source="sparcfire", galaxies=Galaxy.objects.filter(synthetic=True),
                                         requested_by="demo")
-        queues.enqueue(queues.TRAINING, "evalsite.demo.demo_pipeline", run.pk, job_timeout=6 * 3600,
+        queues.enqueue(queues.TRAINING, demo_pipeline, run.pk, job_timeout=6 * 3600,
                        job_prefix="demo-pipeline")
     stdout.write(f"Queued the demo pipeline: training run {run.pk}, then model masks, then the demo study.")
 
