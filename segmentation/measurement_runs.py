@@ -76,7 +76,7 @@ def chunk_process(*, chunk_id: int) -> MeasurementChunk:
     summary = measurements.MeasureSummary()
     cache: dict = {}
     gone = 0
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     masks = Mask.objects.filter(is_current=True).select_related("galaxy", "image", "producer")
 
     def report(**extra):
@@ -105,7 +105,8 @@ def chunk_process(*, chunk_id: int) -> MeasurementChunk:
                 summary.failures.append({"mask": mask.pk, "galaxy": mask.galaxy.name,
                                          "structure": mask.structure, "reason": repr(exc)})
         chunked_runs.chunk_report(chunk=chunk, **report())
-    chunked_runs.chunk_end(chunk=chunk, **report(timings={"measure_s": round(time.perf_counter() - t0, 3)}))
+    chunked_runs.chunk_end(chunk=chunk, **report(timings={"measure_s": round(time.perf_counter() - t0, 3),
+                                                     "cpu_s": round(time.process_time() - cpu0, 3)}))
     chunk.refresh_from_db()
     return chunk
 

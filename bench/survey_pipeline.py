@@ -1,0 +1,375 @@
+"""The whole survey pipeline, stage by stage: import, model masks, arc-finder masks, measurement of every
+source's masks, export - galaxies/s, CPU per galaxy and its share, and each stage against the model's raw
+forward pass measured in the same run; with database rows and bytes and media files and bytes per stage.
+
+    .venv/bin/python bench/survey_pipeline.py [--galaxies 48] [--workers 1,2] [--redis-db 12]
+        [--postgres postgres://postgres@127.0.0.1:5432/] [--json OUT.json]
+
+Everything runs in a throw-away site (bench/_django_env.py): a SQLite file in WAL mode (or, with
+``--postgres``, a PostgreSQL database created on that server and dropped at the end), a media folder under
+a temporary directory, and its own Redis database (``--redis-db``; flushed only if empty or marked by the
+helper). Steps:
+
+1. synthesis (input of the bench, not a pipeline stage): ``--galaxies`` synthetic galaxies written by
+   ``evalcore.synthetic.survey`` (survey cutouts and GZ3D-layout volunteer files, ``--image-px`` px);
+2. **import**: ``import_synthetic_survey`` in this process (cutouts + catalogue, GZ3D files with truth and
+   volunteer masks, volunteer masks reprojected onto the cutouts), as ``make_synthetic --import`` does;
+3. a tiny model: the U-Net (``--size`` px input, resnet18) trained for ``--train-s`` seconds on the truth
+   masks (its maps look like a model's, so measuring them costs what it will), then the model's **raw
+   forward pass** on the survey cutouts, one thread, batches of 8: the yardstick;
+4. **model generation**, **arc-finder generation**, **measurement** (every current mask of every source on
+   every image, as ``measure_masks --enqueue`` does): chunked runs done by 1, then 2, real
+   ``manage.py rqworker --worker-class rq.worker.SimpleWorker generation --burst`` subprocesses
+   (OMP_NUM_THREADS=1), the previous run's results deleted in between. galaxies/s = galaxies / (last
+   chunk finished - first chunk started); CPU = the chunks' CPU time (``timings["cpu_s"]``: worker start-up
+   and model loading, once per worker, left out);
+5. **export**: ``export_masks`` (one FITS file per galaxy and the measurement catalogue) in this process.
+
+CPU share = a stage's CPU seconds per galaxy over the pipeline's (1-worker runs). "x forward" = a stage's
+CPU seconds per galaxy over the raw forward pass's (one thread). Database rows and bytes, media files and
+bytes are what each stage adds (SQLite: pages of each table and index; PostgreSQL: pg_total_relation_size).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+from _django_env import release_redis_db, setup_env  # noqa: E402
+
+THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "EVALSITE_TORCH_THREADS": "1"}
+STAGES = ("import", "model generation", "arc-finder generation", "measurement", "export")
+
+
+# --- what the site holds ----------------------------------------------------------------------------------
+def db_tables() -> dict[str, tuple[int, int]]:
+    """{table: (rows, bytes)} of the project's tables (bytes: table + its indexes)."""
+    from django.apps import apps
+    from django.db import connection
+
+    tables = sorted({m._meta.db_table for app in ("segmentation", "ratings") for m in apps.get_app_config(app)
+                     .get_models()})
+    out = {}
+    with connection.cursor() as cur:
+        sizes = {}
+        if connection.vendor == "sqlite":
+            cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cur.execute("SELECT m.tbl_name, SUM(s.pgsize) FROM dbstat s JOIN sqlite_master m ON m.name = s.name "
+                        "GROUP BY m.tbl_name")
+            sizes = dict(cur.fetchall())
+        for table in tables:
+            cur.execute(f'SELECT count(*) FROM "{table}"')
+            rows = cur.fetchone()[0]
+            if connection.vendor == "postgresql":
+                cur.execute("SELECT pg_total_relation_size(%s)", [table])
+                size = cur.fetchone()[0]
+            else:
+                size = sizes.get(table, 0)
+            out[table] = (rows, int(size or 0))
+    return out
+
+
+def media_files(root: Path) -> dict[str, tuple[int, int]]:
+    """{top folder: (files, bytes)} under the media root."""
+    out: dict[str, list[int]] = {}
+    for path in root.rglob("*"):
+        if path.is_file():
+            top = path.relative_to(root).parts[0]
+            entry = out.setdefault(top, [0, 0])
+            entry[0] += 1
+            entry[1] += path.stat().st_size
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def snapshot(media_root: Path) -> dict:
+    return {"db": db_tables(), "media": media_files(media_root)}
+
+
+def added(before: dict, after: dict) -> dict:
+    """What a stage added: per table rows and bytes, per media folder files and bytes."""
+    def diff(a, b):
+        keys = set(a) | set(b)
+        out = {k: (b.get(k, (0, 0))[0] - a.get(k, (0, 0))[0], b.get(k, (0, 0))[1] - a.get(k, (0, 0))[1])
+               for k in keys}
+        return {k: v for k, v in sorted(out.items()) if v != (0, 0)}
+    return {"db": diff(before["db"], after["db"]), "media": diff(before["media"], after["media"])}
+
+
+# --- stages -------------------------------------------------------------------------------------------
+def in_process(fn) -> tuple[object, float, float]:
+    """(result, wall s, CPU s of this process) of ``fn()``."""
+    t, c = time.perf_counter(), time.process_time()
+    result = fn()
+    return result, time.perf_counter() - t, time.process_time() - c
+
+
+def train_tiny_model(size: int, budget_s: float):
+    from segmentation import training
+    from segmentation.models import ModelVersion
+
+    selection = {"synthetic": True, "image_kind": "survey_cutout",
+                 "label_producer": training.truth_producer().pk}
+    run = training.training_start(config={"image_size": size, "epochs": 50, "batch_size": 8, "patience": 50},
+                                  selection=selection, time_budget_s=budget_s, enqueue=False)
+    training.run_train(run_id=run.pk, threads=2)
+    version = ModelVersion.objects.get(training_run_id=run.pk)
+    training.model_version_activate(version=version)
+    return version
+
+
+def raw_forward(version, repeats: int = 3) -> float:
+    """Seconds per galaxy of ``Predictor.forward`` alone, one thread, batches of 8, on the survey's
+    cutouts already preprocessed (median of ``repeats``)."""
+    import torch
+
+    from evalcore.unet.data import preprocess
+    from evalcore.unet.infer import Predictor
+    from segmentation.models import Image
+    from segmentation.selectors import image_rgb
+
+    with version.weights.open("rb") as fh:
+        predictor = Predictor(fh.read(), threads=1, batch_size=8)
+    x = [preprocess(image_rgb(im), predictor.config) for im in Image.objects.filter(kind="survey_cutout")]
+    batches = [torch.stack(x[s:s + 8]) for s in range(0, len(x), 8)]
+    predictor.forward(batches[0])
+    per = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for b in batches:
+            predictor.forward(b)
+        per.append((time.perf_counter() - t) / len(x))
+    return statistics.median(per), predictor.describe()
+
+
+def delete_masks(producer) -> None:
+    from segmentation.models import Mask
+
+    for m in Mask.objects.filter(producer=producer).exclude(data=""):
+        m.data.delete(save=False)
+    Mask.objects.filter(producer=producer).delete()
+
+
+def children_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def on_workers(env: dict, workers: int, start) -> dict:
+    """Start a chunked run with ``start()`` (it enqueues), let ``workers`` burst workers do it, and time it."""
+    run = start()
+    procs, t0, c0 = [], time.perf_counter(), children_cpu_s()
+    for _ in range(workers):
+        procs.append(subprocess.Popen([sys.executable, "manage.py", "rqworker", "--worker-class",
+                                       "rq.worker.SimpleWorker", "generation", "--burst"], cwd=ROOT, env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    errors = [p.communicate()[1] for p in procs]
+    wall, worker_cpu = time.perf_counter() - t0, children_cpu_s() - c0
+    if any(p.returncode for p in procs):
+        raise SystemExit("a worker failed:\n" + "\n".join(e[-2000:] for e in errors))
+    run.refresh_from_db()
+    chunks = list(run.chunks.values("started_at", "finished_at", "timings", "done", "skipped", "failed",
+                                    "failures"))
+    span = (max(c["finished_at"] for c in chunks) - min(c["started_at"] for c in chunks)).total_seconds()
+    reasons = sorted({f["reason"][:120] for c in chunks for f in c["failures"]})
+    return {"workers": workers, "status": run.status, "chunks": len(chunks), "span_s": span, "wall_s": wall,
+            "cpu_s": sum(c["timings"].get("cpu_s", 0.0) for c in chunks), "worker_cpu_s": worker_cpu,
+            "done": sum(c["done"] for c in chunks), "skipped": sum(c["skipped"] for c in chunks),
+            "failed": sum(c["failed"] for c in chunks), "failure_reasons": reasons[:5]}
+
+
+# --- main ---------------------------------------------------------------------------------------------
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--galaxies", type=int, default=48)
+    ap.add_argument("--image-px", type=int, default=256)
+    ap.add_argument("--size", type=int, default=192, help="network input, px (the default model's)")
+    ap.add_argument("--train-s", type=float, default=45.0, help="training time budget of the tiny model, s")
+    ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--chunk-size", type=int, default=16, help="galaxies (generation) per chunk")
+    ap.add_argument("--measure-chunk-size", type=int, default=32, help="masks (measurement) per chunk")
+    ap.add_argument("--redis-db", type=int, default=12)
+    ap.add_argument("--postgres", default="", help="PostgreSQL server URL: run on a database created there "
+                                                   "(and dropped) instead of SQLite")
+    ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    args = ap.parse_args()
+    t_start = time.perf_counter()
+    worker_counts = [int(w) for w in args.workers.split(",")]
+
+    tmp = Path(tempfile.mkdtemp(prefix="survey-pipeline-"))
+    database_url, pg_name = None, None
+    if args.postgres:
+        import psycopg
+
+        pg_name = f"evalsite_bench_pipeline_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(args.postgres.rstrip("/") + "/postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{pg_name}"')
+        database_url = args.postgres.rstrip("/") + "/" + pg_name
+    try:
+        env = setup_env(tmp, redis_db=args.redis_db, database_url=database_url)
+        env.update(THREADS)
+        report = run_pipeline(args, env, tmp, worker_counts)
+    finally:
+        release_redis_db(args.redis_db)
+        if pg_name:
+            from django.db import connections
+
+            connections.close_all()
+            with psycopg.connect(args.postgres.rstrip("/") + "/postgres", autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+    report["total_wall_s"] = time.perf_counter() - t_start
+    print(f"\nwhole bench: {report['total_wall_s']:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str))
+        print(f"figures written to {args.json}")
+
+
+def run_pipeline(args, env: dict, tmp: Path, worker_counts: list[int]) -> dict:
+    from django.db import connection
+
+    from evalcore.measure import MEASUREMENT_CODE_VERSION
+    from evalcore.synthetic import survey
+    from segmentation import generation, measurement_runs, products
+    from segmentation.imports.synthetic import import_synthetic_survey
+    from segmentation.models import Galaxy, GenerationRun, Mask, MaskMeasurement, Producer
+
+    media = Path(env["MEDIA_ROOT"])
+    n = args.galaxies
+    load = os.getloadavg()
+    print(f"{n} galaxies at {args.image_px} px; database {connection.vendor}; {os.cpu_count()} cores, load "
+          f"{load[0]:.1f} at the start; files under {tmp}", flush=True)
+
+    settings = survey.SurveySettings(n=n, seed=21, size=args.image_px, out=tmp / "survey")
+    _, synth_wall, _ = in_process(lambda: survey.make_survey(settings, workers=2))
+    print(f"synthesis (input, not a stage): {synth_wall:.1f} s", flush=True)
+
+    stages: dict[str, dict] = {}
+    before = snapshot(media)
+    imp, wall, cpu = in_process(lambda: import_synthetic_survey(directory=tmp / "survey", progress=False))
+    stages["import"] = {"runs": [{"workers": 1, "span_s": wall, "wall_s": wall, "cpu_s": cpu, "in_process": True}],
+                        "added": added(before, snapshot(media))}
+    print(f"import: {wall:.1f} s", flush=True)
+
+    t = time.perf_counter()
+    version = train_tiny_model(args.size, args.train_s)
+    train_s = time.perf_counter() - t
+    fwd_s, runtime = raw_forward(version)
+    print(f"tiny model trained in {train_s:.0f} s ({version.metrics.get('best_val_loss')} best val loss); raw "
+          f"forward {fwd_s * 1000:.1f} ms per galaxy, mode {runtime['mode']}, 1 thread", flush=True)
+
+    galaxy_ids = list(Galaxy.objects.values_list("pk", flat=True))
+
+    def generation_stage(name, source, producer_of):
+        before = snapshot(media)
+        runs = []
+        for i, k in enumerate(worker_counts):
+            if i:
+                delete_masks(producer_of())
+
+            def start():
+                return generation.generation_start(source=source, galaxies=galaxy_ids, chunk_size=args.chunk_size,
+                                                   model_version=version if source == "model" else None,
+                                                   requested_by="bench")
+            runs.append(on_workers(env, k, start))
+            print(f"{name}, {k} worker(s): {n / runs[-1]['span_s']:.2f} galaxies/s", flush=True)
+        stages[name] = {"runs": runs, "added": added(before, snapshot(media))}
+
+    generation_stage("model generation", "model", lambda: version.producer)
+    generation_stage("arc-finder generation", "sparcfire",
+                     lambda: GenerationRun.objects.filter(source="sparcfire").latest("created_at").producer)
+
+    before = snapshot(media)
+    runs = []
+    for i, k in enumerate(worker_counts):
+        if i:
+            MaskMeasurement.objects.all().delete()
+        runs.append(on_workers(env, k, lambda: measurement_runs.measurement_start(
+            chunk_size=args.measure_chunk_size, requested_by="bench")))
+        print(f"measurement, {k} worker(s): {n / runs[-1]['span_s']:.2f} galaxies/s "
+              f"({runs[-1]['done']} masks)", flush=True)
+    stages["measurement"] = {"runs": runs, "added": added(before, snapshot(media))}
+    masks_by = {}
+    for kind, structure, state in Mask.objects.filter(is_current=True).values_list("producer__kind", "structure",
+                                                                                  "state"):
+        key = f"{kind} {structure}"
+        masks_by.setdefault(key, {"asked": 0, "not_asked": 0})
+        masks_by[key]["not_asked" if state == "not_asked" else "asked"] += 1
+    measured_by = {}
+    for kind, structure in MaskMeasurement.objects.values_list("mask__producer__kind", "kind"):
+        measured_by[f"{kind} {structure}"] = measured_by.get(f"{kind} {structure}", 0) + 1
+
+    out = tmp / "export"
+    before = snapshot(media)
+    summary, wall, cpu = in_process(lambda: products.export_selection(
+        galaxies=products.galaxies_selection(), out_dir=out, image_kind=None, sources=None,
+        catalogue_name="measurements", progress=None))
+    files = [p for p in out.rglob("*") if p.is_file()]
+    stages["export"] = {"runs": [{"workers": 1, "span_s": wall, "wall_s": wall, "cpu_s": cpu, "in_process": True}],
+                        "added": added(before, snapshot(media)),
+                        "files": {"export": (len(files), sum(p.stat().st_size for p in files))}}
+    print(f"export: {wall:.1f} s", flush=True)
+
+    # --- tables -----------------------------------------------------------------------------------------
+    cpu_per = {s: stages[s]["runs"][0]["cpu_s"] / n for s in STAGES}
+    total_cpu = sum(cpu_per.values())
+    print(f"\n== {n} galaxies, stage by stage (raw forward {fwd_s * 1000:.1f} ms per galaxy, 1 thread; "
+          f"measurement code {MEASUREMENT_CODE_VERSION}) ==")
+    print(f"{'stage':<22} {'workers':>7} {'galaxies/s':>10} {'span s':>7} {'CPU s/galaxy':>12} {'CPU share':>9} "
+          f"{'cores used':>10} {'x forward':>9} {'failed':>6}")
+    for s in STAGES:
+        for r in stages[s]["runs"]:
+            per = r["cpu_s"] / n
+            workers = "in proc" if r.get("in_process") else r["workers"]
+            share = f"{100 * cpu_per[s] / total_cpu:8.1f}%" if r is stages[s]["runs"][0] else f"{'':>9}"
+            print(f"{s:<22} {workers:>7} {n / r['span_s']:>10.2f} {r['span_s']:>7.1f} {per:>12.4f} {share} "
+                  f"{r['cpu_s'] / r['span_s']:>10.2f} {per / fwd_s:>9.1f} {r.get('failed', 0):>6}")
+    print(f"{'raw forward (model)':<22} {'1 thr':>7} {1 / fwd_s:>10.2f} {'':>7} {fwd_s:>12.4f} {'':>9} {'':>10} "
+          f"{1.0:>9.1f}")
+    ones = [r for s in STAGES for r in stages[s]["runs"] if r["workers"] == 1]
+    print(f"pipeline, 1 worker: {total_cpu:.3f} CPU s per galaxy = {total_cpu / fwd_s:.0f}x the raw forward; "
+          f"{n / sum(r['span_s'] for r in ones):.2f} galaxies/s end to end")
+    for s in ("model generation", "arc-finder generation", "measurement"):
+        rs = {r["workers"]: r for r in stages[s]["runs"]}
+        if 1 in rs and 2 in rs:
+            print(f"  {s}: 2 workers / 1 worker = {rs[1]['span_s'] / rs[2]['span_s']:.2f}x "
+                  f"(chunks' CPU {rs[1]['cpu_s'] / rs[1]['span_s']:.2f} and {rs[2]['cpu_s'] / rs[2]['span_s']:.2f} "
+                  "cores; worker start-up and model loading "
+                  f"{(rs[2]['worker_cpu_s'] - rs[2]['cpu_s']) / 2:.1f} CPU s per worker)")
+    print("\nmasks (current): " + ", ".join(f"{k} {v['asked']}+{v['not_asked']} not asked"
+                                            for k, v in sorted(masks_by.items())))
+    print("measurements: " + ", ".join(f"{k} {v}" for k, v in sorted(measured_by.items())))
+
+    print(f"\n== what each stage adds, per galaxy ({n} galaxies) ==")
+    print(f"{'stage':<22} {'table / folder':<40} {'rows or files':>13} {'bytes':>10}")
+    for s in STAGES:
+        add = stages[s]["added"]
+        for table, (rows, size) in add["db"].items():
+            print(f"{s:<22} {'db ' + table:<40} {rows / n:>13.2f} {size / n:>10.0f}")
+        for folder, (count, size) in add["media"].items():
+            print(f"{s:<22} {'media ' + folder + '/':<40} {count / n:>13.2f} {size / n:>10.0f}")
+        for folder, (count, size) in stages[s].get("files", {}).items():
+            print(f"{s:<22} {'files ' + folder + '/ (outside media)':<40} {count / n:>13.2f} {size / n:>10.0f}")
+    for name, r in stages.items():
+        if r["runs"][-1].get("failure_reasons"):
+            print(f"{name} failures: {r['runs'][-1]['failure_reasons']}")
+    return {"galaxies": n, "image_px": args.image_px, "database": connection.vendor, "load_at_start": load,
+            "synthesis_s": synth_wall, "train_s": train_s, "raw_forward_s": fwd_s, "runtime": runtime,
+            "producers": list(Producer.objects.values_list("kind", "name")),
+            "masks": masks_by, "measurements": measured_by, "stages": stages,
+            "import_summary": imp.lines(), "export_summary": summary.lines()}
+
+
+if __name__ == "__main__":
+    main()
