@@ -96,7 +96,9 @@ def chunk_process(*, chunk_id: int, source_impl=None) -> GenerationChunk:
     if not chunked_runs.chunk_begin(chunk=chunk):
         return chunk
 
+    t_load = time.perf_counter()
     impl = source_impl or get_source(run.source).loaded(run)  # a model is loaded once per worker process
+    t_load = time.perf_counter() - t_load
     cpu0 = time.process_time()  # the chunk's CPU time in this process, all its threads (torch's too)
     pending = set(_pending_galaxy_ids(galaxy_ids=chunk.galaxy_ids, producer=run.producer, image_kind=run.image_kind))
     images = {
@@ -131,8 +133,8 @@ def chunk_process(*, chunk_id: int, source_impl=None) -> GenerationChunk:
         chunked_runs.chunk_report(chunk=chunk, done=done, skipped=skipped, failed=failed, failures=failures)
 
     chunked_runs.chunk_end(chunk=chunk, done=done, skipped=skipped, failed=failed, failures=failures,
-                           timings={"generate_s": round(t_model, 3), "store_s": round(t_store, 3),
-                                    "cpu_s": round(time.process_time() - cpu0, 3)})
+                           timings={"load_s": round(t_load, 3), "generate_s": round(t_model, 3),
+                                    "store_s": round(t_store, 3), "cpu_s": round(time.process_time() - cpu0, 3)})
     chunk.refresh_from_db()
     return chunk
 
