@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -52,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 from _django_env import release_redis_db, setup_env  # noqa: E402
 
 THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "EVALSITE_TORCH_THREADS": "1"}
-STAGES = ("import", "model generation", "arc-finder generation", "measurement", "export")
+STAGES = ("import cutouts", "import GZ3D", "model generation", "arc-finder generation", "measurement", "export")
 
 
 # --- what the site holds ----------------------------------------------------------------------------------
@@ -175,8 +176,9 @@ def children_cpu_s() -> float:
 
 
 def on_workers(env: dict, workers: int, start) -> dict:
-    """Start a chunked run with ``start()`` (it enqueues), let ``workers`` burst workers do it, and time it."""
-    run = start()
+    """Start chunked runs with ``start()`` (it enqueues them and returns {part: run}), let ``workers`` burst
+    workers do them all, and time it; CPU and counts also per part (e.g. per mask source)."""
+    runs = start()
     procs, t0, c0 = [], time.perf_counter(), children_cpu_s()
     for _ in range(workers):
         procs.append(subprocess.Popen([sys.executable, "manage.py", "rqworker", "--worker-class",
@@ -186,17 +188,20 @@ def on_workers(env: dict, workers: int, start) -> dict:
     wall, worker_cpu = time.perf_counter() - t0, children_cpu_s() - c0
     if any(p.returncode for p in procs):
         raise SystemExit("a worker failed:\n" + "\n".join(e[-2000:] for e in errors))
-    run.refresh_from_db()
-    chunks = list(run.chunks.values("started_at", "finished_at", "timings", "done", "skipped", "failed",
-                                    "failures"))
+    parts, chunks = {}, []
+    for part, run in runs.items():
+        mine = list(run.chunks.values("started_at", "finished_at", "timings", "done", "skipped", "failed",
+                                      "failures"))
+        chunks += mine
+        parts[part] = {"cpu_s": sum(c["timings"].get("cpu_s", 0.0) for c in mine),
+                       "done": sum(c["done"] for c in mine), "failed": sum(c["failed"] for c in mine)}
     span = (max(c["finished_at"] for c in chunks) - min(c["started_at"] for c in chunks)).total_seconds()
     load = sum(c["timings"].get("load_s", 0.0) for c in chunks) / workers  # model loading, once per worker
     reasons = sorted({f["reason"][:120] for c in chunks for f in c["failures"]})
-    return {"workers": workers, "status": run.status, "chunks": len(chunks), "span_s": span - load,
-            "load_s": load, "wall_s": wall,
+    return {"workers": workers, "chunks": len(chunks), "span_s": span - load, "load_s": load, "wall_s": wall,
             "cpu_s": sum(c["timings"].get("cpu_s", 0.0) for c in chunks), "worker_cpu_s": worker_cpu,
             "done": sum(c["done"] for c in chunks), "skipped": sum(c["skipped"] for c in chunks),
-            "failed": sum(c["failed"] for c in chunks), "failure_reasons": reasons[:5]}
+            "failed": sum(c["failed"] for c in chunks), "failure_reasons": reasons[:5], "parts": parts}
 
 
 # --- main ---------------------------------------------------------------------------------------------
@@ -213,7 +218,17 @@ def main() -> None:
     ap.add_argument("--postgres", default="", help="PostgreSQL server URL: run on a database created there "
                                                    "(and dropped) instead of SQLite")
     ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    ap.add_argument("--survey", type=int, default=640_000, help="galaxies of the survey to project to")
+    ap.add_argument("--gz3d-galaxies", type=int, default=30_000, help="of them, with GZ3D drawings")
+    ap.add_argument("--scale-workers", default="1,8,32,128", help="worker counts of the projected wall times")
+    ap.add_argument("--from-json", type=Path, help="only print the projection of an earlier run's --json file")
     args = ap.parse_args()
+    if args.from_json:
+        print_tables(json.loads(args.from_json.read_text()))
+        project(json.loads(args.from_json.read_text()), args.survey,
+                [int(w) for w in args.scale_workers.split(",")], args.gz3d_galaxies)
+        return
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still drop the database and free Redis
     t_start = time.perf_counter()
     worker_counts = [int(w) for w in args.workers.split(",")]
 
@@ -239,10 +254,67 @@ def main() -> None:
             with psycopg.connect(args.postgres.rstrip("/") + "/postgres", autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
     report["total_wall_s"] = time.perf_counter() - t_start
-    print(f"\nwhole bench: {report['total_wall_s']:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str))
-        print(f"figures written to {args.json}")
+    print_tables(report)
+    project(report, args.survey, [int(w) for w in args.scale_workers.split(",")], args.gz3d_galaxies)
+    print(f"\nwhole bench: {report['total_wall_s']:.0f} s" + (f"; figures in {args.json}" if args.json else ""))
+
+
+PART_LABELS = {"model": "model", "sparcfire": "arc finder", "volunteers": "volunteers", "truth": "truth"}
+
+
+def projection_rows(report: dict, survey: int, gz3d: int) -> list[tuple]:
+    """(label, galaxies of the survey it concerns, core-hours, db rows, db bytes, files, file bytes) per stage,
+    measurement per mask source. GZ3D import and volunteer masks concern ``gz3d`` galaxies; true masks exist
+    for synthetic galaxies only (left out)."""
+    n, stages, out = report["galaxies"], report["stages"], []
+    for name in STAGES:
+        st = stages[name]
+        add, extra = st["added"], st.get("files", {})
+        rows = sum(v[0] for v in add["db"].values())
+        db_b = sum(v[1] for v in add["db"].values())
+        files = sum(v[0] for v in add["media"].values()) + sum(v[0] for v in extra.values())
+        f_b = sum(v[1] for v in add["media"].values()) + sum(v[1] for v in extra.values())
+        parts = st["runs"][0].get("parts")
+        if name == "measurement" and parts:
+            done = sum(p["done"] for p in parts.values()) or 1
+            for part, p in sorted(parts.items()):
+                if part == "truth":
+                    continue
+                m = gz3d if part == "volunteers" else survey
+                share = p["done"] / done  # rows and bytes split by the masks measured
+                out.append((f"measurement, {PART_LABELS.get(part, part)}", m, p["cpu_s"] / n * m / 3600,
+                            rows * share / n * m, db_b * share / n * m, 0, 0))
+            continue
+        m = gz3d if name == "import GZ3D" else survey
+        out.append((name, m, st["runs"][0]["cpu_s"] / n * m / 3600, rows / n * m, db_b / n * m, files / n * m,
+                    f_b / n * m))
+    return out
+
+
+def project(report: dict, survey: int, worker_counts: list[int], gz3d: int = 30_000) -> None:
+    """Survey-scale figures from a run's per-galaxy ones: core-hours and wall time on W workers (one per free
+    core, the stage's galaxies shared evenly), database rows and bytes, media and export files and bytes."""
+    print(f"\n== projected to a survey of {survey:,} galaxies, {gz3d:,} of them with GZ3D drawings (per-galaxy "
+          f"CPU of the 1-worker runs; {report['database']} bytes) ==")
+    print(f"{'stage':<26} {'galaxies':>8} {'core-h':>7} " + " ".join(f"{f'{w} workers':>10}" for w in worker_counts)
+          + f" {'db rows':>11} {'db GB':>6} {'files':>10} {'file GB':>7}")
+    totals = [0.0, 0, 0, 0, 0]
+    for label, m, core_h, rows, db_b, files, f_b in projection_rows(report, survey, gz3d):
+        for i, v in enumerate((core_h, rows, db_b, files, f_b)):
+            totals[i] += v
+        walls = " ".join(f"{_hours(core_h / w):>10}" for w in worker_counts)
+        print(f"{label:<26} {m:>8,} {core_h:>7.1f} {walls} {rows:>11,.0f} {db_b / 1e9:>6.2f} {files:>10,.0f} "
+              f"{f_b / 1e9:>7.1f}")
+    walls = " ".join(f"{_hours(totals[0] / w):>10}" for w in worker_counts)
+    print(f"{'all stages':<26} {'':>8} {totals[0]:>7.1f} {walls} {totals[1]:>11,.0f} {totals[2] / 1e9:>6.2f} "
+          f"{totals[3]:>10,.0f} {totals[4] / 1e9:>7.1f}")
+    print(f"raw forward of the model alone: {report['raw_forward_cpu_s'] * survey / 3600:.1f} core-hours")
+
+
+def _hours(h: float) -> str:
+    return f"{h:.1f} h" if h >= 1 else f"{h * 60:.0f} min"
 
 
 def run_pipeline(args, env: dict, tmp: Path, worker_counts: list[int]) -> dict:
@@ -250,9 +322,12 @@ def run_pipeline(args, env: dict, tmp: Path, worker_counts: list[int]) -> dict:
 
     from evalcore.measure import MEASUREMENT_CODE_VERSION
     from evalcore.synthetic import survey
-    from segmentation import generation, measurement_runs, products
-    from segmentation.imports.synthetic import import_synthetic_survey
-    from segmentation.models import Galaxy, GenerationRun, Mask, MaskMeasurement, Producer
+    from segmentation import generation, measurement_runs, products, services
+    from segmentation.imports import gz3d as gz3d_import
+    from segmentation.imports.images import import_image_folder
+    from segmentation.imports.reproject import reproject_galaxy_masks
+    from segmentation.imports.synthetic import read_survey_settings, volunteer_release
+    from segmentation.models import Galaxy, GenerationRun, Image, ImportBatch, Mask, MaskMeasurement, Producer
 
     media = Path(env["MEDIA_ROOT"])
     n = args.galaxies
@@ -265,11 +340,30 @@ def run_pipeline(args, env: dict, tmp: Path, worker_counts: list[int]) -> dict:
     print(f"synthesis (input, not a stage): {synth_wall:.1f} s", flush=True)
 
     stages: dict[str, dict] = {}
+    # import_synthetic_survey's two parts, timed apart: every galaxy of a survey has a cutout and a
+    # catalogue row, only some have GZ3D volunteer drawings (about 30,000 of the 640,000)
+    directory = tmp / "survey"
+    syn = read_survey_settings(directory)
+    batch = services.batch_start(kind=ImportBatch.Kind.SYNTHETIC, source=str(directory), arguments=syn)
     before = snapshot(media)
-    imp, wall, cpu = in_process(lambda: import_synthetic_survey(directory=tmp / "survey", progress=False))
-    stages["import"] = {"runs": [{"workers": 1, "span_s": wall, "wall_s": wall, "cpu_s": cpu, "in_process": True}],
-                        "added": added(before, snapshot(media))}
-    print(f"import: {wall:.1f} s", flush=True)
+    _, wall, cpu = in_process(lambda: import_image_folder(
+        directory=directory / "cutouts", catalogue_path=directory / survey.CATALOGUE_NAME,
+        kind=Image.Kind.SURVEY_CUTOUT, batch=batch, progress=False))
+    stages["import cutouts"] = {"runs": [{"workers": 1, "span_s": wall, "wall_s": wall, "cpu_s": cpu,
+                                          "in_process": True}], "added": added(before, snapshot(media))}
+    print(f"import cutouts + catalogue: {wall:.1f} s", flush=True)
+
+    def gz3d():
+        result = gz3d_import.import_gz3d([directory / "gz3d"], release=volunteer_release(syn), progress=False,
+                                         jobs=1, arguments=syn)
+        reproject_galaxy_masks(galaxy_ids=result.galaxy_ids, target_kind=Image.Kind.SURVEY_CUTOUT,
+                               summary=result.summary, batch=batch)
+        return result
+    before = snapshot(media)
+    _, wall, cpu = in_process(gz3d)
+    stages["import GZ3D"] = {"runs": [{"workers": 1, "span_s": wall, "wall_s": wall, "cpu_s": cpu,
+                                       "in_process": True}], "added": added(before, snapshot(media))}
+    print(f"import GZ3D files + reprojection onto the cutouts: {wall:.1f} s", flush=True)
 
     t = time.perf_counter()
     version = train_tiny_model(args.size, args.train_s)
@@ -289,9 +383,9 @@ def run_pipeline(args, env: dict, tmp: Path, worker_counts: list[int]) -> dict:
                 delete_masks(producer_of())
 
             def start():
-                return generation.generation_start(source=source, galaxies=galaxy_ids, chunk_size=args.chunk_size,
-                                                   model_version=version if source == "model" else None,
-                                                   requested_by="bench")
+                return {source: generation.generation_start(
+                    source=source, galaxies=galaxy_ids, chunk_size=args.chunk_size,
+                    model_version=version if source == "model" else None, requested_by="bench")}
             runs.append(on_workers(env, k, start))
             print(f"{name}, {k} worker(s): {n / runs[-1]['span_s']:.2f} galaxies/s", flush=True)
         stages[name] = {"runs": runs, "added": added(before, snapshot(media))}
@@ -302,11 +396,13 @@ def run_pipeline(args, env: dict, tmp: Path, worker_counts: list[int]) -> dict:
 
     before = snapshot(media)
     runs = []
+    sources = sorted(set(Mask.objects.filter(is_current=True).values_list("producer__kind", flat=True)))
     for i, k in enumerate(worker_counts):
         if i:
             MaskMeasurement.objects.all().delete()
-        runs.append(on_workers(env, k, lambda: measurement_runs.measurement_start(
-            chunk_size=args.measure_chunk_size, requested_by="bench")))
+        # one run per mask source, all enqueued before the workers start: CPU per source, one span
+        runs.append(on_workers(env, k, lambda: {kind: measurement_runs.measurement_start(
+            source=kind, chunk_size=args.measure_chunk_size, requested_by="bench") for kind in sources}))
         print(f"measurement, {k} worker(s): {n / runs[-1]['span_s']:.2f} galaxies/s "
               f"({runs[-1]['done']} masks)", flush=True)
     stages["measurement"] = {"runs": runs, "added": added(before, snapshot(media))}
@@ -331,11 +427,23 @@ def run_pipeline(args, env: dict, tmp: Path, worker_counts: list[int]) -> dict:
                         "files": {"export": (len(files), sum(p.stat().st_size for p in files))}}
     print(f"export: {wall:.1f} s", flush=True)
 
-    # --- tables -----------------------------------------------------------------------------------------
+    return {"galaxies": n, "image_px": args.image_px, "database": connection.vendor, "load_at_start": load,
+            "synthesis_s": synth_wall, "train_s": train_s, "raw_forward_cpu_s": fwd_s, "raw_forward_wall_s": fwd_wall,
+            "runtime": runtime,
+            "producers": list(Producer.objects.values_list("kind", "name")),
+            "masks": masks_by, "measurements": measured_by, "stages": stages,
+            "export_summary": summary.lines(), "measurement_code": MEASUREMENT_CODE_VERSION}
+
+
+
+def print_tables(report: dict) -> None:
+    n, stages = report["galaxies"], report["stages"]
+    fwd_s, fwd_wall = report["raw_forward_cpu_s"], report["raw_forward_wall_s"]
+    masks_by, measured_by = report["masks"], report["measurements"]
     cpu_per = {s: stages[s]["runs"][0]["cpu_s"] / n for s in STAGES}
     total_cpu = sum(cpu_per.values())
     print(f"\n== {n} galaxies, stage by stage (raw forward {fwd_s * 1000:.1f} CPU ms per galaxy, 1 thread; "
-          f"measurement code {MEASUREMENT_CODE_VERSION}) ==")
+          f"measurement code {report['measurement_code']}) ==")
     print(f"{'stage':<22} {'workers':>7} {'galaxies/s':>10} {'span s':>7} {'CPU s/galaxy':>12} {'per core-s':>10} "
           f"{'CPU share':>9} {'cores used':>10} {'x forward':>9} {'failed':>6}")
     for s in STAGES:
@@ -345,6 +453,11 @@ def run_pipeline(args, env: dict, tmp: Path, worker_counts: list[int]) -> dict:
             share = f"{100 * cpu_per[s] / total_cpu:8.1f}%" if r is stages[s]["runs"][0] else f"{'':>9}"
             print(f"{s:<22} {workers:>7} {n / r['span_s']:>10.2f} {r['span_s']:>7.1f} {per:>12.4f} {1 / per:>10.2f} "
                   f"{share} {r['cpu_s'] / r['span_s']:>10.2f} {per / fwd_s:>9.1f} {r.get('failed', 0):>6}")
+    for part, p in sorted(stages["measurement"]["runs"][0].get("parts", {}).items()):
+        per = p["cpu_s"] / n
+        print(f"{'  ' + PART_LABELS.get(part, part) + ' masks':<22} {1:>7} {'':>10} {'':>7} {per:>12.4f} "
+              f"{1 / per if per else 0:>10.2f} {100 * per / total_cpu:8.1f}% {'':>10} {per / fwd_s:>9.1f} "
+              f"{p['failed']:>6}")
     print(f"{'raw forward (model)':<22} {'1 thr':>7} {1 / fwd_wall:>10.2f} {'':>7} {fwd_s:>12.4f} {1 / fwd_s:>10.2f} "
           f"{'':>9} {'':>10} {1.0:>9.1f}")
     print("galaxies/s over the span from the first chunk's start to the last one's end, model loading left out; "
@@ -376,12 +489,6 @@ def run_pipeline(args, env: dict, tmp: Path, worker_counts: list[int]) -> dict:
     for name, r in stages.items():
         if r["runs"][-1].get("failure_reasons"):
             print(f"{name} failures: {r['runs'][-1]['failure_reasons']}")
-    return {"galaxies": n, "image_px": args.image_px, "database": connection.vendor, "load_at_start": load,
-            "synthesis_s": synth_wall, "train_s": train_s, "raw_forward_cpu_s": fwd_s, "raw_forward_wall_s": fwd_wall,
-            "runtime": runtime,
-            "producers": list(Producer.objects.values_list("kind", "name")),
-            "masks": masks_by, "measurements": measured_by, "stages": stages,
-            "import_summary": imp.lines(), "export_summary": summary.lines()}
 
 
 if __name__ == "__main__":
