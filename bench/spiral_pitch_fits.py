@@ -23,16 +23,23 @@ from evalcore.measure import spiral
 SHIPPED_FIT = spiral._sides_fit
 
 
+def _centre(theta, ln_r, w):
+    return np.array([np.average(theta, weights=w), np.average(ln_r, weights=w)])
+
+
 def _orthogonal(theta, ln_r, w, edge, start=None, n_iter=3):
     cov = np.cov(np.stack([theta, ln_r]), aweights=w, bias=True)
     direction = np.linalg.eigh(cov)[1][:, 1]
     pitch = np.degrees(np.arctan2(-direction[1], direction[0]))
-    return float((pitch + 90.0) % 180.0 - 90.0), None
+    return float((pitch + 90.0) % 180.0 - 90.0), _centre(theta, ln_r, w)
 
 
+# Each replaces the arm's main fit; its (pitch, centre point) also starts the bootstrap's side fits, which
+# only move the uncertainties (not read here).
 FITS = {
     "sides": SHIPPED_FIT,
-    "slices": lambda theta, ln_r, w, edge, start=None, n_iter=3: (spiral._pitch_deg(theta, ln_r, w), None),
+    "slices": lambda theta, ln_r, w, edge, start=None, n_iter=3: (spiral._pitch_deg(theta, ln_r, w),
+                                                                   _centre(theta, ln_r, w)),
     "orthogonal": _orthogonal,
 }
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order
@@ -36,6 +37,10 @@ from .geometry import check_disk, disk_coordinates
 from .results import known_fields, plain
 
 S_WISE, Z_WISE = "S", "Z"
+# The loops that run per pixel or per bootstrap resample are compiled with numba (``*_nb``, cached on disk
+# after the first call). False runs the same steps in plain numpy/Python (``_sides_fit_py``, the loops
+# written out), which is the readable definition; the tests check both give the same results.
+_COMPILED = True
 NEIGHBOUR_STEPS = ((0, 1), (1, -1), (1, 0), (1, 1))  # each undirected 8-neighbour pair once
 
 
@@ -109,6 +114,19 @@ def _neighbour_pairs(rows, cols, shape):
     return np.concatenate(pairs)
 
 
+@njit(cache=True)
+def _accumulate_steps(theta, order, parent):
+    """Unwrapped angles along a breadth-first order: each pixel gets its parent's angle plus the wrapped step
+    (a loop over pixels, compiled)."""
+    out = np.empty(len(theta))
+    out[order[0]] = theta[order[0]]
+    for i in range(1, len(order)):
+        node = order[i]
+        p = parent[node]
+        out[node] = out[p] + ((theta[node] - theta[p] + np.pi) % (2 * np.pi) - np.pi)
+    return out
+
+
 def unwrap_region(theta, rows, cols, shape):
     """Continuous angles (rad) over one connected region, or None if the region goes round the centre.
 
@@ -122,11 +140,14 @@ def unwrap_region(theta, rows, cols, shape):
     order, parent = breadth_first_order(graph, 0, directed=False, return_predecessors=True)
     if len(order) != n:
         raise ValueError("unwrap_region needs one connected region")
-    out = np.empty(n)
-    out[order[0]] = theta[order[0]]
-    for node in order[1:]:
-        p = parent[node]
-        out[node] = out[p] + _wrap(theta[node] - theta[p])
+    if _COMPILED:
+        out = _accumulate_steps(np.asarray(theta, np.float64), order, parent)
+    else:
+        out = np.empty(n)
+        out[order[0]] = theta[order[0]]
+        for node in order[1:]:
+            p = parent[node]
+            out[node] = out[p] + _wrap(theta[node] - theta[p])
     a, b = pairs[:, 0], pairs[:, 1]
     if np.any(np.abs((out[a] - out[b]) - _wrap(theta[a] - theta[b])) > np.pi):
         return None
@@ -186,7 +207,7 @@ def _mean_pitch(a: float, b: float) -> float:
     return float(((a + b) / 2 + 90.0) % 180.0 - 90.0)
 
 
-def _sides_fit(theta, ln_r, w, edge, start=None, n_iter: int = 3):
+def _sides_fit_py(theta, ln_r, w, edge, start=None, n_iter: int = 3):
     """Signed pitch (deg) of an arm from the two long sides of its outline, and a point (theta, ln r) on
     its centre line (docs/measurements.md).
 
@@ -196,6 +217,9 @@ def _sides_fit(theta, ln_r, w, edge, start=None, n_iter: int = 3):
     and the centre line runs halfway between them. Repeat. A side is a thin line, so its fit depends
     neither on the arm's width nor on how its ends are shaped. Falls back to the least-squares pitch when
     a side has too few pixels.
+
+    The readable definition: ``_sides_fit`` runs the same steps compiled (``_sides_fit_nb``) and the tests
+    check the two agree.
     """
     if start is None:
         start = (_pitch_deg(theta, ln_r, w), np.array([np.average(theta, weights=w), np.average(ln_r, weights=w)]))
@@ -222,6 +246,156 @@ def _sides_fit(theta, ln_r, w, edge, start=None, n_iter: int = 3):
     return pitch, origin
 
 
+# --- the same fit compiled (numba): the bootstrap repeats it hundreds of times per arm -----------------
+# Each function mirrors the pure one above step by step; only the sums' rounding order differs.
+@njit(cache=True)
+def _line_pitch_nb(t, lnr, keep):
+    """``_pitch_deg`` with unit weights over the kept points: (pitch deg, mean theta, mean ln r)."""
+    n, mt, ml = 0, 0.0, 0.0
+    for i in range(len(t)):
+        if keep[i]:
+            n += 1
+            mt += t[i]
+            ml += lnr[i]
+    mt /= n
+    ml /= n
+    num, den = 0.0, 0.0
+    for i in range(len(t)):
+        if keep[i]:
+            num += (t[i] - mt) * (lnr[i] - ml)
+            den += (lnr[i] - ml) ** 2
+    pitch = np.degrees(np.arctan2(-1.0, num / den))
+    return (pitch + 90.0) % 180.0 - 90.0, mt, ml
+
+
+@njit(cache=True)
+def _side_pixels_nb(t, lnr, scale, n_iter):
+    """``_side_pixels``: (keep mask, whether at least 5 points are kept)."""
+    n = len(t)
+    keep = np.ones(n, np.bool_)
+    resid = np.empty(n)
+    for _ in range(n_iter):
+        k = 0
+        mx, my = 0.0, 0.0
+        for i in range(n):
+            if keep[i]:
+                k += 1
+                mx += t[i]
+                my += lnr[i]
+        if k < 5:
+            return keep, False
+        mx /= k
+        my /= k
+        sxy, sxx, syy = 0.0, 0.0, 0.0
+        for i in range(n):
+            if keep[i]:
+                x, y = t[i] - mx, lnr[i] - my
+                sxy += x * y
+                sxx += x * x
+                syy += y * y
+        angle = 0.5 * np.arctan2(2 * sxy, sxx - syy)
+        nx, ny = -np.sin(angle), np.cos(angle)
+        for i in range(n):
+            resid[i] = abs((t[i] - mx) * nx + (lnr[i] - my) * ny)
+        sigma = 1.4826 * np.median(resid[keep])
+        new = np.empty(n, np.bool_)
+        changed = False
+        for i in range(n):
+            new[i] = resid[i] <= max(3 * sigma, 1.5 * scale[i])
+            changed = changed or new[i] != keep[i]
+        if not changed:
+            break
+        keep = new
+    return keep, keep.sum() >= 5
+
+
+@njit(cache=True)
+def _sides_fit_nb(t, lnr, scale, pitch, o_t, o_l, n_iter):
+    """``_sides_fit_py`` from a start (pitch, centre point) on the outline points only:
+    (pitch, centre theta, centre ln r)."""
+    n = len(t)
+    if n < 10:
+        return pitch, o_t, o_l
+    for _ in range(n_iter):
+        b = np.tan(np.radians(pitch))
+        h = np.hypot(1.0, b)
+        d0, d1 = 1.0 / h, -b / h
+        across = (t - o_t) * -d1 + (lnr - o_l) * d0
+        pitches = np.empty(2)
+        centre_t, centre_l = 0.0, 0.0
+        for s in range(2):
+            on_side = across > 0 if s == 0 else across < 0
+            st, sl = t[on_side], lnr[on_side]
+            keep, ok = _side_pixels_nb(st, sl, scale[on_side], 4)
+            if not ok:
+                return pitch, o_t, o_l
+            lo, hi = np.inf, -np.inf
+            for i in range(len(sl)):
+                if keep[i]:
+                    lo = min(lo, sl[i])
+                    hi = max(hi, sl[i])
+            if hi - lo == 0:
+                return pitch, o_t, o_l
+            pitches[s], mt, ml = _line_pitch_nb(st, sl, keep)
+            centre_t += mt / 2
+            centre_l += ml / 2
+        a = pitches[0]
+        b2 = a + (pitches[1] - a + 90.0) % 180.0 - 90.0
+        new = ((a + b2) / 2 + 90.0) % 180.0 - 90.0
+        o_t, o_l = centre_t, centre_l
+        if abs(new - pitch) < 1e-3:
+            return new, o_t, o_l
+        pitch = new
+    return pitch, o_t, o_l
+
+
+@njit(cache=True)
+def _bootstrap_nb(t, lnr, scale, edge, members, offsets, choice, pitch, o_t, o_l, n_iter):
+    """Pitches of the block-bootstrap resamples (``fit_arm``): resample b joins the blocks ``choice[b]``
+    (pixel indices ``members[offsets[k]:offsets[k + 1]]``), in that order; a resample whose
+    pixels all share one radius is skipped: (pitches, which resamples were fitted)."""
+    n_boot, n_pick = choice.shape
+    out = np.empty(n_boot)
+    fitted = np.zeros(n_boot, np.bool_)
+    for b in range(n_boot):
+        lo, hi, n_edge = np.inf, -np.inf, 0
+        for j in range(n_pick):
+            k = choice[b, j]
+            for m in range(offsets[k], offsets[k + 1]):
+                i = members[m]
+                lo = min(lo, lnr[i])
+                hi = max(hi, lnr[i])
+                if edge[i]:
+                    n_edge += 1
+        if hi - lo == 0:
+            continue
+        pt, pl, ps = np.empty(n_edge), np.empty(n_edge), np.empty(n_edge)
+        e = 0
+        for j in range(n_pick):
+            k = choice[b, j]
+            for m in range(offsets[k], offsets[k + 1]):
+                i = members[m]
+                if edge[i]:
+                    pt[e], pl[e], ps[e] = t[i], lnr[i], scale[i]
+                    e += 1
+        out[b] = _sides_fit_nb(pt, pl, ps, pitch, o_t, o_l, n_iter)[0]
+        fitted[b] = True
+    return out, fitted
+
+
+def _sides_fit(theta, ln_r, w, edge, start=None, n_iter: int = 3):
+    """``_sides_fit_py`` compiled: same arguments, same (pitch, centre point) result."""
+    if start is None:
+        start = (_pitch_deg(theta, ln_r, w), np.array([np.average(theta, weights=w), np.average(ln_r, weights=w)]))
+    pitch, origin = start
+    edge = np.asarray(edge, bool)
+    t, lnr = np.ascontiguousarray(theta[edge], np.float64), np.ascontiguousarray(ln_r[edge], np.float64)
+    if len(t) < 10:
+        return pitch, origin
+    out = _sides_fit_nb(t, lnr, np.exp(-lnr), float(pitch), float(origin[0]), float(origin[1]), n_iter)
+    return out[0], np.array([out[1], out[2]])
+
+
 def fit_arm(theta_u, ln_r, weights, edge=None, n_boot: int = 200, n_blocks: int = 8, rng=None,
             min_elongation: float = 3.0) -> tuple[ArmFit | None, str | None]:
     """Fit one arm from unwrapped angles (rad), ln of disk-plane radii (ln px), pixel weights and, when
@@ -230,7 +404,7 @@ def fit_arm(theta_u, ln_r, weights, edge=None, n_boot: int = 200, n_blocks: int 
         return None, f"not elongated in the log-polar plane (length/width below {min_elongation:g}): no pitch"
     if edge is None:
         edge = np.zeros(len(theta_u), bool)
-    fit = _sides_fit(theta_u, ln_r, weights, edge)
+    fit = (_sides_fit if _COMPILED else _sides_fit_py)(theta_u, ln_r, weights, edge)
     pitch = fit[0]
     # Neighbouring pixels of a thick arm are not independent, so resample whole stretches of the arm.
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -238,13 +412,23 @@ def fit_arm(theta_u, ln_r, weights, edge=None, n_boot: int = 200, n_blocks: int 
     block = np.clip(np.searchsorted(edges, ln_r, side="right") - 1, 0, n_blocks - 1)
     members = [np.flatnonzero(block == k) for k in range(n_blocks)]
     members = [m for m in members if len(m)]
-    boot = []
-    for _ in range(n_boot):
-        pick = np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
-        if np.ptp(ln_r[pick]) == 0:
-            continue
-        boot.append(_sides_fit(theta_u[pick], ln_r[pick], weights[pick], edge[pick], start=fit, n_iter=2)[0])
-    boot = np.asarray(boot)
+    if _COMPILED:
+        # Resample k joins the blocks choice[k] (one draw gives the same random stream as the n_boot draws
+        # below); each resample is fitted as below, compiled.
+        choice = rng.integers(0, len(members), (n_boot, len(members)))
+        theta_c, ln_r_c = np.ascontiguousarray(theta_u, np.float64), np.ascontiguousarray(ln_r, np.float64)
+        boot, fitted = _bootstrap_nb(theta_c, ln_r_c, np.exp(-ln_r_c), np.asarray(edge, bool),
+                                     np.concatenate(members), np.cumsum([0] + [len(m) for m in members]), choice,
+                                     float(pitch), float(fit[1][0]), float(fit[1][1]), 2)
+        boot = boot[fitted]
+    else:
+        boot = []
+        for _ in range(n_boot):
+            pick = np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
+            if np.ptp(ln_r[pick]) == 0:
+                continue
+            boot.append(_sides_fit_py(theta_u[pick], ln_r[pick], weights[pick], edge[pick], start=fit, n_iter=2)[0])
+        boot = np.asarray(boot)
     # Near +-90 deg a resample can land on the other end of the range: fold onto the fit's branch.
     boot = pitch + (boot - pitch + 90.0) % 180.0 - 90.0
     # A robust standard deviation: the few resamples that repeat an end of the arm and miss much of a
