@@ -24,7 +24,7 @@ def test_staff_launch_a_measurement_run_by_clicking_and_watch_it_finish(staff_pa
     page, url = staff_page, staff_page.live_server_url
     page.goto(f"{url}/admin/")
     page.click("a:text-is('Measurement runs')")
-    page.click("a.addlink")
+    page.click(".object-tools a.addlink")  # the changelist's own button, not the sidebar's
     page.wait_for_url("**/admin/segmentation/measurementrun/add/")
     page.select_option("#id_source", "model")
     page.fill("#id_chunk_size", "2")
