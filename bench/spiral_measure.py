@@ -1,7 +1,7 @@
 """Spiral measurement speed: the shipped ``measure_spiral`` against the previous implementation, same masks,
 same process, and whether they agree.
 
-    python bench/spiral_measure.py                      # first 300 benchmark galaxies, 3 runs: ~4 min
+    python bench/spiral_measure.py                      # first 100 benchmark galaxies (60 masks), 3 runs
     python bench/spiral_measure.py --galaxies 2000 --runs 1   # the benchmark survey's whole test split
 
 The masks are those of the benchmark survey (``make_synthetic --benchmark``: seed 20231204, 256 px) for the
@@ -20,9 +20,12 @@ in ``--cache`` (default /tmp/evalsite-bench-spiral-masks) and reused by the next
 Timing: each run measures every mask with the reference (``bench/_spiral_reference.py``, the frozen copy
 of the implementation before the compiled path) and with the shipped code, one after the other mask by
 mask, so both see the same machine load; the time per mask is the run's total over the number of masks,
-and the figure printed is the median over the runs. numba's compilation (or cache load) happens once,
-before timing. Agreement, per source: largest |pitch difference| (deg, overall and per arm), masks whose
-arm count, chirality or measured/not-measured verdict differ, and the largest |pitch_err difference|.
+and the figure printed is the median over the runs; numba's compilation (or cache load) happens once,
+before timing. The default run took 11 min on the 2-core machine with a load average of ~18 (other jobs),
+most of it in the previous code; a few minutes on a quiet machine.
+
+Agreement, per source: largest |pitch difference| (deg, overall and per arm), masks whose arm count,
+chirality or measured/not-measured verdict differ, and the largest |pitch_err difference|.
 """
 from __future__ import annotations
 
@@ -106,20 +109,28 @@ def measure(module, mask, q, pa):
     return module.measure_spiral(mask, disk_axis_ratio=q, disk_position_angle=pa)
 
 
+def _diff(a, b) -> float:
+    """|a - b|; 0 when both are NaN (both undefined alike), inf when only one is."""
+    a, b = float("nan") if a is None else a, float("nan") if b is None else b
+    if np.isnan(a) or np.isnan(b):
+        return 0.0 if np.isnan(a) and np.isnan(b) else float("inf")
+    return abs(a - b)
+
+
 def compare(old, new) -> dict:
     """Differences between the reference's and the shipped result of one mask."""
     same_verdict = (old.measured, old.n_arms, old.chirality) == (new.measured, new.n_arms, new.chirality)
     d = {"verdict": not same_verdict, "pitch": 0.0, "arm_pitch": 0.0, "pitch_err": 0.0}
     if same_verdict and old.measured:
-        d["pitch"] = abs(old.pitch - new.pitch)
-        d["arm_pitch"] = max(abs(a.pitch - b.pitch) for a, b in zip(old.arms, new.arms))
-        d["pitch_err"] = float(np.nan_to_num(abs(old.pitch_err - new.pitch_err)))
+        d["pitch"] = _diff(old.pitch, new.pitch)
+        d["arm_pitch"] = max(_diff(a.pitch, b.pitch) for a, b in zip(old.arms, new.arms))
+        d["pitch_err"] = _diff(old.pitch_err, new.pitch_err)
     return d
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--galaxies", type=int, default=300, help="first N galaxies of the benchmark survey")
+    ap.add_argument("--galaxies", type=int, default=100, help="first N galaxies of the benchmark survey")
     ap.add_argument("--split", default="test", choices=["train", "val", "test"])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sources", default=",".join(SOURCES), help="comma-separated: " + ", ".join(SOURCES))
