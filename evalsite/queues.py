@@ -1,8 +1,9 @@
 """The three RQ queues of evalsite and the one way to put a job on them.
 
-- ``default``: short jobs (imports, exports, measurements);
+- ``default``: short jobs (imports, exports);
 - ``training``: model training, hours long;
-- ``generation``: mask-generation chunks, shared by any number of workers on any number of machines.
+- ``generation``: survey-scale chunks (mask generation and measurement runs), shared by any number of
+  workers on any number of machines.
 
 Workers for torch jobs run as ``python manage.py rqworker --worker-class rq.worker.SimpleWorker QUEUE``
 so torch is imported once per worker, not once per job (see README, "Workers").

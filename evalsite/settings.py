@@ -120,11 +120,11 @@ EVALSITE_MAX_IMAGE_PIXELS = env_int("EVALSITE_MAX_IMAGE_PIXELS", 4096 * 4096)
 # --- Background jobs: django-rq on Redis -------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 RQ_QUEUES = {
-    # Short jobs: imports, exports, measurements.
+    # Short jobs: imports, exports.
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
     # Long jobs: model training (hours on CPU).
     "training": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 7 * 24 * 3600},
-    # Mask generation chunks: many independent jobs shared by any number of workers.
+    # Chunks of mask generation and measurement runs: many independent jobs shared by any number of workers.
     "generation": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 6 * 3600},
 }
 

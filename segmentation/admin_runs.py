@@ -1,4 +1,4 @@
-"""Admin for background work: training runs, model versions and mask-generation runs.
+"""Admin for background work: training runs, model versions, mask-generation and measurement runs.
 
 Staff start work from forms here (the services enqueue RQ jobs), watch a live status block that the
 page polls every few seconds, and cancel or resume. Status comes from the run rows, which outlive RQ.
@@ -16,9 +16,18 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
-from segmentation.models import GenerationRun, Image, ModelVersion, RunStatus, TrainingRun
+from segmentation.models import (
+    GenerationRun,
+    Image,
+    MaskMeasurement,
+    MeasurementRun,
+    ModelVersion,
+    Producer,
+    RunStatus,
+    TrainingRun,
+)
 from segmentation.selectors.galaxies import GalaxySelection, selected_queryset
-from segmentation.services import generation, quality_gate, training
+from segmentation.services import generation, measurement_runs, quality_gate, training
 
 STATUS_COLOURS = {
     "queued": "#6b7280",
@@ -274,13 +283,11 @@ class GenerationForm(forms.Form):
     )
 
 
-@admin.register(GenerationRun)
-class GenerationRunAdmin(RunAdminMixin, admin.ModelAdmin):
-    list_display = ("__str__", "badge", "producer", "progress_text", "created_at", "requested_by")
-    list_filter = ("status", "source")
-    page_template = "admin/segmentation/runs/generation_run.html"
-    status_template = "admin/segmentation/runs/generation_status.html"
-    services = generation
+class ChunkedRunAdminMixin(RunAdminMixin):
+    """List columns and the live status block of a chunked run (generation, measurement)."""
+
+    status_template = "admin/segmentation/runs/chunked_status.html"
+    item_label = "galaxies"  # what the run's chunks hold, as the status block says it
 
     @admin.display(description="status")
     def badge(self, run):
@@ -288,22 +295,34 @@ class GenerationRunAdmin(RunAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress_text(self, run):
-        p = generation.run_progress(run=run)
+        p = self.services.run_progress(run=run)
         return f"{p['processed']}/{p['total']} ({p['failed']} failed)"
 
     def status_context(self, run):
         run.refresh_from_db()
-        p = generation.run_progress(run=run)
+        p = self.services.run_progress(run=run)
         failures = [f for c in run.chunks.exclude(failures=[]) for f in c.failures][:200]
+        name = self.model._meta.model_name
         return {
             "run": run,
             "status": status_badge(run),
             "progress": p,
             "percent": round(100 * p["processed"] / p["total"]) if p["total"] else 100,
             "failures": failures,
+            "item_label": self.item_label,
+            "cancel_url": reverse(f"admin:segmentation_{name}_cancel", args=[run.pk]),
+            "resume_url": reverse(f"admin:segmentation_{name}_resume", args=[run.pk]),
             "can_cancel": run.status in (RunStatus.QUEUED, RunStatus.RUNNING) and not run.cancel_requested,
             "can_resume": run.status in (RunStatus.FAILED, RunStatus.CANCELLED) or run.is_stalled,
         }
+
+
+@admin.register(GenerationRun)
+class GenerationRunAdmin(ChunkedRunAdminMixin, admin.ModelAdmin):
+    list_display = ("__str__", "badge", "producer", "progress_text", "created_at", "requested_by")
+    list_filter = ("status", "source")
+    page_template = "admin/segmentation/runs/generation_run.html"
+    services = generation
 
     def add_view(self, request, form_url="", extra_context=None):
         form = GenerationForm(request.POST or None)
@@ -340,6 +359,87 @@ class GenerationRunAdmin(RunAdminMixin, admin.ModelAdmin):
             "title": "Generate masks",
         }
         return TemplateResponse(request, "admin/segmentation/runs/start_form.html", context)
+
+
+class MeasurementForm(forms.Form):
+    """The selection of ``manage.py measure_masks``: which current masks to measure."""
+
+    source = forms.ChoiceField(choices=[("", "all sources"), *Producer.Kind.choices], required=False,
+                               help_text="Only masks of this source.")
+    structure = forms.ChoiceField(choices=[("", "bars and spirals"), *MaskMeasurement.Kind.choices],
+                                  required=False)
+    galaxies = forms.ChoiceField(
+        choices=[("any", "all galaxies"), ("only", "synthetic only"), ("exclude", "real only")]
+    )
+    split = forms.ChoiceField(
+        choices=[("", "all splits"), ("train", "train"), ("val", "val"), ("test", "test")], required=False,
+        help_text="Only the galaxies of this split (the sky-cell split training uses and records per model version).",
+    )
+    names = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Optional: only these galaxy names, one per line.",
+    )
+    image_kind = forms.ChoiceField(choices=[("", "any image"), *Image.Kind.choices], required=False,
+                                   help_text="Only masks drawn on this kind of image.")
+    chunk_size = forms.IntegerField(min_value=1, max_value=100_000, initial=measurement_runs.DEFAULT_CHUNK_SIZE,
+                                    help_text="Masks per job; the workers share the chunks.")
+
+
+@admin.register(MeasurementRun)
+class MeasurementRunAdmin(ChunkedRunAdminMixin, admin.ModelAdmin):
+    list_display = ("__str__", "badge", "selection_text", "progress_text", "created_at", "requested_by")
+    list_filter = ("status",)
+    page_template = "admin/segmentation/runs/measurement_run.html"
+    services = measurement_runs
+    item_label = "masks"
+
+    @admin.display(description="selection")
+    def selection_text(self, run):
+        return selection_text(run.selection)
+
+    def status_context(self, run):
+        return {**super().status_context(run), "selection": selection_text(run.selection)}
+
+    def add_view(self, request, form_url="", extra_context=None):
+        form = MeasurementForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            d = form.cleaned_data
+            names = [n.strip() for n in d["names"].splitlines() if n.strip()]
+            try:
+                run = measurement_runs.measurement_start(
+                    source=d["source"] or None, structure=d["structure"] or None, synthetic=d["galaxies"],
+                    names=names or None, split=d["split"] or None, image_kind=d["image_kind"] or None,
+                    chunk_size=d["chunk_size"], requested_by=request.user.username,
+                )
+            except ValueError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"{run}: {run.total} masks in {run.chunks.count()} chunks queued.")
+                return HttpResponseRedirect(reverse("admin:segmentation_measurementrun_change", args=[run.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "title": "Measure masks",
+        }
+        return TemplateResponse(request, "admin/segmentation/runs/start_form.html", context)
+
+
+def selection_text(selection: dict) -> str:
+    """A measurement run's selection in words, e.g. "model spiral masks, synthetic only, split test"."""
+    s = selection or {}
+    what = " ".join(x for x in (s.get("source"), s.get("structure")) if x) or "all"
+    parts = [f"{what} masks"]
+    if s.get("synthetic") in ("only", "exclude"):
+        parts.append("synthetic only" if s["synthetic"] == "only" else "real only")
+    if s.get("split"):
+        parts.append(f"split {s['split']}")
+    if s.get("image_kind"):
+        parts.append(f"on {s['image_kind']}")
+    if s.get("names"):
+        parts.append(f"{len(s['names'])} named galaxies")
+    return ", ".join(parts)
 
 
 class ModelVersionAdmin(admin.ModelAdmin):

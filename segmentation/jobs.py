@@ -15,6 +15,17 @@ def generate_chunk(chunk_id: int) -> dict:
     return {"done": chunk.done, "skipped": chunk.skipped, "failed": chunk.failed}
 
 
+def measure_chunk(chunk_id: int) -> dict:
+    from segmentation.services import measurement_runs
+
+    try:
+        chunk = measurement_runs.chunk_process(chunk_id=chunk_id)
+    except Exception as exc:
+        measurement_runs.chunk_fail(chunk_id=chunk_id, error=f"{exc!r}\n{traceback.format_exc(limit=5)}")
+        raise
+    return {"done": chunk.done, "skipped": chunk.skipped, "failed": chunk.failed}
+
+
 def train(run_id: int) -> dict:
     from segmentation.services import training
 

@@ -316,36 +316,23 @@ class ModelVersion(models.Model):
         return f"{self.name}{' (active)' if self.is_active else ''}"
 
 
-class GenerationRun(BackgroundRun):
-    """Mask generation for a galaxy selection by one producer, split into chunks shared by many workers."""
+class ChunkedRun(BackgroundRun):
+    """Background work over a selection split into chunks, one RQ job each, shared by any number of workers
+    (mask generation, measurement). The run's status follows from its chunks'."""
 
-    class Source(models.TextChoices):
-        MODEL = "model", "Model"
-        SPARCFIRE = "sparcfire", "Arc finder"
-
-    source = models.CharField(max_length=12, choices=Source.choices)
-    producer = models.ForeignKey(Producer, on_delete=models.PROTECT, related_name="generation_runs")
-    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT)
-    image_kind = models.CharField(max_length=20, choices=Image.Kind.choices, default=Image.Kind.SURVEY_CUTOUT)
     selection = models.JSONField(default=dict, blank=True, help_text="How the galaxies were chosen.")
     chunk_size = models.PositiveIntegerField(default=64)
     total = models.PositiveIntegerField(default=0)
-    input_checks = models.JSONField(default=dict, blank=True,
-                                    help_text="How the images differ from the model version's training data.")
 
     class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self):
-        return f"Generation run #{self.pk} ({self.source}, {self.get_status_display()})"
+        abstract = True
 
 
-class GenerationChunk(models.Model):
-    """One RQ job's share of a GenerationRun. Galaxies already done are skipped, so a chunk can be rerun."""
+class RunChunk(models.Model):
+    """One RQ job's share of a ChunkedRun: its counts, failures and timings. Work already done is skipped
+    when a chunk runs again, so a chunk whose worker died can simply be re-enqueued."""
 
-    run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField()
-    galaxy_ids = models.JSONField()
     status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.QUEUED)
     job_id = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -359,11 +346,42 @@ class GenerationChunk(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["run", "index"]
-        constraints = [models.UniqueConstraint(fields=["run", "index"], name="unique_chunk_index")]
+        abstract = True
 
     def __str__(self):
         return f"chunk {self.index} of run {self.run_id} ({self.status})"
+
+
+class GenerationRun(ChunkedRun):
+    """Mask generation for a galaxy selection by one producer, split into chunks shared by many workers."""
+
+    class Source(models.TextChoices):
+        MODEL = "model", "Model"
+        SPARCFIRE = "sparcfire", "Arc finder"
+
+    source = models.CharField(max_length=12, choices=Source.choices)
+    producer = models.ForeignKey(Producer, on_delete=models.PROTECT, related_name="generation_runs")
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT)
+    image_kind = models.CharField(max_length=20, choices=Image.Kind.choices, default=Image.Kind.SURVEY_CUTOUT)
+    input_checks = models.JSONField(default=dict, blank=True,
+                                    help_text="How the images differ from the model version's training data.")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Generation run #{self.pk} ({self.source}, {self.get_status_display()})"
+
+
+class GenerationChunk(RunChunk):
+    """One RQ job's share of a GenerationRun. Galaxies already done are skipped, so a chunk can be rerun."""
+
+    run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="chunks")
+    galaxy_ids = models.JSONField()
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="unique_chunk_index")]
 
 
 class MaskMeasurement(models.Model):
@@ -392,6 +410,34 @@ class MaskMeasurement(models.Model):
 
     def __str__(self):
         return f"{self.kind} measurement of mask {self.mask_id}"
+
+
+class MeasurementRun(ChunkedRun):
+    """Measurement of a mask selection (bars, spirals) split into chunks shared by many workers.
+
+    Masks already measured by this code version with the same inputs are skipped, and a mask has at most
+    one measurement per kind and code version (``one_measurement_per_version``), so chunks can rerun."""
+
+    code_version = models.CharField(max_length=32, help_text="Measurement code version the run was started with.")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Measurement run #{self.pk} ({self.get_status_display()})"
+
+
+class MeasurementChunk(RunChunk):
+    """One RQ job's share of a MeasurementRun: mask ids, and how many were created, updated, unchanged."""
+
+    run = models.ForeignKey(MeasurementRun, on_delete=models.CASCADE, related_name="chunks")
+    mask_ids = models.JSONField()
+    counts = models.JSONField(default=dict, blank=True,
+                              help_text="created, updated, unchanged, measured (a value), not_measured (a reason).")
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="unique_measurement_chunk_index")]
 
 
 class ExternalCatalogue(models.Model):

@@ -14,8 +14,6 @@ import time
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 
 from evalsite import queues
 from segmentation.models import (
@@ -25,8 +23,8 @@ from segmentation.models import (
     Image,
     Mask,
     ModelVersion,
-    RunStatus,
 )
+from segmentation.services import chunked_runs
 from segmentation.services.masks import MaskInput, masks_store
 from segmentation.services.sources.registry import STRUCTURES, get_source
 
@@ -71,15 +69,10 @@ def generation_start(*, source: str, galaxies: Iterable[Galaxy] | Iterable[int],
             selection={**(selection or {}), "requested": len(ids), "already_done": len(ids) - len(pending)},
             chunk_size=chunk_size, total=len(pending), requested_by=requested_by, input_checks=checks,
         )
-        chunks = [
-            GenerationChunk(run=run, index=i, galaxy_ids=pending[start:start + chunk_size])
-            for i, start in enumerate(range(0, len(pending), chunk_size))
-        ]
-        GenerationChunk.objects.bulk_create(chunks)
-        if not chunks:
-            run.status, run.finished_at = RunStatus.SUCCEEDED, timezone.now()
-            run.log = "Nothing to do: every selected galaxy already has these masks or has no such image."
-            run.save(update_fields=["status", "finished_at", "log"])
+        n_chunks = chunked_runs.chunks_create(run=run, ids=pending, ids_field="galaxy_ids", chunk_size=chunk_size)
+        if not n_chunks:
+            chunked_runs.run_finish_empty(
+                run=run, log="Nothing to do: every selected galaxy already has these masks or has no such image.")
         elif enqueue:
             for chunk in run.chunks.all():
                 chunk_enqueue(chunk=chunk)
@@ -101,17 +94,13 @@ def chunk_process(*, chunk_id: int, source_impl=None) -> GenerationChunk:
     """Generate and store masks for one chunk's galaxies, skipping those already done."""
     chunk = GenerationChunk.objects.select_related("run", "run__producer", "run__model_version").get(pk=chunk_id)
     run = chunk.run
-    if run.status == RunStatus.CANCELLED or run.cancel_requested:
-        GenerationChunk.objects.filter(pk=chunk.pk).update(status=RunStatus.CANCELLED)
+    if not chunked_runs.chunk_begin(chunk=chunk):
         return chunk
-    now = timezone.now()
-    GenerationChunk.objects.filter(pk=chunk.pk).update(
-        status=RunStatus.RUNNING, attempts=F("attempts") + 1, started_at=now, heartbeat_at=now
-    )
-    GenerationRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(status=RunStatus.RUNNING, started_at=now)
-    GenerationRun.objects.filter(pk=run.pk).update(heartbeat_at=now)
 
-    impl = source_impl or get_source(run.source).loaded(run)
+    t_load = time.perf_counter()
+    impl = source_impl or get_source(run.source).loaded(run)  # a model is loaded once per worker process
+    t_load = time.perf_counter() - t_load
+    cpu0 = time.process_time()  # the chunk's CPU time in this process, all its threads (torch's too)
     pending = set(_pending_galaxy_ids(galaxy_ids=chunk.galaxy_ids, producer=run.producer, image_kind=run.image_kind))
     images = {
         im.galaxy_id: im
@@ -123,7 +112,7 @@ def chunk_process(*, chunk_id: int, source_impl=None) -> GenerationChunk:
     todo = [gid for gid in chunk.galaxy_ids if gid in pending]
     skipped = len(chunk.galaxy_ids) - len(todo)
     for batch_start in range(0, len(todo), impl.batch_size):
-        if GenerationRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
+        if chunked_runs.cancel_requested(run=run):
             break
         batch = [images[g] for g in todo[batch_start:batch_start + impl.batch_size]]
         t0 = time.perf_counter()
@@ -142,18 +131,11 @@ def chunk_process(*, chunk_id: int, source_impl=None) -> GenerationChunk:
         failures.extend(store_failures)
         t_model += t1 - t0
         t_store += time.perf_counter() - t1
-        GenerationChunk.objects.filter(pk=chunk.pk).update(
-            done=done, skipped=skipped, failed=failed, failures=failures, heartbeat_at=timezone.now()
-        )
-        GenerationRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+        chunked_runs.chunk_report(chunk=chunk, done=done, skipped=skipped, failed=failed, failures=failures)
 
-    cancelled = GenerationRun.objects.filter(pk=run.pk, cancel_requested=True).exists()
-    GenerationChunk.objects.filter(pk=chunk.pk).update(
-        status=RunStatus.CANCELLED if cancelled else RunStatus.SUCCEEDED,
-        done=done, skipped=skipped, failed=failed, failures=failures, finished_at=timezone.now(),
-        timings={"generate_s": round(t_model, 3), "store_s": round(t_store, 3)},
-    )
-    run_update_status(run_id=run.pk)
+    chunked_runs.chunk_end(chunk=chunk, done=done, skipped=skipped, failed=failed, failures=failures,
+                           timings={"load_s": round(t_load, 3), "generate_s": round(t_model, 3),
+                                    "store_s": round(t_store, 3), "cpu_s": round(time.process_time() - cpu0, 3)})
     chunk.refresh_from_db()
     return chunk
 
@@ -186,58 +168,23 @@ def _store(outputs: list[tuple[Image, dict]], producer) -> tuple[int, list[dict]
 
 def chunk_fail(*, chunk_id: int, error: str) -> None:
     """Record a chunk whose job raised (called from the job's failure path)."""
-    GenerationChunk.objects.filter(pk=chunk_id).update(status=RunStatus.FAILED, finished_at=timezone.now())
-    run = GenerationRun.objects.get(chunks__pk=chunk_id)
-    run.error = f"{run.error}\nchunk {chunk_id}: {error}".strip()  # keep earlier chunks' errors
-    run.save(update_fields=["error"])
-    run_update_status(run_id=run.pk)
+    chunked_runs.chunk_fail(chunk_model=GenerationChunk, chunk_id=chunk_id, error=error)
 
 
 def run_update_status(*, run_id: int) -> None:
     """Derive the run's status from its chunks."""
-    run = GenerationRun.objects.get(pk=run_id)
-    statuses = list(run.chunks.values_list("status", flat=True))
-    if not statuses or any(s in (RunStatus.QUEUED, RunStatus.RUNNING) for s in statuses):
-        return
-    if run.cancel_requested:
-        status = RunStatus.CANCELLED
-    elif any(s == RunStatus.FAILED for s in statuses):
-        status = RunStatus.FAILED
-    else:
-        status = RunStatus.SUCCEEDED
-    GenerationRun.objects.filter(pk=run_id).update(status=status, finished_at=timezone.now())
+    chunked_runs.run_update_status(run=GenerationRun.objects.get(pk=run_id))
 
 
 def run_progress(*, run: GenerationRun) -> dict:
     """Progress across chunks, for the admin page and the command line."""
-    chunks = list(run.chunks.values("status", "done", "skipped", "failed"))
-    done = sum(c["done"] for c in chunks)
-    skipped = sum(c["skipped"] for c in chunks)
-    failed = sum(c["failed"] for c in chunks)
-    by_status: dict[str, int] = {}
-    for c in chunks:
-        by_status[c["status"]] = by_status.get(c["status"], 0) + 1
-    return {
-        "total": run.total, "done": done, "skipped": skipped, "failed": failed,
-        "processed": done + skipped + failed, "chunks": by_status, "status": run.status,
-        "stalled": run.is_stalled,
-    }
+    return chunked_runs.run_progress(run=run)
 
 
 def run_resume(*, run: GenerationRun) -> int:
     """Re-enqueue every chunk that has not succeeded (after a crash, a failure or a stall). Returns how many."""
-    with transaction.atomic():
-        chunks = list(run.chunks.exclude(status=RunStatus.SUCCEEDED))
-        run.chunks.filter(pk__in=[c.pk for c in chunks]).update(status=RunStatus.QUEUED)
-        GenerationRun.objects.filter(pk=run.pk).update(
-            status=RunStatus.QUEUED if chunks else run.status, cancel_requested=False, finished_at=None
-        )
-        for chunk in chunks:
-            chunk_enqueue(chunk=chunk)
-    return len(chunks)
+    return chunked_runs.run_resume(run=run, enqueue=lambda chunk: chunk_enqueue(chunk=chunk))
 
 
 def run_cancel(*, run: GenerationRun) -> None:
-    GenerationRun.objects.filter(pk=run.pk).update(cancel_requested=True)
-    run.chunks.filter(status=RunStatus.QUEUED).update(status=RunStatus.CANCELLED)
-    run_update_status(run_id=run.pk)
+    chunked_runs.run_cancel(run=run)

@@ -22,8 +22,8 @@ from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, r
 
 from evalsite import queues
 from ratings.models import Assignment, BlindingGuess, Invitation, Rater
-from segmentation.models import GenerationRun, Mask, Producer, TrainingRun
-from segmentation.services import generation
+from segmentation.models import GenerationRun, Mask, MeasurementRun, Producer, TrainingRun
+from segmentation.services import generation, measurement_runs
 from segmentation.services.imports.batches import batch_start
 from tests.factories.studies import spiral_study
 from tests.walks import walk_to_items
@@ -78,6 +78,7 @@ def world(db, redis_conn, django_capture_on_commit_callbacks):
         run = generation.generation_start(source="sparcfire", galaxies=[galaxy.pk], requested_by="sam")
     job_id = run.chunks.first().job_id
     training = TrainingRun.objects.create(config={"encoder": "resnet18"}, total_epochs=1)
+    measuring = measurement_runs.measurement_start(names=[galaxy.name], requested_by="sam", enqueue=False)
     assignment = Assignment.objects.filter(rater__user__username="ann").first()
     mask = Mask.objects.filter(galaxy=galaxy, state="marked").first()
     batch = batch_start(kind="gz3d", source="test", arguments={})
@@ -87,7 +88,8 @@ def world(db, redis_conn, django_capture_on_commit_callbacks):
         "importbatch": batch, "volunteerclassification": None, "study": study, "rater": assignment.rater,
         "answer": assignment.answers.first(), "assignment": assignment,
         "blindingguess": BlindingGuess.objects.filter(rater=assignment.rater).first(), "trainingrun": training,
-        "generationrun": run, "modelversion": None, "group": None, "user": User.objects.get(username="ann"),
+        "generationrun": run, "measurementrun": measuring,
+        "modelversion": None, "group": None, "user": User.objects.get(username="ann"),
         "dashboard": None,
     }
     return {"study": study, "clients": clients, "objects": objects, "job_id": job_id,
@@ -251,6 +253,7 @@ def test_every_url_answers_every_visitor_as_the_policy_says(world):
     assert len(seen) >= 150 and checked == len(seen) * len(ROLES)
     # the gated pages the issue names: exports and job launches are for staff only
     for url in ("/admin/segmentation/generationrun/add/", "/admin/segmentation/trainingrun/add/",
+                "/admin/segmentation/measurementrun/add/",
                 reverse("ratings_staff:dashboard", args=[world["study"].pk])):
         assert world["clients"]["staff"].get(url).status_code == 200
         for role in ("anonymous", "other_rater", "rater"):
@@ -259,13 +262,15 @@ def test_every_url_answers_every_visitor_as_the_policy_says(world):
 
 def test_job_launches_and_exports_refuse_non_staff_posts(world):
     study, galaxy = world["study"], world["objects"]["galaxy"]
-    runs_before = GenerationRun.objects.count(), TrainingRun.objects.count()
+    runs_before = GenerationRun.objects.count(), TrainingRun.objects.count(), MeasurementRun.objects.count()
     launches = {
         "/admin/segmentation/generationrun/add/": {"source": "sparcfire", "galaxies": "any", "names": galaxy.name,
                                                     "image_kind": "survey_cutout", "chunk_size": 8},
         "/admin/segmentation/trainingrun/add/": {"encoder": "resnet18", "image_size": 64, "epochs": 1,
                                                   "field_of_view": 1, "batch_size": 2, "learning_rate": 0.001,
                                                   "loss": "l1", "galaxies": "any", "image_kind": "survey_cutout"},
+        "/admin/segmentation/measurementrun/add/": {"source": "", "structure": "", "galaxies": "any", "split": "",
+                                                     "names": galaxy.name, "image_kind": "", "chunk_size": 8},
         reverse("admin:ratings_study_close", args=[study.pk]): {},
         reverse("ratings_staff:unlock", args=[study.pk]): {},
     }
@@ -276,7 +281,7 @@ def test_job_launches_and_exports_refuse_non_staff_posts(world):
             assert response.status_code in (302, 403), (role, url, response.status_code)
             if response.status_code == 302:
                 assert response["Location"].startswith((LOGIN, ADMIN_LOGIN)), (role, url)
-    assert (GenerationRun.objects.count(), TrainingRun.objects.count()) == runs_before
+    assert (GenerationRun.objects.count(), TrainingRun.objects.count(), MeasurementRun.objects.count()) == runs_before
     study.refresh_from_db()
     assert study.state == "open"
     assert queues.get_queue(queues.GENERATION).count == 1  # only the fixture's own run

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('segmentation', '0002_generationrun_input_checks'),
+        ('segmentation', '0003_measurement_runs'),
     ]
 
     operations = [
