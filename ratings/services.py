@@ -29,6 +29,7 @@ from ratings.models import (
     Candidate,
     Invitation,
     Item,
+    PanelImage,
     Quality,
     Rater,
     Study,
@@ -58,9 +59,14 @@ def study_update(*, study: Study, user=None, reason: str = "", **changes) -> Stu
     for f, v in changes.items():
         setattr(study, f, v)
     study.save()
+    if study.state == Study.State.DRAFT and any(f in DISPLAY_FIELDS and before[f] != changes[f] for f in changes):
+        PanelImage.objects.filter(candidate__item__study=study).delete()  # drawn another way now
     if study.state != Study.State.DRAFT:
         _log(study, "changed after opening", user, {"before": before, "after": changes}, reason)
     return study
+
+
+DISPLAY_FIELDS = ("display", "threshold", "display_overrides", "consensus_level")
 
 
 def _candidate_mask(galaxy: Galaxy, structure: str, producer) -> Mask | None:
@@ -95,6 +101,18 @@ class StudyCheck:
     not_asked: list[dict] = field(default_factory=list)
     training_galaxies: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    blinding: dict = field(default_factory=dict)  # the machine blinding audit (ratings/audit.py)
+    levels: dict = field(default_factory=dict)  # each source's marking level per structure
+
+    @property
+    def needs_override(self) -> list[str]:
+        """What opening needs a logged reason for: a presentation audit above chance."""
+        from ratings import audit
+
+        if audit.leaks(self.blinding):
+            return [f"the blinding audit names the source above chance ({self.blinding.get('verdict')}); "
+                    "opening needs an override with a reason, which is logged"]
+        return []
 
     @property
     def blocking(self) -> list[str]:
@@ -104,9 +122,14 @@ class StudyCheck:
         return out
 
 
-def study_check(*, study: Study) -> StudyCheck:
-    """What must be known before opening: missing and empty candidates, training galaxies, design gaps."""
+def study_check(*, study: Study, with_audit: bool = True) -> StudyCheck:
+    """What must be known before opening: missing and empty candidates, training galaxies, design gaps, each
+    source's marking level and the machine blinding audit of the panels (reused until the design changes)."""
+    from ratings import audit, panels
+
     check = StudyCheck()
+    check.levels = panels.compute_source_levels(study) if study.state == Study.State.DRAFT else \
+        panels.source_levels(study)
     sources = list(study.sources.all())
     if not 2 <= len(sources) <= 3:
         check.problems.append(f"a study compares 2 or 3 sources, this one has {len(sources)}")
@@ -146,18 +169,33 @@ def study_check(*, study: Study) -> StudyCheck:
                 "(used for training or tuning); remove them or record an override with a reason")
     if study.planned_raters and study.raters_per_item > study.planned_raters:
         check.problems.append("raters per item exceeds the planned number of raters")
+    if with_audit and items:
+        check.blinding = audit.study_audit(study)
     return check
 
 
-def study_open(*, study: Study, user=None) -> Study:
-    """Freeze the design, add quality-control items and generate every slot's assignment."""
+def study_open(*, study: Study, user=None, override_reason: str = "") -> Study:
+    """Freeze the design (with each source's marking level and the blinding audit), add quality-control
+    items and generate every slot's assignment. A presentation audit above chance needs ``override_reason``
+    (logged)."""
     if study.state != Study.State.DRAFT:
         raise StudyError(f"only a draft study can be opened; this one is {study.state}")
     check = study_check(study=study)
     if check.blocking:
         raise StudyError("; ".join(check.blocking))
+    override_reason = (override_reason or "").strip()
+    if check.needs_override and not override_reason:
+        raise StudyError("; ".join(check.needs_override))
     rng = random.Random(study.seed)
     with transaction.atomic():
+        PanelImage.objects.filter(candidate__item__study=study).delete()  # rendered before the freeze
+        study.display_levels = check.levels
+        study.blinding_audit = {**check.blinding, "frozen": True}
+        study.save(update_fields=["display_levels", "blinding_audit"])
+        if check.needs_override:
+            _log(study, "blinding audit overridden", user, {"audit": check.blinding.get("verdict"),
+                                                            "presentation": check.blinding.get("presentation")},
+                 override_reason)
         real = list(study.items.filter(kind=Item.Kind.REAL).prefetch_related("candidates"))
         n_sources = study.sources.count()
         slots = design.assign(n_items=len(real), n_raters=study.planned_raters,
@@ -190,6 +228,9 @@ def study_open(*, study: Study, user=None) -> Study:
             "items": len(real), "slots": study.planned_raters, "assignments": len(rows),
             "empty_candidates": len(check.empty), "training_galaxies": check.training_galaxies,
             "training_override_reason": study.training_override_reason,
+            "display": study.display, "display_levels": check.levels,
+            "blinding_audit": check.blinding.get("verdict", "not audited"),
+            "blinding_override_reason": override_reason if check.needs_override else "",
         })
     return study
 
