@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from ratings import services
+from ratings import audit, services
 from ratings.models import Answer, AnswerRevision, Assignment, BlindingGuess, Invitation, Rater, Study, StudyLog
 from segmentation.models import Galaxy
 
@@ -142,8 +142,10 @@ class StudyAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         study = self._study(object_id)
-        extra = {"check": services.study_check(study=study) if study.state == Study.State.DRAFT else None,
-                 "log": StudyLog.objects.filter(study=study)[:50], "study": study}
+        check = services.study_check(study=study) if study.state == Study.State.DRAFT else None
+        extra = {"check": check, "log": StudyLog.objects.filter(study=study)[:50], "study": study,
+                 "audit_lines": audit.report_lines(check.blinding) if check and check.blinding else [],
+                 "level_lines": audit.level_lines(check.levels, study.structures) if check else []}
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def select_view(self, request, object_id):
@@ -165,7 +167,8 @@ class StudyAdmin(admin.ModelAdmin):
     def open_view(self, request, object_id):
         study = self._study(object_id)
         try:
-            services.study_open(study=study, user=request.user)
+            services.study_open(study=study, user=request.user,
+                                override_reason=request.POST.get("override_reason", ""))
             job = services.study_render_enqueue(study=study)
             messages.success(request, f"{study} is open: {Assignment.objects.filter(study=study).count()} "
                                       f"assignments generated; its panels are being rendered (job {job}).")

@@ -126,3 +126,12 @@ def report_lines(result: dict) -> list[str]:
                      f"{means['pieces']:.1f} pieces, edge roughness {means['edge_roughness']:.1f}, "
                      f"blank {100 * means['blank']:.0f}%")
     return lines
+
+
+def level_lines(levels: dict, structures) -> list[str]:
+    """Each source's marking level per structure, one line per source."""
+    out = []
+    for entry in levels.values():
+        parts = [f"{s} {entry[s]['level']:g} ({entry[s]['basis']})" for s in structures if s in entry]
+        out.append(f"{entry.get('source')}: " + "; ".join(parts))
+    return out
