@@ -36,6 +36,7 @@ LOW_LUMA = 96  # of 255: a drawn pixel darker than this is a "low value"
 LABEL = "nothing marked"
 N_BOOT = 2000
 CONFIDENCE = 0.95
+N_TREES = 60
 
 
 @dataclass
@@ -226,7 +227,7 @@ def classify(rows: list[dict[str, float]], labels: list[str], groups: list[str],
     predicted = np.empty(len(y), dtype=object)
     importance = np.zeros(len(names))
     for train, test in folds.split(X, y, g):
-        model = RandomForestClassifier(n_estimators=150, min_samples_leaf=2, random_state=seed, n_jobs=1)
+        model = RandomForestClassifier(n_estimators=N_TREES, min_samples_leaf=2, random_state=seed, n_jobs=1)
         model.fit(X[train], y[train])
         predicted[test] = model.predict(X[test])
         fold_importance = np.nan_to_num(model.feature_importances_)

@@ -12,6 +12,7 @@ from evalcore.study import blinding_audit as ba
 
 SIZE = 64
 N_GALAXIES = 24
+PANEL = 128  # a smaller panel grid than the site's keeps the unit tier fast; the rule is the same
 
 
 def arms(seed: int) -> np.ndarray:
@@ -43,7 +44,8 @@ LEVELS = {"volunteers": 0.5, "model": 0.4, "sparcfire": 0.5}
 def raw_soft(fractions: np.ndarray, variant: str) -> np.ndarray:
     from PIL import Image
 
-    f = np.asarray(Image.fromarray((fractions * 255).astype(np.uint8)).resize((320, 320), Image.Resampling.BILINEAR))
+    f = np.asarray(Image.fromarray((fractions * 255).astype(np.uint8)).resize((PANEL, PANEL),
+                                                                              Image.Resampling.BILINEAR))
     rgba = rendering.overlay_rgba(f / 255.0)
     if variant == "mask":
         return np.where(rgba[..., 3:] > 0, rgba[..., :3], 0).astype(np.uint8)
@@ -57,9 +59,9 @@ def panels(display: str, n: int = 40) -> list[ba.Panel]:
             pictures = {}
             for variant in matched.VARIANTS:
                 if display == "matched":
-                    px = matched.matched_pixels(f, LEVELS[source], variant)
+                    px = matched.matched_pixels(f, LEVELS[source], variant, size=PANEL)
                 elif display == "matched_soft":
-                    px = matched.matched_soft_pixels(f, variant)
+                    px = matched.matched_soft_pixels(f, variant, size=PANEL)
                 else:
                     px = raw_soft(f, variant)
                 pictures[variant] = matched.encode(px)
