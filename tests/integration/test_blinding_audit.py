@@ -1,7 +1,7 @@
 """The matched display and the machine blinding audit on a three-source, two-structure study of 40 galaxies.
 
 - The product's audit (``audit_blinding``, the pre-opening check) finds the default display blind and the
-  raw soft display leaking.
+  raw soft display leaking (accuracy above 0.8).
 - An independent probe fetches every panel a rater is served through the rater's own pages (test client,
   logged in as each rater) and checks, without the audit's code: one chunk layout, one colour set for
   every source, identical HTML fragments, and a simple classifier of its own at chance.
@@ -22,8 +22,8 @@ from django.test import Client
 from PIL import Image
 
 from evalcore.pixels import matched
-from ratings import audit, panels, services
-from ratings.models import Assignment, Candidate, Study, StudyLog
+from ratings import panels, services
+from ratings.models import Assignment, Candidate, PanelImage, Study, StudyLog
 from tests.integration.blinding_study import MODEL_LEVELS, build_blinding_study
 
 
@@ -101,6 +101,7 @@ def probe_accuracy(rows: list[dict]) -> tuple[float, float, float, float]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 40 galaxies, 200 panels audited, 240 fetched through the raters' pages
 def test_default_display_is_blind_to_the_audit_and_to_an_independent_probe(db, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     study = build_blinding_study(40)
@@ -136,10 +137,6 @@ def test_default_display_is_blind_to_the_audit_and_to_an_independent_probe(db, s
     accuracy, low, high, chance = probe_accuracy(rows)
     assert low <= chance, (accuracy, low, high, chance)
 
-    # the old soft display of the same masks gives the source away
-    soft = audit.run(study, "soft", n_boot=500)
-    assert soft["presentation"]["accuracy"] > 0.8 and soft["presentation"]["above_chance"]
-
     # the command prints the study's own (frozen) audit and exits 0
     out = io.StringIO()
     call_command("audit_blinding", str(study.pk), stdout=out)
@@ -160,10 +157,21 @@ def test_matched_panels_of_three_sources_share_bytes_structure_and_levels(db):
     assert seen["model"] == seen["volunteers"] == seen["sparcfire"]
 
 
+def test_changing_a_drafts_display_drops_its_rendered_panels(db):
+    study = build_blinding_study(2, name="draft display", prefix="bd", open_it=False)
+    c = Candidate.objects.filter(item__study=study, mask__state="marked").first()
+    matched_png = panels.candidate_png(c, "mask")
+    assert PanelImage.objects.filter(candidate__item__study=study).count() == 1
+    services.study_update(study=study, display="soft")
+    assert not PanelImage.objects.filter(candidate__item__study=study).exists()
+    assert panels.candidate_png(Candidate.objects.get(pk=c.pk), "mask") != matched_png
+
+
 def test_opening_a_leaking_study_needs_a_logged_reason(db):
     study = build_blinding_study(12, name="soft study", prefix="bs", open_it=False, display="soft")
     check = services.study_check(study=study)
     assert check.blinding["audited"] and check.needs_override
+    assert check.blinding["presentation"]["accuracy"] > 0.8  # the old soft display names the source
     with pytest.raises(services.StudyError, match="blinding audit"):
         services.study_open(study=study)
     study.refresh_from_db()
