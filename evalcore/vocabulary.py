@@ -27,7 +27,7 @@ MATCHED, MATCHED_SOFT, RAW_SOFT, ONE_THRESHOLD = "matched", "matched_soft", "sof
 DISPLAY_LABELS = {MATCHED: "Matched: each source at its own level, one drawing rule (blinded)",
                   MATCHED_SOFT: "Matched soft: common levels above a floor, one drawing rule",
                   RAW_SOFT: "Raw soft fraction map (gives sources away; audit only)",
-                  ONE_THRESHOLD: "Raw maps cut at one threshold (gives sources away; audit only)"}
+                  ONE_THRESHOLD: "One threshold for every source, not each source's own level"}
 
 # The rating scale, worst to best: value -> (short label, full label as raters read it).
 QUALITY = {

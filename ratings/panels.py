@@ -8,8 +8,8 @@ Displays (``Study.display``; docs/ratings.md "Matched display"):
 - ``matched`` (the default): each source's map cut at that source's own marking level
   (``source_levels``), then drawn by one rule on one grid in one colour (``evalcore.pixels.matched``);
 - ``matched_soft``: the maps cut at a common level set above a floor, each level drawn by the same rule;
-- ``soft`` and ``binary``: the raw fraction map in a colormap, or cut at one threshold for every source.
-  Both give the source away (the blinding audit names it); they remain so the audit can show it.
+- ``soft``: the raw fraction map in a colormap (it gives the source away: the blinding audit names it);
+  ``binary``: every source cut at one ``threshold`` (one drawing rule, but not each source's own claim).
 
 Variants:
 - ``mask``: the mask alone on black; ``layer``: the same colours on a transparent background, laid over the

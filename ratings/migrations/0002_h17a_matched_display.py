@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='study',
             name='display',
-            field=models.CharField(choices=[('matched', 'Matched: each source at its own level, one drawing rule (blinded)'), ('matched_soft', 'Matched soft: common levels above a floor, one drawing rule'), ('soft', 'Raw soft fraction map (gives sources away; audit only)'), ('binary', 'Raw maps cut at one threshold (gives sources away; audit only)')], default='matched', max_length=20),
+            field=models.CharField(choices=[('matched', 'Matched: each source at its own level, one drawing rule (blinded)'), ('matched_soft', 'Matched soft: common levels above a floor, one drawing rule'), ('soft', 'Raw soft fraction map (gives sources away; audit only)'), ('binary', "One threshold for every source, not each source's own level")], default='matched', max_length=20),
         ),
         migrations.AlterField(
             model_name='study',
