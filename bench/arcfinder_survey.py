@@ -30,7 +30,7 @@ def main() -> None:
     django.setup()
     from evalcore.measure.agreement import agreement_report, pair_with_truth
     from segmentation.models import Galaxy, Mask
-    from segmentation.selectors import galaxy_ids_in_split
+    from segmentation.selectors.galaxies import galaxy_ids_in_split
 
     ids = galaxy_ids_in_split(args.split, Galaxy.objects.filter(synthetic=True))
     masks = (Mask.objects.filter(producer__kind="sparcfire", structure="spiral", is_current=True,

@@ -2,7 +2,7 @@
 figures (what happens once per change of the data) against serving them from the cache (every other view).
 
 Prints medians over several runs and their ratio, measured in the same process (the machine is noisy).
-Django-free: the cache is the same pickle of summary_tables that ratings.results writes.
+Django-free: the cache is the same pickle of summary_tables that ratings.services.results writes.
 
     .venv/bin/python bench/bench_dashboard.py [--answers 100000] [--boot 200] [--runs 3]
 """

@@ -1,5 +1,5 @@
 """Speed of reading a 100,000-answer study out of the database for the dashboard (a throwaway test
-database, never the site's): ``export.answers_frame`` (the first view after a change and the raw CSV),
+database, never the site's): ``exports.answers_frame`` (the first view after a change and the raw CSV),
 ``results.data_fingerprint`` and ``results.progress`` (every view), against a baseline in the same
 process: fetching the answers in the same order as bare tuples (``values_list``, timestamps included)
 with no per-row work.
@@ -20,6 +20,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ratings.services.studies import rater_join, study_open
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import mask_store, producer_get_or_create
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
 
@@ -28,20 +32,18 @@ def build(n_galaxies: int):
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from ratings import services
     from ratings.models import Answer, Assignment, Candidate, Item, Study
-    from segmentation import services as seg
     from segmentation.models import Galaxy
 
-    producers = [seg.producer_get_or_create(kind=k, name=k, version="1") for k in ("volunteers", "model", "sparcfire")]
-    g0, _ = seg.galaxy_upsert(name="g0", defaults={"ra": 1.0, "dec": 2.0})
-    im, _ = seg.image_store(galaxy=g0, kind="survey_cutout", rgb=np.zeros((8, 8, 3), np.uint8))
+    producers = [producer_get_or_create(kind=k, name=k, version="1") for k in ("volunteers", "model", "sparcfire")]
+    g0, _ = galaxy_upsert(name="g0", defaults={"ra": 1.0, "dec": 2.0})
+    im, _ = image_store(galaxy=g0, kind="survey_cutout", rgb=np.zeros((8, 8, 3), np.uint8))
     masks = []
     for j, p in enumerate(producers):
         counts = np.zeros((8, 8), np.int64)
         counts[j:j + 3, 1:4] = 1
-        masks.append(seg.mask_store(galaxy=g0, image=im, structure="spiral", producer=p, state="marked",
-                                    numerators=counts, denominator=1))
+        masks.append(mask_store(galaxy=g0, image=im, structure="spiral", producer=p, state="marked",
+                                numerators=counts, denominator=1))
     masks = [getattr(m, "mask", m) for m in masks]
     Galaxy.objects.bulk_create([Galaxy(name=f"g{i}", ra=i * 0.01, dec=1.0) for i in range(1, n_galaxies)])
     # one attention check per rater: study_open draws them from a pool of five with replacement, and the
@@ -53,10 +55,10 @@ def build(n_galaxies: int):
     items = Item.objects.bulk_create([Item(study=study, galaxy=g, structure="spiral") for g in Galaxy.objects.all()])
     Candidate.objects.bulk_create([Candidate(item=it, mask=m, producer=p) for it in items
                                    for m, p in zip(masks, producers)])
-    services.study_open(study=study)
+    study_open(study=study)
     users = get_user_model().objects.bulk_create([get_user_model()(username=f"u{i}") for i in range(50)])
     for u in users:
-        services.rater_join(study=study, user=u)
+        rater_join(study=study, user=u)
     rng = random.Random(0)
     answers, now = [], timezone.now()
     assignments = list(Assignment.objects.filter(study=study))
@@ -83,8 +85,8 @@ def main() -> None:
     from django.db import connection
     from django.test.utils import override_settings, setup_test_environment
 
-    from ratings import export, results
     from ratings.models import Answer
+    from ratings.services import exports, results
 
     setup_test_environment()
     with tempfile.TemporaryDirectory() as media, override_settings(MEDIA_ROOT=media):
@@ -97,7 +99,7 @@ def main() -> None:
             timings = {"answers_frame": [], "baseline values_list": [], "fingerprint": [], "progress": []}
             for _ in tqdm(range(args.runs), desc="runs"):
                 for name, call in (
-                    ("answers_frame", lambda: export.answers_frame(study)),
+                    ("answers_frame", lambda: exports.answers_frame(study)),
                     ("baseline values_list", lambda: list(Answer.objects.filter(assignment__study=study).order_by(
                         "assignment__rater__pseudonym", "assignment__position", "panel_position").values_list(
                         "assignment__rater__pseudonym", "assignment__item_id", "candidate__producer__kind",

@@ -42,8 +42,9 @@ def main() -> None:
     from evalcore import vocabulary
     from evalcore.sky.splits import split_for
     from evalsite.demo import DEMO_SELECTION, demo_training_config
-    from ratings import audit, services
+    from ratings import audit
     from ratings.models import Study
+    from ratings.services import studies as services
     from segmentation import generation, quality, training
     from segmentation.models import Galaxy, Producer, RunStatus
 

@@ -29,6 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import producer_get_or_create
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
@@ -54,7 +57,6 @@ def make_version(config, images: list[np.ndarray], train_epochs: int, weights: P
 
     from evalcore.unet.infer import calibration_images
     from evalcore.unet.model import build_model, model_bytes
-    from segmentation import services
     from segmentation.models import ModelVersion
 
     if weights is not None:
@@ -72,8 +74,8 @@ def make_version(config, images: list[np.ndarray], train_epochs: int, weights: P
         model = build_model(config)
     blob = model_bytes(model, config, {"bench": True}, calibration_images(images, config))
     digest = hashlib.sha256(blob).hexdigest()
-    producer = services.producer_get_or_create(kind="model", name="bench-unet", version=digest[:12],
-                                               parameters={"config": config.to_dict()})
+    producer = producer_get_or_create(kind="model", name="bench-unet", version=digest[:12],
+                                      parameters={"config": config.to_dict()})
     version = ModelVersion(name="bench-unet", producer=producer, config=config.to_dict(), weights_sha256=digest)
     version.weights.save("bench-unet.pt", ContentFile(blob), save=False)
     version.save()
@@ -102,10 +104,10 @@ def main() -> None:
     from evalcore.unet.infer import Predictor
     from evalcore.unet.model import UNetConfig
     from evalcore.unet.toy import toy_galaxy
-    from segmentation import generation, services
     from segmentation.models import Mask
-    from segmentation.selectors import image_rgb
-    from segmentation.source_model import Source
+    from segmentation.selectors.images import image_rgb
+    from segmentation.services import generation
+    from segmentation.services.sources.model import Source
 
     config = UNetConfig(encoder=args.encoder, **({"image_size": args.size} if args.size else {}))
     if args.weights:
@@ -125,8 +127,8 @@ def main() -> None:
                 rgb = np.array(pil.convert("RGB"))
         else:
             rgb = toy_galaxy(rng, args.image_px).image
-        g, _ = services.galaxy_upsert(name=f"bench-{i}", defaults={"ra": 10 + i * 0.1, "dec": 0.0})
-        im, _ = services.image_store(galaxy=g, kind="survey_cutout", rgb=rgb)
+        g, _ = galaxy_upsert(name=f"bench-{i}", defaults={"ra": 10 + i * 0.1, "dec": 0.0})
+        im, _ = image_store(galaxy=g, kind="survey_cutout", rgb=rgb)
         images.append(rgb)
         stored.append(im)
     version, blob = make_version(config, images, args.train_epochs, args.weights)

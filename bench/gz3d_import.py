@@ -100,8 +100,8 @@ def main():
     from django.core.management import call_command
 
     from evalcore.formats import gz3d
-    from segmentation.imports.gz3d import import_gz3d
     from segmentation.models import Galaxy
+    from segmentation.services.imports.gz3d import import_gz3d
 
     call_command("migrate", verbosity=0)
     folder = tmp / "files"

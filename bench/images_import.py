@@ -78,9 +78,9 @@ def main():
     from django.core.management import call_command
 
     from evalcore.sky import catalogue as cat
-    from segmentation.imports.catalogue import import_catalogue
-    from segmentation.imports.images import import_image_folder
     from segmentation.models import Galaxy
+    from segmentation.services.imports.catalogue import import_catalogue
+    from segmentation.services.imports.images import import_image_folder
 
     call_command("migrate", verbosity=0)
     folder = tmp / "files"

@@ -32,6 +32,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ratings.services.studies import (
+    rater_consent,
+    rater_join,
+    rater_profile,
+    study_open,
+    study_render_panels,
+    study_set_items,
+)
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import mask_store, producer_get_or_create
+
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = ("127.0.0.1", "localhost")
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/evalsite_load"
@@ -46,12 +57,10 @@ def setup_site(n_items: int, n_raters: int) -> dict:
     from django.contrib.sessions.backends.db import SessionStore
     from django.utils import timezone
 
-    from ratings import services as ratings_services
     from ratings.models import Rater, Study
-    from segmentation import services
 
     rng = np.random.default_rng(1)
-    producers = [services.producer_get_or_create(kind=k, name=f"load {k}", version="1")
+    producers = [producer_get_or_create(kind=k, name=f"load {k}", version="1")
                  for k in ("volunteers", "model", "sparcfire")]
     galaxies = []
     y, x = np.mgrid[:64, :64] - 31.5
@@ -60,30 +69,30 @@ def setup_site(n_items: int, n_raters: int) -> dict:
         arms = np.cos(2 * (theta - np.log(r) / np.tan(np.radians(15 + i % 20))))
         light = np.exp(-r / 12) * (1 + 0.8 * np.clip(arms, 0, None)) + rng.normal(0, 0.01, r.shape)
         grey = (np.clip(light / light.max(), 0, 1) * 255).astype(np.uint8)
-        g, _ = services.galaxy_upsert(name=f"load{i}", defaults={"ra": 10.0 + i / 10, "dec": 1.0})
-        image, _ = services.image_store(galaxy=g, kind="survey_cutout", rgb=np.repeat(grey[..., None], 3, axis=2))
+        g, _ = galaxy_upsert(name=f"load{i}", defaults={"ra": 10.0 + i / 10, "dec": 1.0})
+        image, _ = image_store(galaxy=g, kind="survey_cutout", rgb=np.repeat(grey[..., None], 3, axis=2))
         for j, p in enumerate(producers):
             counts = ((arms > 0.3 + 0.2 * j) & (r < 28)).astype(np.int64) * (1 + j)
-            services.mask_store(galaxy=g, image=image, structure="spiral", producer=p, state="marked",
-                                numerators=counts, denominator=3)
+            mask_store(galaxy=g, image=image, structure="spiral", producer=p, state="marked",
+                       numerators=counts, denominator=3)
         galaxies.append(g)
     study = Study.objects.create(
         name="Load study", structures=["spiral"], primary_question="Which source marks spiral arms best?",
         planned_items=n_items, planned_raters=n_raters, raters_per_item=n_raters, stopping_rule="load test",
         seed=1, repeat_rate=0, attention_rate=0, practice_items=0)
     study.sources.set(producers)
-    ratings_services.study_set_items(study=study, galaxies=galaxies)
-    ratings_services.study_open(study=study)
-    ratings_services.study_render_panels(study.pk)
+    study_set_items(study=study, galaxies=galaxies)
+    study_open(study=study)
+    study_render_panels(study=study)
 
     User = get_user_model()
     password = make_password(SETUP_PASSWORD)  # hashed once for all users
     sessions = []
     for k in range(n_raters):
         user = User.objects.create(username=f"rater{k:03d}", password=password)
-        rater = ratings_services.rater_join(study=study, user=user)
-        ratings_services.rater_consent(rater=rater)
-        ratings_services.rater_profile(rater=rater, career_stage="postdoc", experience="expert", helped_build=False)
+        rater = rater_join(study=study, user=user)
+        rater_consent(rater=rater)
+        rater_profile(rater=rater, career_stage="postdoc", experience="expert", helped_build=False)
         Rater.objects.filter(pk=rater.pk).update(practice_done_at=timezone.now())
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)

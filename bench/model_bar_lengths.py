@@ -33,7 +33,8 @@ SIZE_BINS = ((0, 20), (20, 30), (30, 40), (40, 1000))
 def barred_cutouts(split: str):
     """(name, RGB cutout, truth dict, true bar length px) of the split's synthetic barred galaxies."""
     from segmentation.models import Galaxy
-    from segmentation.selectors import galaxy_ids_in_split, image_rgb
+    from segmentation.selectors.galaxies import galaxy_ids_in_split
+    from segmentation.selectors.images import image_rgb
 
     ids = galaxy_ids_in_split(split, Galaxy.objects.filter(synthetic=True, truth__bar_length_kpc__isnull=False))
     for g in Galaxy.objects.filter(pk__in=ids).order_by("pk"):

@@ -30,6 +30,8 @@ import threading
 import time
 from pathlib import Path
 
+from ratings.services.studies import rater_consent, rater_join, rater_profile
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -60,9 +62,8 @@ def build(n_raters: int, n_galaxies: int, raters_per_item: int, tag: str) -> tup
     from django.contrib.sessions.backends.db import SessionStore
     from django.utils import timezone
 
-    from ratings import services
     from ratings.models import Rater
-    from tests.integration.test_rating_data import build_study
+    from tests.factories.studies import spiral_study as build_study
 
     study = build_study(name=f"bench {tag}", n_galaxies=n_galaxies, planned_raters=n_raters,
                         raters_per_item=raters_per_item, practice_items=0, prefix=f"b{tag}-", reference=False)
@@ -70,9 +71,9 @@ def build(n_raters: int, n_galaxies: int, raters_per_item: int, tag: str) -> tup
     sessions = []
     for i in range(n_raters):
         user = User.objects.create(username=f"bench-{tag}-{i}")
-        rater = services.rater_join(study=study, user=user)
-        services.rater_consent(rater=rater)
-        services.rater_profile(rater=rater, career_stage="postdoc", experience="some", helped_build=False)
+        rater = rater_join(study=study, user=user)
+        rater_consent(rater=rater)
+        rater_profile(rater=rater, career_stage="postdoc", experience="some", helped_build=False)
         Rater.objects.filter(pk=rater.pk).update(practice_done_at=timezone.now())
         session = SessionStore()
         session["_auth_user_id"] = str(user.pk)

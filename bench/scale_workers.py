@@ -38,6 +38,10 @@ import time
 import uuid
 from pathlib import Path
 
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import mask_store, producer_get_or_create
+from segmentation.services.measurements import measure_mask
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
@@ -83,16 +87,15 @@ def store_galaxies(n: int, size: int, prefix: str = "scale", start: int = 0) -> 
     from tqdm import tqdm
 
     from evalcore.pixels import colour
-    from segmentation import services
 
     images, extras = [], []
     for i in tqdm(range(start, start + n), desc="galaxies", unit="galaxy", leave=False):
         p, rgb, truth, crowd = synthetic_galaxy(i, size)
-        g, _ = services.galaxy_upsert(name=f"{prefix}-{i}", defaults={
+        g, _ = galaxy_upsert(name=f"{prefix}-{i}", defaults={
             "ra": p.ra, "dec": p.dec, "redshift": p.redshift, "axis_ratio": p.axis_ratio,
             "position_angle": p.pa, "synthetic": True})
-        im, _ = services.image_store(galaxy=g, kind="survey_cutout", rgb=rgb,
-                                     pixel_scale=colour.LEGACY_SURVEY_PIXEL_SCALE, bands="grz")
+        im, _ = image_store(galaxy=g, kind="survey_cutout", rgb=rgb,
+                            pixel_scale=colour.LEGACY_SURVEY_PIXEL_SCALE, bands="grz")
         images.append(im)
         extras.append((truth, crowd))
     return images, extras
@@ -109,15 +112,14 @@ def make_version(config, rgbs: list[np.ndarray], name: str):
 
     from evalcore.unet.infer import calibration_images
     from evalcore.unet.model import build_model, model_bytes
-    from segmentation import services
     from segmentation.models import ModelVersion, Producer
 
     blob = model_bytes(build_model(config), config, {"bench": "scale_workers", "trained": False},
                        calibration_images(rgbs, config))
     digest = hashlib.sha256(blob).hexdigest()
-    producer = services.producer_get_or_create(kind=Producer.Kind.MODEL, name=name, version=digest[:12],
-                                               parameters={"config": config.to_dict()},
-                                               description="untrained U-Net (bench/scale_workers.py)")
+    producer = producer_get_or_create(kind=Producer.Kind.MODEL, name=name, version=digest[:12],
+                                      parameters={"config": config.to_dict()},
+                                      description="untrained U-Net (bench/scale_workers.py)")
     version = ModelVersion(name=name, producer=producer, config=config.to_dict(), weights_sha256=digest)
     version.weights.save(f"{name}.pt", ContentFile(blob), save=False)
     version.save()
@@ -141,9 +143,8 @@ def step_split(images, predictor, version, repeats: int) -> dict:
 
     from evalcore.formats import maskcodec
     from evalcore.unet.data import postprocess, preprocess
-    from segmentation import services
-    from segmentation.selectors import image_rgb
-    from segmentation.sources import STRUCTURES
+    from segmentation.selectors.images import image_rgb
+    from segmentation.services.sources.registry import STRUCTURES
 
     config, bs, n = predictor.config, predictor.batch_size, len(images)
     per_rep = []
@@ -175,9 +176,9 @@ def step_split(images, predictor, version, repeats: int) -> dict:
                 c = time.perf_counter()
                 with transaction.atomic():
                     for s, k in zip(STRUCTURES, nums):
-                        services.mask_store(galaxy=im.galaxy, image=im, structure=s, producer=version.producer,
-                                            state="marked" if k.any() else "empty", numerators=k, denominator=255,
-                                            details={"model_version": version.name,
+                        mask_store(galaxy=im.galaxy, image=im, structure=s, producer=version.producer,
+                                   state="marked" if k.any() else "empty", numerators=k, denominator=255,
+                                   details={"model_version": version.name,
                                                      "runtime": predictor.describe()})
                 t["store"] += time.perf_counter() - c
         # mask_store encodes again: the store step is its time minus the separately timed encode
@@ -191,7 +192,7 @@ def raw_forward(images, predictor, repeats: int) -> float:
     import torch
 
     from evalcore.unet.data import preprocess
-    from segmentation.selectors import image_rgb
+    from segmentation.selectors.images import image_rgb
 
     bs = predictor.batch_size
     x = [preprocess(image_rgb(im), predictor.config) for im in images]
@@ -208,7 +209,7 @@ def raw_forward(images, predictor, repeats: int) -> float:
 
 def in_process_chunks(images, source, version, repeats: int) -> dict:
     """End-to-end chunk_process rate (one chunk of all galaxies) and the fixed database cost of one chunk."""
-    from segmentation import generation
+    from segmentation.services import generation
 
     ids = [im.galaxy_id for im in images]
     rates, fixed = [], []
@@ -243,7 +244,7 @@ def _children_cpu_s() -> float:
 def worker_run(*, env: dict, version, galaxy_ids: list[int], warmup_ids: list[int], workers: int,
                chunk_size: int) -> dict:
     """Generate masks for ``galaxy_ids`` with ``workers`` burst workers; one warm-up chunk per worker first."""
-    from segmentation import generation
+    from segmentation.services import generation
 
     delete_masks(version.producer)
     warm = generation.generation_start(source="model", galaxies=warmup_ids[:workers], model_version=version,
@@ -304,12 +305,11 @@ def mask_sizes(version, extras) -> dict:
 def _probe_fill(n: int, size: int, start: int) -> None:
     """Store galaxies ``start``..``start + n``: image, model masks (2 structures as k/255 maps with the
     details a worker writes), volunteer masks where asked, and a measurement of every model mask."""
-    from segmentation import measurements, services
     from segmentation.models import Mask, Producer
 
     images, extras = store_galaxies(n, size, prefix="probe", start=start)
-    model = services.producer_get_or_create(kind=Producer.Kind.MODEL, name="probe-model", version="1")
-    crowd_p = services.producer_get_or_create(kind=Producer.Kind.VOLUNTEERS, name="probe-crowd", version="1")
+    model = producer_get_or_create(kind=Producer.Kind.MODEL, name="probe-model", version="1")
+    crowd_p = producer_get_or_create(kind=Producer.Kind.VOLUNTEERS, name="probe-crowd", version="1")
     runtime = {"device": "cpu", "threads": 1, "batch_size": 8, "mode": "int8", "dtype": "int8",
                "reason": "int8 passed its accuracy check", "channels_last": True,
                "image_size": 128, "int8_check": {"p99": 0.004, "max": 0.02, "images": 16}}
@@ -317,16 +317,16 @@ def _probe_fill(n: int, size: int, start: int) -> None:
         for structure in ("spiral", "bar"):
             counts, nv = crowd.get(structure, (np.zeros((im.height, im.width), np.int64), 15))
             k = np.rint(counts / nv * 255).astype(np.int64)
-            services.mask_store(galaxy=im.galaxy, image=im, structure=structure, producer=model,
-                                state="marked" if k.any() else "empty", numerators=k, denominator=255,
-                                details={"model_version": "probe", "runtime": runtime})
+            mask_store(galaxy=im.galaxy, image=im, structure=structure, producer=model,
+                       state="marked" if k.any() else "empty", numerators=k, denominator=255,
+                       details={"model_version": "probe", "runtime": runtime})
             if structure in crowd:
-                services.mask_store(galaxy=im.galaxy, image=im, structure=structure, producer=crowd_p,
-                                    state="marked" if counts.any() else "empty", numerators=counts,
-                                    denominator=nv, n_volunteers=nv)
+                mask_store(galaxy=im.galaxy, image=im, structure=structure, producer=crowd_p,
+                           state="marked" if counts.any() else "empty", numerators=counts,
+                           denominator=nv, n_volunteers=nv)
     for mask in Mask.objects.filter(producer=model, galaxy__in=[im.galaxy_id for im in images]):
         try:
-            measurements.measure_mask(mask=mask)
+            measure_mask(mask=mask)
         except ValueError:
             pass  # an unusable mask gets no row; the per-row figure is over the rows that exist
 
@@ -421,8 +421,8 @@ def main() -> None:
 
     from evalcore.unet.infer import Predictor
     from evalcore.unet.model import UNetConfig
-    from segmentation.selectors import image_rgb
-    from segmentation.source_model import Source
+    from segmentation.selectors.images import image_rgb
+    from segmentation.services.sources.model import Source
 
     c = time.perf_counter()
     images, extras = store_galaxies(args.galaxies + max(worker_counts), args.image_px)

@@ -12,7 +12,7 @@ of |pitch| with a bootstrap interval and with each galaxy left out, arm-pixel Io
 
 A model (``--model`` file or ``--model-version``): the image as the project stores it (the FITS read by
 ``evalcore.formats.imagefiles.read_image``: north up, one band shown grey), its spiral map at the threshold
-(``--threshold``; a stored version uses its own marking threshold, see segmentation/source_model.py)
+(``--threshold``; a stored version uses its own marking threshold, see segmentation/services/sources/model.py)
 against SpArcFiRe's arm mask, next to the arc finder's mask, all in that north-up frame; and its
 confident pixels (spiral or bar fraction at or above the threshold) on foreground stars, found in the
 image itself (``evalcore.pixels.objects.find_stars``: compact, PSF-like peaks away from the galaxy).
@@ -102,7 +102,7 @@ def load_predictor(args):
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalsite.settings")
     django.setup()
     from segmentation.models import ModelVersion
-    from segmentation.source_model import marking_thresholds
+    from segmentation.services.sources.model import marking_thresholds
 
     version = ModelVersion.objects.filter(name=args.model_version).first()
     if version is None:

@@ -20,6 +20,9 @@ from django.core.management import call_command
 from django.db import transaction
 
 from evalsite import queues
+from ratings.jobs import study_render_enqueue
+from ratings.services.studies import rater_join, study_open, study_set_items
+from segmentation.services.model_versions import evaluate_version
 
 LOGINS_FILE = "demo-logins.json"
 DEMO_GALAXIES = 200
@@ -84,8 +87,8 @@ def demo_training_config() -> dict:
 
 def ensure_demo_jobs(stdout) -> None:
     """Queue the demo pipeline once (and the arc finder's masks, which need no model)."""
-    from segmentation import generation, training
     from segmentation.models import Galaxy, GenerationRun, TrainingRun
+    from segmentation.services import generation, training
 
     if not Galaxy.objects.filter(synthetic=True).exists() or TrainingRun.objects.exists():
         return
@@ -102,8 +105,8 @@ def ensure_demo_jobs(stdout) -> None:
 
 def demo_pipeline(training_run_id: int, wait_seconds: int = 3600) -> str:
     """The RQ job: train, generate model masks, wait for arc-finder masks, open the demo study."""
-    from segmentation import generation, training
     from segmentation.models import Galaxy, GenerationRun, RunStatus
+    from segmentation.services import generation, training
 
     run = training.run_train(run_id=training_run_id)
     if run.status != RunStatus.SUCCEEDED:
@@ -127,10 +130,9 @@ def demo_pipeline(training_run_id: int, wait_seconds: int = 3600) -> str:
 def _evaluate(version) -> None:
     """The demo model's quality report on its test split (from the masks just stored; no target): shown on
     the model versions' comparison page. A failure is logged, never stops the demo."""
-    from segmentation import quality
 
     try:
-        quality.evaluate_version(version=version, n_boot=1000)
+        evaluate_version(version=version, n_boot=1000)
     except Exception:
         logging.getLogger(__name__).exception("evaluating the demo model %s failed", version.name)
 
@@ -138,7 +140,6 @@ def _evaluate(version) -> None:
 def ensure_demo_study(version):
     """A study over the demo test-split galaxies comparing all three sources, opened, with the demo rater."""
     from evalcore.sky.splits import split_for
-    from ratings import services as rating
     from ratings.models import Study
     from segmentation.models import Galaxy, Producer
 
@@ -159,12 +160,12 @@ def ensure_demo_study(version):
         stopping_rule="Close when every planned rater has finished (demo).",
     )
     study.sources.set(sources)
-    rating.study_set_items(study=study, galaxies=galaxies)
-    rating.study_open(study=study)
-    rating.study_render_enqueue(study=study)
+    study_set_items(study=study, galaxies=galaxies)
+    study_open(study=study)
+    study_render_enqueue(study=study)
     rater = get_user_model().objects.filter(username="rater").first()
     if rater is not None:
-        rating.rater_join(study=study, user=rater)
+        rater_join(study=study, user=rater)
     return study
 
 

@@ -16,8 +16,18 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from ratings import audit, services
+from evalsite.staff import ReadOnlyAdmin
+from ratings import audit
+from ratings.jobs import study_render_enqueue
 from ratings.models import Answer, AnswerRevision, Assignment, BlindingGuess, Invitation, Rater, Study, StudyLog
+from ratings.services.studies import (
+    StudyError,
+    study_check,
+    study_close,
+    study_open,
+    study_set_items,
+    study_update,
+)
 from segmentation.models import Galaxy
 
 
@@ -49,7 +59,7 @@ def selected_galaxies(data: dict, study: Study) -> tuple[list[Galaxy], dict]:
             raise ValueError(f"unknown galaxies: {', '.join(missing[:20])}")
         galaxies = [by_name[n] for n in wanted]
     if data["test_split_only"] and study.test_split_of_id:
-        from segmentation.training import model_version_splits
+        from segmentation.selectors.model_versions import model_version_splits
 
         used = {gid for gid, split in model_version_splits(study.test_split_of).items() if split != "test"}
         galaxies = [g for g in galaxies if g.pk not in used]
@@ -142,7 +152,7 @@ class StudyAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         study = self._study(object_id)
-        check = services.study_check(study=study) if study.state == Study.State.DRAFT else None
+        check = study_check(study=study) if study.state == Study.State.DRAFT else None
         extra = {"check": check, "log": StudyLog.objects.filter(study=study)[:50], "study": study,
                  "audit_lines": audit.report_lines(check.blinding) if check and check.blinding else [],
                  "level_lines": audit.level_lines(check.levels, study.structures) if check else []}
@@ -154,11 +164,11 @@ class StudyAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 galaxies, record = selected_galaxies(form.cleaned_data, study)
-                n = services.study_set_items(study=study, galaxies=galaxies, user=request.user)
-                services.study_update(study=study, user=request.user, selection=record)
+                n = study_set_items(study=study, galaxies=galaxies, user=request.user)
+                study_update(study=study, user=request.user, selection=record)
                 messages.success(request, f"{n} items from {len(galaxies)} galaxies.")
                 return HttpResponseRedirect(reverse("admin:ratings_study_change", args=[study.pk]))
-            except (ValueError, services.StudyError) as exc:
+            except (ValueError, StudyError) as exc:
                 form.add_error(None, str(exc))
         context = {**self.admin_site.each_context(request), "opts": Study._meta, "form": form,
                    "title": f"Choose galaxies for {study}", "study": study}
@@ -167,21 +177,20 @@ class StudyAdmin(admin.ModelAdmin):
     def open_view(self, request, object_id):
         study = self._study(object_id)
         try:
-            services.study_open(study=study, user=request.user,
-                                override_reason=request.POST.get("override_reason", ""))
-            job = services.study_render_enqueue(study=study)
+            study_open(study=study, user=request.user, override_reason=request.POST.get("override_reason", ""))
+            job = study_render_enqueue(study=study)
             messages.success(request, f"{study} is open: {Assignment.objects.filter(study=study).count()} "
                                       f"assignments generated; its panels are being rendered (job {job}).")
-        except services.StudyError as exc:
+        except StudyError as exc:
             messages.error(request, f"Not opened: {exc}")
         return HttpResponseRedirect(reverse("admin:ratings_study_change", args=[study.pk]))
 
     def close_view(self, request, object_id):
         study = self._study(object_id)
         try:
-            services.study_close(study=study, user=request.user)
+            study_close(study=study, user=request.user)
             messages.success(request, f"{study} is closed.")
-        except services.StudyError as exc:
+        except StudyError as exc:
             messages.error(request, str(exc))
         return HttpResponseRedirect(reverse("admin:ratings_study_change", args=[study.pk]))
 
@@ -194,20 +203,6 @@ class RaterAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Rater._meta.fields]
 
     def has_add_permission(self, request):
-        return False
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Staff read the data raters produced; nobody edits it here (answers change only through the rater's
-    own page, which keeps their history)."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
         return False
 
 

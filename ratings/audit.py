@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from evalcore import vocabulary
 from evalcore.study import blinding_audit as core
-from ratings import panels
 from ratings.models import Candidate, Item, Study
+from ratings.services import panels
 
 MIN_GALAXIES = 10  # fewer galaxies cannot support a grouped cross-validation worth reporting
 DISPLAYS = (vocabulary.MATCHED, vocabulary.MATCHED_SOFT, vocabulary.RAW_SOFT, vocabulary.ONE_THRESHOLD)

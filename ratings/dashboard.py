@@ -1,22 +1,22 @@
 """Staff pages of a rating study: progress, outcome figures (when visible), the unlock, CSV downloads.
 
-A thin layer over ``ratings.results`` (cached statistics and figures), ``evalcore.study.plots`` and
-``ratings.export``. Staff only: anonymous visitors are sent to the login page, signed-in non-staff get 403.
+A thin layer over ``ratings.services.results`` (cached statistics and figures), ``evalcore.study.plots`` and
+``ratings.services.exports``. Staff only: anonymous visitors are sent to the login page, signed-in non-staff get 403.
 """
 from __future__ import annotations
 
-from functools import wraps
-
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
+from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseForbidden, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from ratings import export, results
+from evalsite.staff import staff_required
+from ratings import jobs
 from ratings.models import Study
+from ratings.services import exports, results
 
 UNLOCK_PERMISSION = "ratings.change_study"
 # The outcome sections of the page: (anchor, title, plot name or None, tables behind it, what it shows).
@@ -44,17 +44,6 @@ SECTIONS = (
 )
 
 
-def staff_required(view):
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not request.user.is_staff:
-            return HttpResponseForbidden("This page is for the study's staff only.")
-        return view(request, *args, **kwargs)
-    return wrapped
-
-
 def _percent(share) -> str:
     return "–" if share is None or share != share else f"{100 * share:.1f}%"
 
@@ -66,13 +55,13 @@ def _html_table(frame) -> str:
                          float_format=lambda v: f"{v:.4g}")
 
 
-@staff_required
+@staff_required()
 def index(request):
     studies = Study.objects.order_by("-created_at")
     return render(request, "ratings/staff/index.html", {"studies": studies})
 
 
-@staff_required
+@staff_required()
 def study_dashboard(request, study_id: int):
     study = get_object_or_404(Study, pk=study_id)
     context = {
@@ -126,14 +115,14 @@ def _results_or_queue(study: Study, n_answers: int):
     if res is not None or n_answers <= results.INLINE_MAX_ANSWERS:
         return res or results.study_results(study)
     try:
-        results.results_enqueue(study=study)
+        jobs.results_enqueue(study=study)
     except RedisConnectionError:
         return results.study_results(study)
     return None
 
 
 @require_POST
-@staff_required
+@staff_required()
 def unlock(request, study_id: int):
     study = get_object_or_404(Study, pk=study_id)
     if not request.user.has_perm(UNLOCK_PERMISSION):
@@ -159,7 +148,7 @@ def _csv_response(lines, filename: str) -> StreamingHttpResponse:
     return response
 
 
-@staff_required
+@staff_required()
 def export_csv(request, study_id: int, kind: str):
     study = get_object_or_404(Study, pk=study_id)
     if kind not in results.EXPORTS:
@@ -169,7 +158,7 @@ def export_csv(request, study_id: int, kind: str):
     return _csv_response(results.export_lines(study, kind), results.export_filename(study, kind))
 
 
-@staff_required
+@staff_required()
 def table_csv(request, study_id: int, fingerprint: str, name: str):
     study = get_object_or_404(Study, pk=study_id)
     if not results.outcomes_visible(study):
@@ -179,11 +168,11 @@ def table_csv(request, study_id: int, fingerprint: str, name: str):
         raise Http404(f"no table {name}")
     frame = tables[name]
     plain = frame.astype(object).where(frame.notna(), None)
-    return _csv_response(export.csv_lines(plain.to_dict("records"), tuple(frame.columns)),
+    return _csv_response(exports.csv_lines(plain.to_dict("records"), tuple(frame.columns)),
                          results.export_filename(study, name))
 
 
-@staff_required
+@staff_required()
 def plot_png(request, study_id: int, fingerprint: str, name: str):
     study = get_object_or_404(Study, pk=study_id)
     if not results.outcomes_visible(study):
@@ -191,6 +180,6 @@ def plot_png(request, study_id: int, fingerprint: str, name: str):
     path = results.cached_plot(study, fingerprint, name)
     if path is None:
         raise Http404("this figure is not in the cache (the data changed: reload the dashboard)")
-    response = FileResponse(open(path, "rb"), content_type="image/png")
+    response = FileResponse(default_storage.open(path, "rb"), content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"  # the fingerprint in the URL changes with the data
     return response

@@ -21,8 +21,22 @@ from django.views.decorators.http import require_http_methods
 
 from evalsite import ratelimit
 from evalsite.accounts import SignUpForm
-from ratings import panels, selectors, services
 from ratings.models import BlindingGuess, Candidate, Invitation, Item, Quality, Rater, Study
+from ratings.selectors.assignments import assignment_for, next_assignment, progress, rater_for, sequence
+from ratings.services import panels
+from ratings.services.studies import (
+    COMMENT_MAX_CHARS,
+    SignUpRefused,
+    StudyError,
+    answer_submit_form,
+    form_number,
+    invitation_problem,
+    practice_check,
+    rater_consent,
+    rater_join,
+    rater_profile,
+    rater_sign_up,
+)
 
 GUESS_CHOICES = [("volunteers", "Citizen-science volunteers"), ("model", "A deep-learning model"),
                  ("sparcfire", "An arc-finding algorithm"), ("unknown", "I can't tell")]
@@ -50,7 +64,7 @@ def server_timing(view):
 
 def _study_and_rater(request, study_id: int) -> tuple[Study, Rater]:
     study = get_object_or_404(Study, pk=study_id)
-    rater = selectors.rater_for(request.user, study)
+    rater = rater_for(request.user, study)
     if rater is None:
         raise Http404("you are not a rater of this study")
     return study, rater
@@ -67,7 +81,7 @@ def neutral_png(data: bytes) -> HttpResponse:
 @login_required
 def home(request):
     raters = Rater.objects.filter(user=request.user).select_related("study")
-    rows = [{"rater": r, "study": r.study, "progress": selectors.progress(r)} for r in raters]
+    rows = [{"rater": r, "study": r.study, "progress": progress(r)} for r in raters]
     return render(request, "ratings/home.html", {"rows": rows})
 
 
@@ -79,11 +93,11 @@ def join(request, token: str):
     study = invitation.study
     if request.user.is_authenticated:
         try:
-            services.rater_join(study=study, user=request.user, invitation=invitation)
-        except services.StudyError as exc:
+            rater_join(study=study, user=request.user, invitation=invitation)
+        except StudyError as exc:
             return _message(request, study, str(exc), status=400)
         return redirect("ratings:study", study_id=study.pk)
-    problem = services.invitation_problem(invitation)
+    problem = invitation_problem(invitation)
     if problem:
         return _message(request, study, problem, status=400)
     form = SignUpForm()
@@ -93,12 +107,12 @@ def join(request, token: str):
         if ratelimit.blocked_by(request, "", counters=("address",)):
             return ratelimit.too_many_response(request, "address")
         try:
-            rater = services.rater_sign_up(invitation=invitation, data=request.POST)
-        except services.SignUpRefused as exc:
+            rater = rater_sign_up(invitation=invitation, data=request.POST)
+        except SignUpRefused as exc:
             if exc.username_unavailable:
                 ratelimit.record_failure(request, "", counters=("address",))
             form = exc.form
-        except services.StudyError as exc:
+        except StudyError as exc:
             return _message(request, study, str(exc), status=400)
         else:
             login(request, rater.user, backend=settings.AUTHENTICATION_BACKENDS[0])
@@ -121,7 +135,7 @@ def study_entry(request, study_id: int):
         return redirect("ratings:profile", study_id=study.pk)
     if rater.practice_done_at is None:
         return redirect("ratings:guide", study_id=study.pk)
-    nxt = selectors.next_assignment(rater)
+    nxt = next_assignment(rater)
     if nxt is not None and study.state == Study.State.OPEN:
         return redirect("ratings:item", token=nxt.token)
     if nxt is None and study.state == Study.State.OPEN and _guess_candidates(rater):
@@ -130,8 +144,8 @@ def study_entry(request, study_id: int):
     answered = [{"position": i + 1, "token": token, "structure": structures.get(structure, structure),
                  "submitted": submitted is not None}
                 for i, (token, structure, submitted) in enumerate(
-                    selectors.sequence(rater).values_list("token", "item__structure", "submitted_at"))]
-    return render(request, "ratings/done.html", {"study": study, "progress": selectors.progress(rater),
+                    sequence(rater).values_list("token", "item__structure", "submitted_at"))]
+    return render(request, "ratings/done.html", {"study": study, "progress": progress(rater),
                                                  "answered": answered})
 
 
@@ -143,7 +157,7 @@ def consent(request, study_id: int):
         if request.POST.get("agree") != "yes":
             messages.error(request, "Please tick the box to agree, or close this page to leave the study.")
         else:
-            services.rater_consent(rater=rater)
+            rater_consent(rater=rater)
             return redirect("ratings:study", study_id=study.pk)
     return render(request, "ratings/consent.html", {"study": study})
 
@@ -156,11 +170,11 @@ def profile(request, study_id: int):
         helped = request.POST.get("helped_build")
         try:
             if helped not in ("yes", "no"):
-                raise services.StudyError("please say whether you helped build any of the compared methods")
-            services.rater_profile(rater=rater, career_stage=request.POST.get("career_stage", ""),
-                                   experience=request.POST.get("experience", ""), helped_build=helped == "yes")
+                raise StudyError("please say whether you helped build any of the compared methods")
+            rater_profile(rater=rater, career_stage=request.POST.get("career_stage", ""),
+                          experience=request.POST.get("experience", ""), helped_build=helped == "yes")
             return redirect("ratings:study", study_id=study.pk)
-        except services.StudyError as exc:
+        except StudyError as exc:
             messages.error(request, str(exc))
     return render(request, "ratings/profile.html", {"study": study, "rater": rater, "careers": Rater.Career.choices,
                                                     "experiences": Rater.Experience.choices})
@@ -215,9 +229,9 @@ def practice(request, study_id: int, n: int):
     posted = None
     if request.method == "POST":
         try:
-            services.practice_check(data=request.POST, n_panels=len(cands))
+            practice_check(data=request.POST, n_panels=len(cands))
             return finished() if n + 1 >= len(items) else redirect("ratings:practice", study_id=study.pk, n=n + 1)
-        except services.StudyError as exc:
+        except StudyError as exc:
             messages.error(request, str(exc))
             posted = request.POST
     context = _item_context(study, item, len(cands), practice=True)
@@ -262,15 +276,15 @@ def _shown_choice(posted, i: int, stored) -> dict:
     """The rank and quality a panel shows: what the rater just sent when the save was refused (so nothing
     they entered is lost), else the stored answer."""
     if posted is not None:
-        return {"rank": services.form_number(posted.get(f"rank_{i}")),
-                "quality": services.form_number(posted.get(f"quality_{i}"))}
+        return {"rank": form_number(posted.get(f"rank_{i}")),
+                "quality": form_number(posted.get(f"quality_{i}"))}
     return {"rank": stored.rank if stored else None, "quality": stored.quality if stored else None}
 
 
 def _item_context(study: Study, item: Item, n_panels: int, practice: bool = False) -> dict:
     return {"study": study, "structure": item.get_structure_display(), "structure_key": item.structure,
             "n_panels": n_panels, "ranks": range(1, n_panels + 1), "qualities": QUALITY_KEYS,
-            "shortcuts": SHORTCUTS, "practice": practice, "comment_max": services.COMMENT_MAX_CHARS,
+            "shortcuts": SHORTCUTS, "practice": practice, "comment_max": COMMENT_MAX_CHARS,
             "stretches": [("colour", "colour"), ("asinh", "asinh"), ("linear", "linear"), ("log", "log")]}
 
 
@@ -278,7 +292,7 @@ def _item_context(study: Study, item: Item, n_panels: int, practice: bool = Fals
 @login_required
 @require_http_methods(["GET", "POST"])
 def item(request, token: str):
-    assignment = selectors.assignment_for(request.user, token)
+    assignment = assignment_for(request.user, token)
     study, rater = assignment.study, assignment.rater
     if study.state != Study.State.OPEN:
         return render(request, "ratings/message.html", {"title": study.name, "message": "This study is closed."})
@@ -286,16 +300,16 @@ def item(request, token: str):
     posted = None
     if request.method == "POST":
         try:
-            services.answer_submit_form(assignment=assignment, data=request.POST)
+            answer_submit_form(assignment=assignment, data=request.POST)
             return redirect("ratings:study", study_id=study.pk)
-        except services.StudyError as exc:
+        except StudyError as exc:
             messages.error(request, str(exc))
             posted = request.POST
     if assignment.first_shown_at is None:
         type(assignment).objects.filter(pk=assignment.pk).update(first_shown_at=timezone.now())
     previous = {a.panel_position: a for a in assignment.answers.all()}
     # one query for the place in the sequence and the progress bar
-    seq = list(selectors.sequence(rater).values_list("token", "submitted_at"))
+    seq = list(sequence(rater).values_list("token", "submitted_at"))
     index = [t for t, _ in seq].index(token)
     done = sum(1 for _, at in seq if at is not None)
     progress = {"done": done, "total": len(seq), "percent": round(100 * done / len(seq))}
@@ -319,7 +333,7 @@ def item(request, token: str):
 
 @login_required
 def item_png(request, token: str, name: str):
-    assignment = selectors.assignment_for(request.user, token)
+    assignment = assignment_for(request.user, token)
     by_id = {c.pk: c for c in Candidate.objects.filter(pk__in=assignment.panel_order)
              .select_related("mask", "mask__image", "item__study")}
     return _serve_panel([by_id[c] for c in assignment.panel_order], name)
@@ -328,7 +342,7 @@ def item_png(request, token: str, name: str):
 def _guess_candidates(rater: Rater) -> list[BlindingGuess]:
     """A few panels the rater saw, drawn once per rater; returns the unanswered ones."""
     if not BlindingGuess.objects.filter(rater=rater).exists():
-        seen = [cid for a in selectors.sequence(rater).filter(item__kind=Item.Kind.REAL) for cid in a.panel_order]
+        seen = [cid for a in sequence(rater).filter(item__kind=Item.Kind.REAL) for cid in a.panel_order]
         # a panel with nothing drawn tells nothing about its source: an all-black picture is never asked about
         shown = {c.pk: c for c in Candidate.objects.filter(pk__in=seen).select_related("mask", "item__study")}
         marked = [cid for cid in dict.fromkeys(seen) if not panels.is_blank(shown[cid])]
@@ -343,7 +357,7 @@ def _guess_candidates(rater: Rater) -> list[BlindingGuess]:
 @require_http_methods(["GET", "POST"])
 def blinding(request, study_id: int):
     study, rater = _study_and_rater(request, study_id)
-    if selectors.next_assignment(rater) is not None:  # asked only at the end: it must not prime the ratings
+    if next_assignment(rater) is not None:  # asked only at the end: it must not prime the ratings
         return redirect("ratings:study", study_id=study.pk)
     pending = _guess_candidates(rater)
     # Only the kinds of source this study compares are offered (plus "I can't tell"), so chance is one

@@ -19,6 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from evalsite.staff import ReadOnlyAdmin
 from segmentation.models import Galaxy, Image, ImportBatch, Mask, Producer, Structure, VolunteerClassification
 from segmentation.views import PRODUCER_ORDER, galaxy_viewer_context
 
@@ -53,19 +54,6 @@ def admin_link(obj, text=None):
 
 def galaxy_search_fields(prefix: str = "") -> tuple[str, ...]:
     return tuple(f"={prefix}{f[1:]}" if f.startswith("=") else f"{prefix}{f}" for f in GALAXY_SEARCH)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows are written by services only; staff look, nobody edits or deletes here."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def origin_filter(field_path: str):

@@ -3,7 +3,7 @@
 The ModelVersion admin's list and actions live in ``admin_runs``; this module registers it with the
 comparison page added (imported from ``apps.ready()``): a URL
 ``admin:segmentation_modelversion_compare``, a link above the version list, and an action "Compare the
-selected versions". Data come from ``ModelVersion.metrics`` (``quality.evaluate_version`` fills them);
+selected versions". Data come from ``ModelVersion.metrics`` (``evaluate_version`` fills them);
 example masks are the version's stored masks, or predicted when the page is drawn if there are none.
 """
 from __future__ import annotations
@@ -20,10 +20,18 @@ from django.utils.http import urlencode
 
 from evalcore.formats import pngcodec
 from evalcore.pixels import rendering
-from segmentation import quality
+from evalcore.unet.manifest import NOT_ASKED
+from evalcore.vocabulary import STRUCTURES
 from segmentation.admin_runs import ModelVersionAdmin
 from segmentation.models import Mask, ModelVersion
-from segmentation.selectors import image_rgb
+from segmentation.selectors.images import image_rgb
+from segmentation.selectors.model_versions import version_manifest
+from segmentation.services.model_versions import (
+    manifest_labels,
+    summary_rows,
+    version_predictor,
+    volunteer_masks_by_hash,
+)
 
 # Okabe-Ito: colour-blind safe, one per compared version (the first is the volunteers' in examples)
 COLOURS = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9")
@@ -90,7 +98,7 @@ def _version_row(version: ModelVersion, colour: str) -> dict:
     best = version.metrics.get("best_val_loss")
     return {
         "version": version, "colour": colour, "evaluation": evaluation,
-        "rows": {(st, q): v for st, q, v in quality.summary_rows(evaluation)} if evaluation else {},
+        "rows": {(st, q): v for st, q, v in summary_rows(evaluation)} if evaluation else {},
         "config": ", ".join(f"{k} {cfg[k]}" for k in ("encoder", "image_size", "field_of_view", "loss", "epochs",
                                                             "batch_size") if k in cfg),
         "best_val_loss": f"{best:.4f}" if isinstance(best, float) else "—",
@@ -113,13 +121,14 @@ def metric_table(rows: list[dict]) -> list[dict]:
 def _examples(versions: list[ModelVersion]) -> list[dict]:
     """A few galaxies of the first version's test split that are stored here, each with its image, the
     volunteers' maps it learned from and every version's maps on the same image."""
-    entries = [e for e in quality.version_manifest(versions[0])["galaxies"] if e["split"] == "test"]
+    entries = [e for e in version_manifest(versions[0])["galaxies"] if e["split"] == "test"]
     # galaxies with a drawn spiral first: they show the differences between versions best
-    entries.sort(key=lambda e: (e["masks"].get("spiral", quality.NOT_ASKED) == quality.NOT_ASKED, e["name"]))
-    found = quality.volunteer_masks_by_hash(entries[: 4 * N_EXAMPLES])
+    not_asked = NOT_ASKED
+    entries.sort(key=lambda e: (e["masks"].get("spiral", not_asked) == not_asked, e["name"]))
+    found = volunteer_masks_by_hash(entries[: 4 * N_EXAMPLES])
     chosen = []
     for e in entries[: 4 * N_EXAMPLES]:
-        image, masks, _ = quality.manifest_labels(e, found)
+        image, masks, _ = manifest_labels(e, found)
         if image is not None:
             chosen.append((e, image, masks))
         if len(chosen) == N_EXAMPLES:
@@ -136,12 +145,12 @@ def _examples(versions: list[ModelVersion]) -> list[dict]:
         cells = []
         for v in versions:
             stored = {m.structure: m for m in Mask.objects.filter(image=image, producer=v.producer, is_current=True)}
-            if all(s in stored for s in quality.STRUCTURES):
-                maps, how = [stored[s].fractions() for s in quality.STRUCTURES], "stored masks"
+            if all(s in stored for s in STRUCTURES):
+                maps, how = [stored[s].fractions() for s in STRUCTURES], "stored masks"
             else:
                 if v.pk not in predictors:
                     # fp32: the page must not wait for int8 calibration; masks differ by <= 0.02 (p99)
-                    predictors[v.pk] = quality.version_predictor(v, mode="fp32")
+                    predictors[v.pk] = version_predictor(v, mode="fp32")
                 maps, how = predictors[v.pk].predict_one(rgb), "predicted now (fp32), not stored"
             cells.append({"src": png_data_uri(overlay(rgb, maps[0], maps[1])), "how": how})
         examples.append({"name": e["name"], "image": png_data_uri(rgb),
@@ -191,7 +200,7 @@ class CompareVersionsMixin:
             versions = list(ModelVersion.objects.select_related("producer").order_by("-is_active", "-created_at")[:3])
         rows = [_version_row(v, COLOURS[i % len(COLOURS)]) for i, v in enumerate(versions)]
         plots = []
-        for st in quality.STRUCTURES:
+        for st in STRUCTURES:
             curves = [{"label": r["version"].name, "colour": r["colour"],
                        **r["evaluation"]["structures"][st]["calibration"]}
                       for r in rows if r["evaluation"] and r["evaluation"]["structures"].get(st, {}).get("calibration")]

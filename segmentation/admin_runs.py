@@ -16,9 +16,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from segmentation import generation, training
-from segmentation.models import Galaxy, GenerationRun, Image, ModelVersion, RunStatus, TrainingRun
-from segmentation.selectors import galaxy_ids
+from segmentation.models import GenerationRun, Image, ModelVersion, RunStatus, TrainingRun
+from segmentation.selectors.galaxies import GalaxySelection, selected_queryset
+from segmentation.services import generation, training
 
 STATUS_COLOURS = {
     "queued": "#6b7280",
@@ -305,15 +305,11 @@ class GenerationRunAdmin(RunAdminMixin, admin.ModelAdmin):
         form = GenerationForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             d = form.cleaned_data
-            galaxies = Galaxy.objects.all()
-            if d["galaxies"] != "any":
-                galaxies = galaxies.filter(synthetic=d["galaxies"] == "only")
             names = [n.strip() for n in d["names"].splitlines() if n.strip()]
-            if names:
-                galaxies = galaxies.filter(name__in=names)
-            ids = galaxy_ids(galaxies, d["split"] or None)
             version = d["model_version"] or ModelVersion.objects.filter(is_active=True).first()
             try:
+                selection = GalaxySelection(synthetic=d["galaxies"], names=tuple(names), split=d["split"] or None)
+                ids = list(selected_queryset(selection).values_list("pk", flat=True))
                 if d["source"] == "model" and version is None:
                     raise ValueError("no model version: train one first, or choose one")
                 run = generation.generation_start(

@@ -5,7 +5,7 @@ import traceback
 
 
 def generate_chunk(chunk_id: int) -> dict:
-    from segmentation import generation
+    from segmentation.services import generation
 
     try:
         chunk = generation.chunk_process(chunk_id=chunk_id)
@@ -16,7 +16,7 @@ def generate_chunk(chunk_id: int) -> dict:
 
 
 def train(run_id: int) -> dict:
-    from segmentation import training
+    from segmentation.services import training
 
     run = training.run_train(run_id=run_id)
     return {"status": run.status, "epoch": run.current_epoch}

@@ -158,6 +158,10 @@ class Mask(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     content_hash = models.CharField(max_length=64, db_index=True)
+    marked_pixels = models.PositiveIntegerField(null=True, blank=True,
+                                                help_text="Pixels with a non-zero fraction, counted when stored.")
+    peak_numerator = models.PositiveIntegerField(null=True, blank=True,
+                                                 help_text="The largest numerator (peak fraction x denominator).")
     details = models.JSONField(default=dict, blank=True, help_text="Producer-specific extras (arcs, checks).")
     is_current = models.BooleanField(default=True)
     supersedes = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

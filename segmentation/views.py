@@ -8,21 +8,20 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import wraps
 
 import numpy as np
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import get_object_or_404, resolve_url
+from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from evalcore.formats import banddata, pngcodec
 from evalcore.pixels import rendering
-from segmentation.measurements import measurements_for_galaxy
+from evalsite.staff import staff_required
 from segmentation.models import Galaxy, Image, Mask, Producer, Structure
-from segmentation.selectors import image_rgb
+from segmentation.selectors.images import image_rgb
+from segmentation.selectors.measurements import measurements_for_galaxy
+from segmentation.services.masks import mask_counts_fill
 
 COLOUR = "colour"  # the stored RGB picture, unstretched
 IMAGE_MODES = (*rendering.STRETCHES, COLOUR)
@@ -31,24 +30,6 @@ MAX_SIZE = 4096  # px: the most a rendering may be asked for
 CACHE_CONTROL = "private, max-age=3600"
 PRODUCER_ORDER = [k for k, _ in Producer.Kind.choices]
 STRUCTURE_ORDER = [s for s, _ in Structure.choices]
-
-
-def staff_required(permission: str):
-    """Anonymous users go to the admin login; signed-in users need is_staff and ``permission`` (403)."""
-
-    def decorator(view):
-        @wraps(view)
-        def wrapped(request: HttpRequest, *args, **kwargs):
-            user = request.user
-            if not user.is_authenticated:
-                return redirect_to_login(request.get_full_path(), resolve_url("admin:login"))
-            if not (user.is_active and user.is_staff and user.has_perm(permission)):
-                raise PermissionDenied(f"staff with permission {permission} only")
-            return view(request, *args, **kwargs)
-
-        return wrapped
-
-    return decorator
 
 
 # --- query parsing ----------------------------------------------------------------------------------------
@@ -112,7 +93,7 @@ def image_bands(image: Image) -> tuple[banddata.BandData | None, str]:
 
 # --- rendering endpoints -----------------------------------------------------------------------------------
 @require_GET
-@staff_required("segmentation.view_image")
+@staff_required("segmentation.view_image", login_url="admin:login")
 def image_png(request: HttpRequest, pk: int) -> HttpResponse:
     """The image as a PNG. Query: ``stretch`` (linear|asinh|log|colour), ``low``/``high`` clip percentiles,
     ``band`` (mean|luminance|a band name or index), ``size`` (longest side, px; never enlarges)."""
@@ -140,7 +121,7 @@ def image_png(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
-@staff_required("segmentation.view_mask")
+@staff_required("segmentation.view_mask", login_url="admin:login")
 def mask_png(request: HttpRequest, pk: int) -> HttpResponse:
     """A mask as an RGBA overlay PNG on its image's grid. Query: ``cmap`` (viridis|cividis|magma),
     ``size`` (longest side, px). A not-asked mask has no pixels: 404 saying so."""
@@ -204,10 +185,10 @@ def galaxy_viewer_context(galaxy: Galaxy, selected: str | None = None) -> dict:
     for mask in masks:
         entry = MaskEntry(mask=mask, history=earlier[(mask.image_id, mask.structure, mask.producer_id)])
         if entry.selectable:
-            with mask.data.open("rb") as fh:
-                numerators = pngcodec.decode(fh.read())
-            entry.marked_pixels = int(np.count_nonzero(numerators))
-            entry.peak = f"{int(numerators.max())}/{mask.denominator}"
+            if mask.marked_pixels is None:  # stored before the counts were kept: count once, keep them
+                mask_counts_fill(mask=mask)
+            entry.marked_pixels = mask.marked_pixels
+            entry.peak = f"{mask.peak_numerator}/{mask.denominator}"
             entry.overlay_url = reverse("segmentation:mask-png", args=[mask.pk])
         entries.append(entry)
 

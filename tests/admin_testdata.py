@@ -12,8 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.io import fits
 
-from segmentation import services
 from segmentation.models import Galaxy, Image, Mask
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.imports.batches import batch_finish, batch_start
+from segmentation.services.masks import mask_store, producer_get_or_create
+from segmentation.services.truth import TRUTH_PRODUCER
 
 STAR = (3, 3)  # (row, col) of the bright star in the stored RGB (row 0 = north)
 VOLUNTEERS = 15
@@ -67,50 +70,50 @@ def make_galaxy(name: str, *, size: int = 48, synthetic: bool = False, with_raw:
                 identifiers: dict | None = None, redshift: float | None = 0.03) -> GalaxyData:
     """A galaxy with a survey-cutout image and masks from volunteers (spiral marked, bar NOT ASKED),
     a model (spiral marked, bar asked-nothing-marked), the arc finder (spiral) and, if synthetic, truth."""
-    galaxy, _ = services.galaxy_upsert(name=name, match=identifiers or {},
-                                       defaults={"ra": 150.0, "dec": 2.0, "redshift": redshift})
+    galaxy, _ = galaxy_upsert(name=name, match=identifiers or {},
+                              defaults={"ra": 150.0, "dec": 2.0, "redshift": redshift})
     if synthetic and not galaxy.synthetic:
         galaxy.synthetic = True
         galaxy.save(update_fields=["synthetic"])
     rgb, raw = images_for(size)
-    image, _ = services.image_store(galaxy=galaxy, kind="survey_cutout", rgb=rgb, pixel_scale=0.262,
-                                    bands="grz asinh (Legacy Survey)", raw_fits=raw if with_raw else None)
+    image, _ = image_store(galaxy=galaxy, kind="survey_cutout", rgb=rgb, pixel_scale=0.262,
+                           bands="grz asinh (Legacy Survey)", raw_fits=raw if with_raw else None)
     light = galaxy_light(size)
     arms = light["arms"] / light["arms"].max()
-    batch = services.batch_start(kind="gz3d", source=f"/data/gz3d_{name}.fits.gz")
-    services.batch_finish(batch=batch, summary={
+    batch = batch_start(kind="gz3d", source=f"/data/gz3d_{name}.fits.gz")
+    batch_finish(batch=batch, summary={
         "imported": 1, "updated": 0, "unchanged": 0, "skipped": 0, "failed": 1,
         "failures": [{"where": "bad.fits", "reason": "truncated gzip"}], "warnings": [],
         "counters": {"dropped polygons": 2}})
-    vol = services.producer_get_or_create(kind="volunteers", name="GZ3D", version="v4_0_0")
-    model = services.producer_get_or_create(kind="model", name="unet-resnet18", version="v1",
-                                            parameters={"threshold": None, "input_px": 224}, code_version="abc123")
-    arcs = services.producer_get_or_create(kind="sparcfire", name="sparcfire-py", version="0.1",
-                                           parameters={"min_arc_px": 10}, code_version="def456")
+    vol = producer_get_or_create(kind="volunteers", name="GZ3D", version="v4_0_0")
+    model = producer_get_or_create(kind="model", name="unet-resnet18", version="v1",
+                                   parameters={"threshold": None, "input_px": 224}, code_version="abc123")
+    arcs = producer_get_or_create(kind="sparcfire", name="sparcfire-py", version="0.1",
+                                  parameters={"min_arc_px": 10}, code_version="def456")
     common = {"galaxy": galaxy, "image": image}
-    first = services.mask_store(**common, structure="spiral", producer=vol, state="marked",
-                                numerators=np.rint(arms * 9).astype(np.int64), denominator=VOLUNTEERS,
-                                n_volunteers=VOLUNTEERS, batch=batch).mask
+    first = mask_store(**common, structure="spiral", producer=vol, state="marked",
+                       numerators=np.rint(arms * 9).astype(np.int64), denominator=VOLUNTEERS,
+                       n_volunteers=VOLUNTEERS, batch=batch).mask
     masks = {
-        ("spiral", "volunteers"): services.mask_store(
+        ("spiral", "volunteers"): mask_store(
             **common, structure="spiral", producer=vol, state="marked",
             numerators=np.rint(arms * VOLUNTEERS).astype(np.int64), denominator=VOLUNTEERS,
             n_volunteers=VOLUNTEERS, batch=batch).mask,
-        ("bar", "volunteers"): services.mask_store(**common, structure="bar", producer=vol, state="not_asked").mask,
-        ("spiral", "model"): services.mask_store(
+        ("bar", "volunteers"): mask_store(**common, structure="bar", producer=vol, state="not_asked").mask,
+        ("spiral", "model"): mask_store(
             **common, structure="spiral", producer=model, state="marked",
             numerators=np.rint(np.clip(arms * 1.2, 0, 1) * 255).astype(np.int64), denominator=255).mask,
-        ("bar", "model"): services.mask_store(
+        ("bar", "model"): mask_store(
             **common, structure="bar", producer=model, state="empty",
             numerators=np.zeros((size, size), np.int64), denominator=255).mask,
-        ("spiral", "sparcfire"): services.mask_store(
+        ("spiral", "sparcfire"): mask_store(
             **common, structure="spiral", producer=arcs, state="marked",
             numerators=(arms > 0.3).astype(np.int64), denominator=1).mask,
     }
     if synthetic:
-        truth = services.producer_get_or_create(**services.TRUTH_PRODUCER)
+        truth = producer_get_or_create(**TRUTH_PRODUCER)
         for structure, plane in (("spiral", arms > 0.2), ("bar", light["bar"] > 0.5)):
-            masks[(structure, "truth")] = services.mask_store(
+            masks[(structure, "truth")] = mask_store(
                 **common, structure=structure, producer=truth, state="marked",
                 numerators=plane.astype(np.int64), denominator=1).mask
     assert masks[("spiral", "volunteers")].supersedes_id == first.pk

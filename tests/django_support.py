@@ -70,6 +70,51 @@ def redis_conn(_redis_session):
 
 
 
+# --- the suite's named people -----------------------------------------------------------------------------
+# admin: superuser; viewer: staff who may view galaxies, images and masks; rater_a, rater_b: two plain
+# users who will join studies; stranger: a plain user with no part in anything. Password: PASSWORD.
+@pytest.fixture
+def admin(db):
+    from tests.factories import AdminFactory
+    return AdminFactory(username="admin")
+
+
+@pytest.fixture
+def viewer(db):
+    from django.contrib.auth.models import Permission
+
+    from tests.factories import StaffFactory
+    user = StaffFactory(username="viewer")
+    user.user_permissions.set(Permission.objects.filter(
+        content_type__app_label="segmentation", codename__in=["view_galaxy", "view_image", "view_mask"]))
+    return user
+
+
+@pytest.fixture
+def rater_a(db):
+    from tests.factories import UserFactory
+    return UserFactory(username="rater_a")
+
+
+@pytest.fixture
+def rater_b(db):
+    from tests.factories import UserFactory
+    return UserFactory(username="rater_b")
+
+
+@pytest.fixture
+def stranger(db):
+    from tests.factories import UserFactory
+    return UserFactory(username="stranger")
+
+
+@pytest.fixture
+def admin_client(client, admin):
+    """The test client, signed in as ``admin``."""
+    client.force_login(admin)
+    return client
+
+
 # The fixtures the integration and browser conftests take with ``from django_support import *``.
 __all__ = ["TEST_REDIS_URL", "_jobs_use_test_redis", "_media_in_tmp", "_fast_passwords", "_redis_session",
-           "redis_conn"]
+           "redis_conn", "admin", "viewer", "rater_a", "rater_b", "stranger", "admin_client"]

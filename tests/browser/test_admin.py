@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from segmentation import services
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import mask_store
 from tests.admin_testdata import make_galaxy
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,7 +25,7 @@ def survey(transactional_db):
                                                 "iau_name": "J100000.00+020000.0",
                                                 "sdss_objid": "1237648720693755918"})
     synthetic = make_galaxy("SYN 0001", synthetic=True, identifiers={"manga_id": "9-000001"})
-    bare, _ = services.galaxy_upsert(name="UGC 7", match={"manga_id": "1-777777"})
+    bare, _ = galaxy_upsert(name="UGC 7", match={"manga_id": "1-777777"})
     return {"real": real, "synthetic": synthetic, "bare": bare}
 
 
@@ -189,13 +190,13 @@ def test_switching_picture_lists_its_masks_and_keeps_the_same_label(staff_page, 
     data = survey["real"]
     rgb = np.full((32, 32, 3), 40, np.uint8)
     rgb[8:24, 8:24] = 200
-    subject, _ = services.image_store(galaxy=data.galaxy, kind="gz3d_subject", rgb=rgb)
+    subject, _ = image_store(galaxy=data.galaxy, kind="gz3d_subject", rgb=rgb)
     vol = data.masks[("spiral", "volunteers")].producer
     ring = np.zeros((32, 32), np.int64)
     ring[4:28, 4:28] = 6
     ring[10:22, 10:22] = 0
-    on_subject = services.mask_store(galaxy=data.galaxy, image=subject, structure="spiral", producer=vol,
-                                     state="marked", numerators=ring, denominator=15).mask
+    on_subject = mask_store(galaxy=data.galaxy, image=subject, structure="spiral", producer=vol,
+                            state="marked", numerators=ring, denominator=15).mask
     vol_cutout = data.masks[("spiral", "volunteers")]
     page.goto(f"{url}/admin/segmentation/galaxy/{data.galaxy.pk}/change/?mask={vol_cutout.pk}")
     wait_drawn(page)

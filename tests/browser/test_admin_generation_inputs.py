@@ -3,9 +3,9 @@ run's page warns what differs (real Chromium, real model version, real Redis que
 from __future__ import annotations
 
 import pytest
-from test_generation_inputs_and_states import make_version, picture
 
-from segmentation import services
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from tests.factories.models import make_version, picture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -13,13 +13,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_the_generation_run_page_warns_about_images_unlike_the_training_data(staff_page, redis_conn, screenshot):
     training = []
     for i in range(3):
-        g, _ = services.galaxy_upsert(name=f"train{i}", defaults={"ra": 10.0 + i, "dec": 1.0})
-        im, _ = services.image_store(galaxy=g, kind="survey_cutout", rgb=picture(48, 48, i), pixel_scale=0.262,
-                                     bands="grz asinh (Legacy Survey)")
+        g, _ = galaxy_upsert(name=f"train{i}", defaults={"ra": 10.0 + i, "dec": 1.0})
+        im, _ = image_store(galaxy=g, kind="survey_cutout", rgb=picture(48, 48, i), pixel_scale=0.262,
+                            bands="grz asinh (Legacy Survey)")
         training.append(im)
-    g, _ = services.galaxy_upsert(name="SDSS J1", defaults={"ra": 40.0, "dec": 2.0})
-    services.image_store(galaxy=g, kind="survey_cutout", rgb=picture(40, 64, 9), pixel_scale=0.396,
-                         bands="r asinh (0.5-99.5 %)")
+    g, _ = galaxy_upsert(name="SDSS J1", defaults={"ra": 40.0, "dec": 2.0})
+    image_store(galaxy=g, kind="survey_cutout", rgb=picture(40, 64, 9), pixel_scale=0.396,
+                bands="r asinh (0.5-99.5 %)")
     version = make_version("grz model", 4.0, training)
 
     page, url = staff_page, staff_page.live_server_url

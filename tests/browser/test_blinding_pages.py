@@ -11,10 +11,10 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
-from ratings import services
 from ratings.models import Assignment, Candidate, Invitation, Rater
+from ratings.services import studies as services
 from tests.browser.test_rating_flow import LAPTOP, consent_and_profile, sign_up, wait_images
-from tests.integration.blinding_study import build_blinding_study
+from tests.factories.blinding_study import build_blinding_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def study(transactional_db, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     s = build_blinding_study(3, name="Browser blinding", prefix="bb", planned_raters=1)
-    services.study_render_panels(s.pk)
+    services.study_render_panels(study=s)
     return s
 
 

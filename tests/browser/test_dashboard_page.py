@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from ratings import services
-from tests.integration.test_dashboard_study import answer_study, build_study
+from ratings.services.studies import study_close
+from tests.factories.studies import answer_study, dashboard_study
 
 
 @pytest.mark.slow
 def test_dashboard_shows_progress_then_outcomes(staff_page, screenshot):
-    study = build_study()
+    study = dashboard_study()
     answer_study(study, fraction=0.7)
     page = staff_page
     page.goto(f"{page.live_server_url}/staff/ratings/{study.pk}/")
@@ -18,7 +18,7 @@ def test_dashboard_shows_progress_then_outcomes(staff_page, screenshot):
     assert page.locator("#progress-table tbody tr").count() == 6
     screenshot(page, "open")
 
-    services.study_close(study=study)
+    study_close(study=study)
     page.goto(f"{page.live_server_url}/staff/ratings/{study.pk}/")
     images = page.locator("figure img")
     assert images.count() == 6

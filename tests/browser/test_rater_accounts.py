@@ -9,7 +9,7 @@ from django.core.cache import caches
 
 from evalsite.accounts import UNAVAILABLE
 from ratings.models import Invitation, Rater
-from tests.integration.test_rating_data import build_study
+from tests.factories.studies import spiral_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,7 +27,7 @@ def _fresh_log_in_counters(transactional_db, settings):
 
 @pytest.fixture
 def study(transactional_db):
-    return build_study(name="Accounts study", n_galaxies=2, planned_raters=3, raters_per_item=1)
+    return spiral_study(name="Accounts study", n_galaxies=2, planned_raters=3, raters_per_item=1)
 
 
 @pytest.fixture

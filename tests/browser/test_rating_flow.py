@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from ratings import services
 from ratings.models import Answer, AnswerRevision, Assignment, Invitation, Rater
-from tests.integration.test_rating_data import build_study
+from ratings.services.studies import study_render_panels
+from tests.factories.studies import spiral_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,10 +23,10 @@ MONITOR = {"width": 1920, "height": 1080}
 @pytest.fixture
 def study(transactional_db, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    s = build_study(n_galaxies=6, planned_raters=3, raters_per_item=2, practice_items=1)  # 4 items each
+    s = spiral_study(n_galaxies=6, planned_raters=3, raters_per_item=2, practice_items=1)  # 4 items each
     # what the opening job does: the live server then serves stored pictures (its in-memory SQLite
     # connection is shared between threads, so concurrent first renders would trip over each other)
-    services.study_render_panels(s.pk)
+    study_render_panels(study=s)
     return s
 
 
@@ -227,8 +227,8 @@ def test_a_raters_whole_path_with_the_keyboard_from_invitation_to_thank_you_and_
     -> thank-you page -> back to an answered item from there -> changed -> thank-you page again; then home ->
     "Review answers" leads to the same way back, not to a dead end. Keyboard only, 1366x768."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    s = build_study(name="Keyboard study", n_galaxies=3, planned_raters=1, raters_per_item=1, practice_items=1)
-    services.study_render_panels(s.pk)
+    s = spiral_study(name="Keyboard study", n_galaxies=3, planned_raters=1, raters_per_item=1, practice_items=1)
+    study_render_panels(study=s)
     invitation = Invitation.objects.create(study=s)
     page = new_page(LAPTOP)
 

@@ -5,8 +5,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from ratings import results
 from ratings.models import Answer, AnswerRevision, BlindingGuess, Study
+from ratings.services import results
 
 
 def _new_part_file(path: Path) -> tuple[int, str]:

@@ -4,8 +4,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from segmentation import quality
+from evalcore.vocabulary import STRUCTURES
 from segmentation.models import Image, Producer
+from segmentation.services.model_versions import MASK_SOURCES, sources_vs_truth
 
 
 class Command(BaseCommand):
@@ -15,9 +16,9 @@ class Command(BaseCommand):
             "of both splits first (generate_masks --split val / test).")
 
     def add_arguments(self, parser):
-        parser.add_argument("--structure", choices=quality.STRUCTURES, default="spiral")
+        parser.add_argument("--structure", choices=STRUCTURES, default="spiral")
         parser.add_argument("--split", choices=("test", "train"), default="test")
-        parser.add_argument("--source", action="append", choices=[str(k) for k in quality.MASK_SOURCES],
+        parser.add_argument("--source", action="append", choices=[str(k) for k in MASK_SOURCES],
                             help="mask sources (repeatable; default model, volunteers, sparcfire)")
         parser.add_argument("--image-kind", default="survey_cutout", choices=Image.Kind.values,
                             help="compare the masks on this image of each galaxy (default survey_cutout)")
@@ -30,8 +31,9 @@ class Command(BaseCommand):
         if not Producer.objects.filter(kind=Producer.Kind.TRUTH).exists():
             raise CommandError("no truth masks here: this needs synthetic galaxies (make_synthetic --import)")
         with tqdm(desc=f"gathering {structure} masks", unit="galaxy") as bar:
-            report = quality.sources_vs_truth(structure=structure, split=split, n_boot=n_boot, image_kind=image_kind,
-                                              sources=source or quality.MASK_SOURCES, progress=bar.update)
+            report = sources_vs_truth(
+                structure=structure, split=split, n_boot=n_boot, image_kind=image_kind,
+                sources=source or MASK_SOURCES, progress=bar.update)
         w = self.stdout.write
         w(f"{structure} mask IoU against the truth on the {image_kind} images, {split} split "
           f"({report['n_test_truth']} galaxies with a true "

@@ -3,9 +3,16 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from segmentation import measurements
 from segmentation.management.commands._options import add_split_argument
 from segmentation.models import Image, Producer
+from segmentation.selectors.galaxies import SYNTHETIC_CHOICES
+from segmentation.services.comparisons import (
+    DEFAULT_SOURCES,
+    chirality_with_truth,
+    compare_with_catalogue,
+    compare_with_truth,
+    write_agreement,
+)
 
 
 class Command(BaseCommand):
@@ -25,7 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--radius", type=float, default=10.0, help="Match radius, arcsec (default 10).")
         parser.add_argument("--source", action="append", choices=Producer.Kind.values,
                             help="Mask sources to report (repeatable; default model, volunteers, sparcfire).")
-        parser.add_argument("--synthetic", choices=measurements.SYNTHETIC_CHOICES, default="any",
+        parser.add_argument("--synthetic", choices=SYNTHETIC_CHOICES, default="any",
                             help="With --catalogue: synthetic galaxies only, excluded, or any.")
         parser.add_argument("--min-arm-contrast", type=float, default=None,
                             help="With --truth: pitch only for galaxies whose true arm contrast is at least this.")
@@ -37,7 +44,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, catalogue, truth, quantity, measured, radius, source, synthetic, min_arm_contrast,
                split, image_kind, out, **options):
-        sources = source or list(measurements.DEFAULT_SOURCES)
+        sources = source or list(DEFAULT_SOURCES)
         if radius <= 0:
             raise CommandError(f"--radius must be a positive number of arcsec, got {radius}")
         try:
@@ -46,7 +53,7 @@ class Command(BaseCommand):
             else:
                 if not quantity:
                     raise CommandError("--catalogue needs --quantity (a quantity mapped at import)")
-                reports = measurements.compare_with_catalogue(
+                reports = compare_with_catalogue(
                     catalogue=catalogue, quantity=quantity, measured=measured, radius_arcsec=radius,
                     sources=sources, synthetic=synthetic, split=split, image_kind=image_kind)
                 stem = f"{catalogue}_{quantity}".replace("/", "_").replace(" ", "_")
@@ -57,11 +64,11 @@ class Command(BaseCommand):
     def _truth(self, sources, min_arm_contrast, split, image_kind, out: Path):
         for quantity in ("bar_length_kpc", "bar_length_deprojected_kpc", "bar_profile_length_kpc",
                          "bar_profile_length_deprojected_kpc", "pitch_abs"):
-            reports = measurements.compare_with_truth(
+            reports = compare_with_truth(
                 quantity=quantity, sources=sources, split=split, image_kind=image_kind,
                 min_arm_contrast=min_arm_contrast if quantity == "pitch_abs" else None)
             self._write(reports, out, f"truth_{quantity}", f"{quantity} against the synthetic truth")
-        chir = measurements.chirality_with_truth(sources=sources, split=split, image_kind=image_kind)
+        chir = chirality_with_truth(sources=sources, split=split, image_kind=image_kind)
         out.mkdir(parents=True, exist_ok=True)
         with (out / "truth_chirality.csv").open("w", newline="") as fh:
             w = csv.writer(fh)
@@ -78,7 +85,7 @@ class Command(BaseCommand):
                     w.writerow([label, e["key"], e["reason"]])
 
     def _write(self, reports, out: Path, stem: str, title: str):
-        paths = measurements.write_agreement(reports=reports, out_dir=out, stem=stem, title=title)
+        paths = write_agreement(reports=reports, out_dir=out, stem=stem, title=title)
         for label, rep in reports.items():
             stats = (f"bias {rep.bias:.3g}, scatter {rep.scatter:.3g}, MAE {rep.mean_abs_error:.3g}, "
                      f"r {rep.pearson_r:.3f}, slope {rep.robust_slope:.3f}"

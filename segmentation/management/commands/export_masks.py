@@ -1,8 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from segmentation import measurements, products
+from segmentation.management.commands._options import add_selection_arguments
 from segmentation.models import Image, Producer
+from segmentation.services import exports
 
 
 class Command(BaseCommand):
@@ -12,9 +13,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--out", required=True, help="Output directory (created if absent).")
-        parser.add_argument("--synthetic", choices=measurements.SYNTHETIC_CHOICES, default="any",
-                            help="Synthetic galaxies only, excluded, or any (default).")
-        parser.add_argument("--names", nargs="+", metavar="NAME", help="Only these galaxies (by name).")
+        add_selection_arguments(parser, split=False)
         parser.add_argument("--image-kind", choices=Image.Kind.values,
                             help="Export the masks on this image kind (default: the GZ3D subject image when "
                                  "it has masks, else the survey cutout).")
@@ -26,15 +25,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, out, synthetic, names, image_kind, source, catalogue_name, no_progress, **options):
         try:
-            galaxies = products.galaxies_selection(synthetic=synthetic, names=names)
+            galaxies = exports.galaxies_selection(synthetic=synthetic, names=names)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         total = galaxies.count()
         try:
             with tqdm(total=total, desc="galaxies", unit="galaxy", disable=no_progress) as bar:
-                summary = products.export_selection(galaxies=galaxies, out_dir=out, image_kind=image_kind,
-                                                    sources=source, catalogue_name=catalogue_name,
-                                                    progress=bar.update)
+                summary = exports.export_selection(galaxies=galaxies, out_dir=out, image_kind=image_kind,
+                                                   sources=source, catalogue_name=catalogue_name,
+                                                   progress=bar.update)
         except OSError as exc:
             raise CommandError(f"cannot write to {out}: {exc}") from None
         for line in summary.lines():

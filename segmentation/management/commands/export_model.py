@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from segmentation import quality
 from segmentation.models import ModelVersion
+from segmentation.services.model_transfer import TransferError, version_export
 
 
 class Command(BaseCommand):
@@ -18,7 +18,7 @@ class Command(BaseCommand):
             known = ", ".join(ModelVersion.objects.values_list("name", flat=True)[:20]) or "none"
             raise CommandError(f"no model version {o['name']!r} (known: {known})")
         try:
-            header = quality.version_export(version=version, out=o["out"])
-        except (quality.TransferError, OSError) as exc:
+            header = version_export(version=version, out=o["out"])
+        except (TransferError, OSError) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"wrote {o['out']}: {version.name}, weights sha256 {header['weights_sha256']}")

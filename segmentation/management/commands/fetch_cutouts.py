@@ -1,9 +1,14 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from evalcore.sky import downloads
-from segmentation.imports.fetch import configured_url, default_download_dir, fetch_cutouts, galaxies_for_cutouts
 from segmentation.management.commands.fetch_gz3d import _report
 from segmentation.models import Image
+from segmentation.services.imports.fetch import (
+    configured_url,
+    default_download_dir,
+    fetch_cutouts,
+    galaxies_for_cutouts,
+)
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from evalcore.formats import gz3d
 from evalcore.sky import downloads
-from segmentation.imports.fetch import configured_url, default_download_dir, fetch_gz3d
+from segmentation.services.imports.fetch import configured_url, default_download_dir, fetch_gz3d
 
 
 class Command(BaseCommand):

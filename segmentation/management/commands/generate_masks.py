@@ -1,10 +1,10 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from segmentation import generation, input_checks
-from segmentation.management.commands._options import add_split_argument
-from segmentation.models import Galaxy, GenerationRun, Image, ModelVersion
-from segmentation.selectors import galaxy_ids
+from segmentation.management.commands._options import add_selection_arguments, selection_from_options
+from segmentation.models import GenerationRun, Image, ModelVersion
+from segmentation.selectors.galaxies import selected_queryset
+from segmentation.services import generation, input_checks
 
 
 class Command(BaseCommand):
@@ -15,9 +15,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--source", choices=["model", "sparcfire"], required=True)
         parser.add_argument("--model-version", help="name of the model version (default: the active one)")
-        parser.add_argument("--names", nargs="+", help="only these galaxies")
-        parser.add_argument("--synthetic", choices=["only", "exclude", "any"], default="any")
-        add_split_argument(parser)
+        add_selection_arguments(parser)
         parser.add_argument("--image-kind", default="survey_cutout", choices=Image.Kind.values)
         parser.add_argument("--chunk-size", type=int, default=generation.DEFAULT_CHUNK_SIZE)
         parser.add_argument("--enqueue", action="store_true", help="enqueue the chunks instead of running here")
@@ -37,16 +35,8 @@ class Command(BaseCommand):
             if version is None:
                 raise CommandError(f"no model version {o['model_version']!r}" if o["model_version"]
                                    else "no active model version: train one first (python manage.py train)")
-        galaxies = Galaxy.objects.all()
-        if o["names"]:
-            galaxies = galaxies.filter(name__in=o["names"])
-            missing = set(o["names"]) - set(galaxies.values_list("name", flat=True))
-            if missing:
-                raise CommandError(f"unknown galaxies: {', '.join(sorted(missing))}")
-        if o["synthetic"] != "any":
-            galaxies = galaxies.filter(synthetic=o["synthetic"] == "only")
-        ids = galaxy_ids(galaxies, o["split"])
         try:
+            ids = list(selected_queryset(selection_from_options(o)).values_list("pk", flat=True))
             run = generation.generation_start(
                 source=o["source"], galaxies=ids, model_version=version,
                 image_kind=o["image_kind"], chunk_size=o["chunk_size"], enqueue=o["enqueue"],

@@ -2,9 +2,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from evalcore.sky import catalogue as cat
-from segmentation import services
-from segmentation.imports.catalogue import DEFAULT_RADIUS_ARCSEC, import_catalogue
 from segmentation.models import ImportBatch
+from segmentation.services.imports.batches import batch_finish, batch_running
+from segmentation.services.imports.catalogue import DEFAULT_RADIUS_ARCSEC, import_catalogue
 
 
 class Command(BaseCommand):
@@ -35,14 +35,14 @@ class Command(BaseCommand):
             table = cat.read_table(file, max_bytes=settings.EVALSITE_MAX_FILE_BYTES)
         except cat.CatalogueError as exc:
             raise CommandError(str(exc)) from None
-        with services.batch_running(kind=ImportBatch.Kind.CATALOGUE, source=file, arguments=arguments) as batch:
+        with batch_running(kind=ImportBatch.Kind.CATALOGUE, source=file, arguments=arguments) as batch:
             try:
                 summary = import_catalogue(table=table, mapping=mapping, id_columns=ids, radius_arcsec=radius,
                                            create=create, only_missing=only_missing, batch=batch,
                                            progress=not no_progress)
             except cat.CatalogueError as exc:
-                services.batch_finish(batch=batch, summary={"error": str(exc)})
+                batch_finish(batch=batch, summary={"error": str(exc)})
                 raise CommandError(str(exc)) from None
-            services.batch_finish(batch=batch, summary=summary.as_dict())
+            batch_finish(batch=batch, summary=summary.as_dict())
         for line in summary.lines():
             self.stdout.write(line)

@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from segmentation import services
-from segmentation.imports import gz3d as gz3d_import
-from segmentation.imports.reproject import reproject_galaxy_masks
 from segmentation.models import Image
+from segmentation.services.imports import gz3d as gz3d_import
+from segmentation.services.imports.batches import batch_finish
+from segmentation.services.imports.reproject import reproject_galaxy_masks
 
 
 class Command(BaseCommand):
@@ -43,7 +43,7 @@ class Command(BaseCommand):
         if reproject_onto:
             done = reproject_galaxy_masks(galaxy_ids=result.galaxy_ids, target_kind=reproject_onto,
                                           summary=summary, batch=batch)
-            services.batch_finish(batch=batch, summary=summary.as_dict())
+            batch_finish(batch=batch, summary=summary.as_dict())
             self.stdout.write(f"reprojected the masks of {done} galaxies onto their {reproject_onto} image")
         for line in summary.lines():
             self.stdout.write(line)

@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from evalcore.sky.catalogue import CatalogueError
-from segmentation import services
-from segmentation.imports.images import import_images, read_image_catalogue
 from segmentation.models import Image, ImportBatch
+from segmentation.services.imports.batches import batch_finish, batch_running
+from segmentation.services.imports.images import import_images, read_image_catalogue
 
 
 class Command(BaseCommand):
@@ -22,11 +22,11 @@ class Command(BaseCommand):
             rows, summary = read_image_catalogue(directory=directory, catalogue_path=catalogue)
         except CatalogueError as exc:
             raise CommandError(str(exc)) from None
-        with services.batch_running(kind=ImportBatch.Kind.IMAGES, source=f"{directory} (catalogue {catalogue})",
-                                    arguments={"directory": directory, "catalogue": catalogue, "kind": kind}) as batch:
+        with batch_running(kind=ImportBatch.Kind.IMAGES, source=f"{directory} (catalogue {catalogue})",
+                           arguments={"directory": directory, "catalogue": catalogue, "kind": kind}) as batch:
             summary = import_images(directory=directory, rows=rows, kind=kind, batch=batch, summary=summary,
                                     progress=not no_progress)
-            services.batch_finish(batch=batch, summary=summary.as_dict())
+            batch_finish(batch=batch, summary=summary.as_dict())
         for line in summary.lines():
             self.stdout.write(line)
         if summary.failed:

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from segmentation import quality
+from segmentation.services.model_transfer import TransferError, version_import
 
 
 class Command(BaseCommand):
@@ -13,8 +13,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **o):
         try:
-            version = quality.version_import(path=o["file"], name=o["name"])
-        except quality.TransferError as exc:
+            version = version_import(path=o["file"], name=o["name"])
+        except TransferError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"imported {version.name} (weights sha256 {version.weights_sha256}, "
                           f"{'active' if version.is_active else 'not active; activate it in the admin'})")

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from evalcore.sky import catalogue as cat
-from segmentation import measurements
+from segmentation.services.catalogues import catalogue_import
 
 
 class Command(BaseCommand):
@@ -28,7 +28,7 @@ class Command(BaseCommand):
             units = cat.parse_mapping(unit, "--unit")
             if not values:
                 raise cat.CatalogueError("give at least one --map QUANTITY=COLUMN")
-            result = measurements.catalogue_import(
+            result = catalogue_import(
                 path=file, name=name, key=key, ra=ra, dec=dec, values=values, units=units, citation=citation,
                 max_bytes=getattr(settings, "EVALSITE_MAX_FILE_BYTES", None))
         except cat.CatalogueError as exc:

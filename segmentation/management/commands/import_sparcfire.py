@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from segmentation import services
-from segmentation.imports.sparcfire import GalaxyImportError, import_run
 from segmentation.models import ImportBatch
+from segmentation.services.imports.batches import batch_finish, batch_start
+from segmentation.services.imports.sparcfire import GalaxyImportError, import_run
 
 
 class Command(BaseCommand):
@@ -15,13 +15,13 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, directory, images=None, no_progress=False, **options):
-        batch = services.batch_start(kind=ImportBatch.Kind.SPARCFIRE, source=directory,
-                                     arguments={"images": images})
+        batch = batch_start(kind=ImportBatch.Kind.SPARCFIRE, source=directory,
+                            arguments={"images": images})
         try:
             summary = import_run(directory=directory, images_dir=images, batch=batch, progress=not no_progress)
         except GalaxyImportError as exc:
-            services.batch_finish(batch=batch, summary={"error": str(exc)})
+            batch_finish(batch=batch, summary={"error": str(exc)})
             raise CommandError(str(exc)) from None
-        services.batch_finish(batch=batch, summary=summary.as_dict())
+        batch_finish(batch=batch, summary=summary.as_dict())
         for line in summary.lines():
             self.stdout.write(line)

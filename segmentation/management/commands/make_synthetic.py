@@ -58,7 +58,7 @@ class Command(BaseCommand):
                 raise CommandError(f"--gallery {gallery}: cannot write ({exc.strerror})") from None
             self.stdout.write(f"gallery saved to {gallery}")
         if import_:
-            from segmentation.imports.synthetic import import_synthetic_survey
+            from segmentation.services.imports.synthetic import import_synthetic_survey
 
             result = import_synthetic_survey(directory=out, progress=not no_progress)
             for line in result.lines():

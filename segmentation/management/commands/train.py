@@ -4,8 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from evalcore.unet.model import UNetConfig
-from segmentation import training
 from segmentation.models import Image, TrainingRun
+from segmentation.services import training
 
 
 class Command(BaseCommand):

@@ -1,0 +1,2 @@
+"""Reads of the rating app.
+"""

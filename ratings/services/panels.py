@@ -1,0 +1,278 @@
+"""The pictures a rater sees, made identically for every source so that nothing but the mask differs.
+
+Every panel of a study is rendered at the same size (``PANEL_SIZE`` px square) as a plain PNG with no
+metadata chunks, rendered once and kept in storage (PanelImage); the site serves the bytes itself, so no
+storage URL, file name or date reaches a rater.
+
+Displays (``Study.display``; docs/ratings.md "Matched display"):
+- ``matched`` (the default): each source's map cut at that source's own marking level
+  (``source_levels``), then drawn by one rule on one grid in one colour (``evalcore.pixels.matched``);
+- ``matched_soft``: the maps cut at a common level set above a floor, each level drawn by the same rule;
+- ``soft``: the raw fraction map in a colormap (it gives the source away: the blinding audit names it);
+  ``binary``: every source cut at one ``threshold`` (one drawing rule, but not each source's own claim).
+
+Variants:
+- ``mask``: the mask alone on black; ``layer``: the same colours on a transparent background, laid over the
+  galaxy picture in the browser (the overlay toggle and opacity slider act on it);
+- galaxy pictures: ``colour`` (the RGB as imported) or a grey ``linear``/``asinh``/``log`` stretch.
+"""
+from __future__ import annotations
+
+import numpy as np
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from PIL import Image as PILImage
+
+from evalcore import vocabulary
+from evalcore.formats import pngcodec
+from evalcore.pixels import matched, rendering
+from ratings.models import Candidate, PanelImage, Study
+from segmentation.models import Image, Mask, Producer
+from segmentation.selectors.images import image_rgb
+
+PANEL_SIZE = matched.PANEL_SIZE
+COLORMAP = "viridis"
+BINARY_COLOUR = matched.MASK_COLOUR  # the top of viridis, so every display shares a palette
+MASK_VARIANTS = matched.VARIANTS
+IMAGE_VARIANTS = ("colour", "linear", "asinh", "log")
+MATCHED_STYLES = (vocabulary.MATCHED, vocabulary.MATCHED_SOFT)
+BINARY_SOURCE_LEVEL = 0.5  # a source that marks 0 or 1: any level in (0, 1] keeps its mask as it is
+
+
+def plain_png(pixels: np.ndarray) -> bytes:
+    """PNG with no text, time or other metadata chunks, compact: panels are kept in storage."""
+    return matched.encode(pixels)
+
+
+def _resize(arr: np.ndarray, smooth: bool) -> np.ndarray:
+    method = PILImage.Resampling.BILINEAR if smooth else PILImage.Resampling.NEAREST
+    return np.asarray(PILImage.fromarray(arr).resize((PANEL_SIZE, PANEL_SIZE), method))
+
+
+def display_style(study: Study, producer_id: int) -> tuple[str, float]:
+    style = study.display_overrides.get(str(producer_id), study.display)
+    return style, study.threshold
+
+
+def source_level(study: Study, producer: Producer, structure: str) -> tuple[float, str]:
+    """(level, where it comes from): the fraction at or above which this source's map counts as marked.
+
+    A model version: the threshold stored with its evaluation on the validation split
+    (``segmentation.source_model.marking_thresholds``); volunteers: the study's consensus level; any other
+    source (arc finder, truth) marks 0 or 1 and is kept as it is."""
+    if producer.kind == vocabulary.MODEL:
+        from segmentation.source_model import marking_thresholds
+
+        from segmentation.models import ModelVersion
+
+        version = ModelVersion.objects.filter(producer=producer).first()
+        if version is not None:
+            level, basis = marking_thresholds(version)[structure]
+            return float(level), f"model version {version.name}: {basis}"
+        return BINARY_SOURCE_LEVEL, "model without a stored version: the volunteers' consensus level"
+    if producer.kind == vocabulary.VOLUNTEERS:
+        return float(study.consensus_level), "the study's consensus level (share of volunteers)"
+    return BINARY_SOURCE_LEVEL, "a binary source: its mask as marked"
+
+
+def source_levels(study: Study) -> dict[str, dict[str, dict]]:
+    """Every source's level per structure, as recorded in the pre-registration:
+    {producer id: {"source": name, "kind": kind, structure: {"level": x, "basis": text}}}."""
+    if study.display_levels:
+        return study.display_levels
+    return compute_source_levels(study)
+
+
+def compute_source_levels(study: Study) -> dict[str, dict[str, dict]]:
+    out = {}
+    for producer in study.sources.all().order_by("pk"):
+        entry = {"source": str(producer), "kind": producer.kind}
+        for structure in study.structures:
+            level, basis = source_level(study, producer, structure)
+            entry[structure] = {"level": level, "basis": basis}
+        out[str(producer.pk)] = entry
+    return out
+
+
+def _level(levels: dict, producer_id: int, structure: str) -> float:
+    try:
+        return float(levels[str(producer_id)][structure]["level"])
+    except (KeyError, TypeError, ValueError):
+        return BINARY_SOURCE_LEVEL
+
+
+def mask_pixels(mask: Mask, style: str, threshold: float, variant: str,
+                level: float = BINARY_SOURCE_LEVEL) -> np.ndarray:
+    """The panel of one mask. An "asked, nothing marked" mask is blank, even where its source kept faint
+    fractions; ``level`` is the source's own marking level (matched display)."""
+    if mask.state != Mask.State.MARKED:
+        fractions = np.zeros((mask.height, mask.width), np.float32)
+    else:
+        fractions = mask.fractions()
+    if style == vocabulary.MATCHED:
+        return matched.matched_pixels(fractions, level, variant)
+    if style == vocabulary.MATCHED_SOFT:
+        return matched.matched_soft_pixels(fractions, variant)
+    return fraction_pixels(fractions, style, threshold, variant)
+
+
+def fraction_pixels(fractions: np.ndarray, style: str, threshold: float, variant: str) -> np.ndarray:
+    """A fraction map (H, W) in [0, 1] drawn as a panel: ``mask`` (RGB on black) or ``layer`` (RGBA).
+    Matched styles cut it at ``threshold``; the raw ``soft`` and ``binary`` styles draw it as before."""
+    if style == vocabulary.MATCHED:
+        return matched.matched_pixels(fractions, threshold, variant)
+    if style == vocabulary.MATCHED_SOFT:
+        return matched.matched_soft_pixels(fractions, variant)
+    if style == Study.Display.BINARY:
+        on = fractions >= threshold
+        fractions = on.astype(np.float32)
+    resized = _resize((fractions * 255).astype(np.uint8), smooth=style != Study.Display.BINARY) / 255.0
+    if style == Study.Display.BINARY:
+        rgb = np.zeros(resized.shape + (3,), np.uint8)
+        rgb[resized >= 0.5] = BINARY_COLOUR
+        alpha = np.where(resized >= 0.5, 255, 0).astype(np.uint8)
+    else:
+        rgba = rendering.overlay_rgba(resized, cmap=COLORMAP)
+        rgb, alpha = rgba[..., :3], rgba[..., 3]
+    if variant == "mask":
+        return np.where(alpha[..., None] > 0, rgb, 0).astype(np.uint8)
+    return np.dstack([rgb, alpha]).astype(np.uint8)
+
+
+def render_mask_panel(candidate: Candidate, variant: str, display: str | None = None,
+                      levels: dict | None = None) -> bytes:
+    """The bytes of one mask panel, rendered now and not stored. ``display`` replaces the study's display
+    (the blinding audit compares displays); ``levels`` are the sources' levels (``source_levels``)."""
+    study = candidate.item.study
+    style, threshold = display_style(study, candidate.producer_id)
+    if display is not None:
+        style = display
+    if levels is None:
+        levels = source_levels(study)
+    level = _level(levels, candidate.producer_id, candidate.item.structure)
+    return plain_png(mask_pixels(candidate.mask, style, threshold, variant, level))
+
+
+def blank_png(variant: str) -> bytes:
+    """The bytes of a panel with nothing drawn (the same for every source in the matched displays)."""
+    return plain_png(matched.blank_pixels(variant))
+
+
+def is_blank(candidate: Candidate) -> bool:
+    """Whether the candidate's panel shows nothing: decided from the stored picture itself, so the
+    "Nothing marked" label and the picture always agree."""
+    data = candidate_png(candidate, "mask")
+    return data == blank_png("mask") or not pngcodec.decode(data).any()
+
+
+def image_pixels(image: Image, variant: str) -> np.ndarray:
+    rgb = image_rgb(image)
+    if variant == "colour":
+        out = rgb
+    else:
+        out = rendering.render_image(rgb=rgb, kind=variant)
+        out = np.repeat(out[..., None], 3, axis=2)
+    return _resize(np.ascontiguousarray(out), smooth=True)
+
+
+def _cached(candidate: Candidate, variant: str, make) -> bytes:
+    found = PanelImage.objects.filter(candidate=candidate, variant=variant).first()
+    if found is not None:
+        with found.file.open("rb") as fh:
+            return fh.read()
+    data = make()
+    try:
+        with transaction.atomic():
+            render = PanelImage(candidate=candidate, variant=variant)
+            render.file.save(f"{candidate.pk}-{variant}.png", ContentFile(data), save=False)
+            render.save()
+    except IntegrityError:  # another request rendered it at the same time; both are identical
+        pass
+    return data
+
+
+def candidate_png(candidate: Candidate, variant: str) -> bytes:
+    """The panel picture of one candidate (``mask`` or ``layer``), or its galaxy picture."""
+    if variant in MASK_VARIANTS:
+        return _cached(candidate, variant, lambda: render_mask_panel(candidate, variant))
+    if variant in IMAGE_VARIANTS:
+        return _cached(candidate, variant, lambda: plain_png(image_pixels(candidate.mask.image, variant)))
+    raise ValueError(f"unknown panel variant {variant!r}")
+
+
+def image_candidate(cands) -> Candidate:
+    """The candidate whose stored galaxy pictures serve the whole item: all candidates of an item lie on
+    the same image (``study_check`` refuses anything else), so one copy per item is enough."""
+    return min(cands, key=lambda c: c.pk)
+
+
+def render_study(study: Study, progress=None) -> int:
+    """Render every panel of a study ahead of time (done when it opens); returns how many pictures are
+    stored. Masks: both variants of every candidate; galaxy pictures: every stretch, once per item."""
+    cands = list(Candidate.objects.filter(item__study=study)
+                 .select_related("mask", "mask__image", "item__study").order_by("item_id", "pk"))
+    by_item: dict[int, list[Candidate]] = {}
+    for c in cands:
+        by_item.setdefault(c.item_id, []).append(c)
+    n = 0
+    for item_cands in (progress(by_item.values()) if progress else by_item.values()):
+        for candidate in item_cands:
+            for variant in MASK_VARIANTS:
+                candidate_png(candidate, variant)
+                n += 1
+        first = image_candidate(item_cands)
+        for variant in IMAGE_VARIANTS:
+            candidate_png(first, variant)
+            n += 1
+    return n
+
+
+# --- reference examples of the quality levels (guide page) ---------------------------------------------
+# Built from a synthetic galaxy's true mask (never one of the study's items) and deliberately degraded
+# copies, one per level; the degradations are fixed so every rater sees the same examples.
+REFERENCE_LEVELS = (3, 2, 1, 0)  # Quality values, best first
+
+
+def degraded(truth: np.ndarray, level: int) -> np.ndarray:
+    """The true fraction map (H, W) made as good as quality ``level`` (3 perfect ... 0 failed).
+
+    3: the truth; 2 (minor errors): shifted by 3% of the width and the outer ends trimmed;
+    1 (major errors): one half of the structure missed and a false blob on the centre;
+    0 (failed): the truth turned by 90 degrees and mirrored, so it lies where the structure is not.
+    """
+    t = np.clip(np.asarray(truth, np.float32), 0, 1)
+    h, w = t.shape
+    y, x = np.mgrid[:h, :w]
+    r = np.hypot(y - (h - 1) / 2, x - (w - 1) / 2)
+    if level == 3:
+        return t
+    if level == 2:
+        reach = r[t > 0].max() if (t > 0).any() else r.max()
+        return np.roll(t, max(1, round(0.03 * w)), axis=1) * (r < 0.8 * reach)
+    if level == 1:
+        out = np.where(x < w / 2, t, 0)
+        return np.maximum(out, (r < 0.12 * min(h, w)).astype(np.float32))
+    if level == 0:
+        return np.flipud(np.rot90(t))
+    raise ValueError(f"unknown quality level {level!r}")
+
+
+def reference_mask(study: Study, structure: str) -> Mask | None:
+    """The true mask of the first synthetic galaxy that is not in the study, for one structure."""
+    used = study.items.values_list("galaxy_id", flat=True)
+    return (Mask.objects.filter(producer__kind="truth", structure=structure, is_current=True,
+                                state=Mask.State.MARKED, galaxy__synthetic=True)
+            .exclude(galaxy_id__in=used).select_related("image").order_by("galaxy_id", "pk").first())
+
+
+def reference_png(study: Study, structure: str, level: int, variant: str) -> bytes:
+    """One reference picture: ``image`` (the galaxy), ``mask`` or ``layer`` of the level's example."""
+    mask = reference_mask(study, structure)
+    if mask is None:
+        raise LookupError(f"no synthetic galaxy with a true {structure} mask outside the study")
+    if variant == "image":
+        return plain_png(image_pixels(mask.image, "colour"))
+    if variant not in MASK_VARIANTS:
+        raise ValueError(f"unknown reference variant {variant!r}")
+    threshold = study.threshold if study.display == Study.Display.BINARY else BINARY_SOURCE_LEVEL
+    return plain_png(fraction_pixels(degraded(mask.fractions(), level), study.display, threshold, variant))

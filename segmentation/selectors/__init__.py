@@ -1,0 +1,2 @@
+"""Reads of the segmentation app, one module per domain.
+"""
