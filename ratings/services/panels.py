@@ -58,12 +58,11 @@ def source_level(study: Study, producer: Producer, structure: str) -> tuple[floa
     """(level, where it comes from): the fraction at or above which this source's map counts as marked.
 
     A model version: the threshold stored with its evaluation on the validation split
-    (``segmentation.source_model.marking_thresholds``); volunteers: the study's consensus level; any other
+    (``segmentation.services.sources.model.marking_thresholds``); volunteers: the study's consensus level; any other
     source (arc finder, truth) marks 0 or 1 and is kept as it is."""
     if producer.kind == vocabulary.MODEL:
-        from segmentation.source_model import marking_thresholds
-
         from segmentation.models import ModelVersion
+        from segmentation.services.sources.model import marking_thresholds
 
         version = ModelVersion.objects.filter(producer=producer).first()
         if version is not None:
