@@ -45,7 +45,8 @@ def main() -> None:
     from ratings import audit
     from ratings.models import Study
     from ratings.services import studies as services
-    from segmentation import generation, quality, training
+    from segmentation.services import generation, training
+    from segmentation.services.model_versions import evaluate_version
     from segmentation.models import Galaxy, Producer, RunStatus
 
     t0 = time.perf_counter()
@@ -69,7 +70,7 @@ def main() -> None:
                                       requested_by="bench", enqueue=False)
     for chunk in gen.chunks.order_by("index"):
         generation.chunk_process(chunk_id=chunk.pk)
-    quality.evaluate_version(version=version, n_boot=200)
+    evaluate_version(version=version, n_boot=200)
     version.refresh_from_db()
     print(f"model trained, masks made and evaluated in {time.perf_counter() - t0:.0f} s", flush=True)
 
