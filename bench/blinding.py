@@ -45,9 +45,9 @@ def main() -> None:
     from ratings import audit
     from ratings.models import Study
     from ratings.services import studies as services
+    from segmentation.models import Galaxy, Producer, RunStatus
     from segmentation.services import generation, training
     from segmentation.services.model_versions import evaluate_version
-    from segmentation.models import Galaxy, Producer, RunStatus
 
     t0 = time.perf_counter()
     call_command("make_synthetic", n=args.galaxies, seed=args.seed, size=args.size, out=str(tmp / "survey"),
