@@ -10,8 +10,9 @@ import numpy as np
 
 from ratings.models import Study
 from ratings.services.studies import study_open, study_set_items
-from segmentation import services as seg
 from segmentation.models import ModelVersion
+from segmentation.services.galaxies import galaxy_upsert, image_store
+from segmentation.services.masks import mask_store, producer_get_or_create
 from tests.factories.studies import PICTURE_SIZE as SIZE
 from tests.factories.studies import spiral
 
@@ -40,9 +41,9 @@ def source_maps(arms: np.ndarray, rng: np.random.Generator) -> dict[str, tuple[n
 
 def build_blinding_study(n_galaxies: int = 40, *, name: str = "Blinding audit study", open_it: bool = True,
                          prefix: str = "ba", **fields) -> Study:
-    vols = seg.producer_get_or_create(kind="volunteers", name="GZ3D volunteers", version="v4")
-    model = seg.producer_get_or_create(kind="model", name="unet-resnet18", version="ba1")
-    arcs = seg.producer_get_or_create(kind="sparcfire", name="sparcfire-py", version="p1")
+    vols = producer_get_or_create(kind="volunteers", name="GZ3D volunteers", version="v4")
+    model = producer_get_or_create(kind="model", name="unet-resnet18", version="ba1")
+    arcs = producer_get_or_create(kind="sparcfire", name="sparcfire-py", version="p1")
     ModelVersion.objects.get_or_create(producer=model, defaults=dict(
         name="unet-ba1", config={}, weights="models/none.pt", weights_sha256="0" * 64,
         metrics={"evaluation": {"structures": {
@@ -50,19 +51,19 @@ def build_blinding_study(n_galaxies: int = 40, *, name: str = "Blinding audit st
     producers = {"volunteers": vols, "model": model, "sparcfire": arcs}
     galaxies = []
     for i in range(n_galaxies):
-        g, _ = seg.galaxy_upsert(name=f"{prefix}{i}", defaults={"ra": 100.0 + i, "dec": 2.0 + i / 10})
+        g, _ = galaxy_upsert(name=f"{prefix}{i}", defaults={"ra": 100.0 + i, "dec": 2.0 + i / 10})
         rgb, arms = spiral(SIZE, 500 + i)
-        im, _ = seg.image_store(galaxy=g, kind="survey_cutout", rgb=rgb)
+        im, _ = image_store(galaxy=g, kind="survey_cutout", rgb=rgb)
         rng = np.random.default_rng(900 + i)
         for structure, strength in (("spiral", arms), ("bar", bar_strength(700 + i))):
             for kind, (num, den) in source_maps(strength, rng).items():
                 if kind == "sparcfire" and structure == "bar":
-                    seg.mask_store(galaxy=g, image=im, structure="bar", producer=arcs, state="not_asked")
+                    mask_store(galaxy=g, image=im, structure="bar", producer=arcs, state="not_asked")
                     continue
                 if kind == "sparcfire" and i % 5 == 0:
                     num = np.zeros_like(num)  # the arc finder found nothing here
                 state = "marked" if num.any() else "empty"
-                seg.mask_store(galaxy=g, image=im, structure=structure, producer=producers[kind], state=state,
+                mask_store(galaxy=g, image=im, structure=structure, producer=producers[kind], state=state,
                                numerators=num, denominator=den)
         galaxies.append(g)
     values = dict(structures=["spiral", "bar"], primary_question="Which source marks the structures best?",
