@@ -22,6 +22,13 @@ VOLUNTEERS, MODEL, SPARCFIRE, TRUTH = "volunteers", "model", "sparcfire", "truth
 SOURCE_LABELS = {VOLUNTEERS: "Volunteers", MODEL: "Model", SPARCFIRE: "Arc finder (SpArcFiRe method)",
                  TRUTH: "Ground truth (synthetic)"}
 
+# How a study draws its mask panels (evalcore.pixels.matched; docs/ratings.md "Matched display").
+MATCHED, MATCHED_SOFT, RAW_SOFT, ONE_THRESHOLD = "matched", "matched_soft", "soft", "binary"
+DISPLAY_LABELS = {MATCHED: "Matched: each source at its own level, one drawing rule (blinded)",
+                  MATCHED_SOFT: "Matched soft: common levels above a floor, one drawing rule",
+                  RAW_SOFT: "Raw soft fraction map (gives sources away; audit only)",
+                  ONE_THRESHOLD: "One threshold for every source, not each source's own level"}
+
 # The rating scale, worst to best: value -> (short label, full label as raters read it).
 QUALITY = {
     0: ("Totally failed", "Totally failed"),

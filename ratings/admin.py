@@ -19,6 +19,7 @@ from evalsite.staff import ReadOnlyAdmin
 from ratings.jobs import study_render_enqueue
 from ratings.models import Answer, AnswerRevision, Assignment, BlindingGuess, Invitation, Rater, Study, StudyLog
 from ratings.selectors.studies import invitation_url, items_plan, study_galaxies
+from ratings.services import blinding_audit
 from ratings.services.answers import form_number
 from ratings.services.raters import invitations_create
 from ratings.services.studies import (
@@ -234,7 +235,9 @@ class StudyAdmin(admin.ModelAdmin):
         study = self._study(object_id)
         check = study_check(study=study) if study.state == Study.State.DRAFT else None
         extra = {"check": check, "plan": items_plan(study),
-                 "log": StudyLog.objects.filter(study=study)[:50], "study": study}
+                 "log": StudyLog.objects.filter(study=study)[:50], "study": study,
+                 "audit_lines": blinding_audit.report_lines(check.blinding) if check and check.blinding else [],
+                 "level_lines": blinding_audit.level_lines(check.levels, study.structures) if check else []}
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 
     def select_view(self, request, object_id):

@@ -72,6 +72,7 @@ def study_dashboard(request, study_id: int):
         "can_unlock": request.user.has_perm(UNLOCK_PERMISSION) and study.state == Study.State.OPEN,
         "unlock_log": study.log.filter(action=results.UNLOCK_ACTION).order_by("-at").first(),
         "exports": results.EXPORTS,
+        "machine_audit": _machine_audit(study),
     }
     if context["visible"] and context["progress"].answers:
         res = _results_or_queue(study, context["progress"].answers)
@@ -97,6 +98,18 @@ def study_dashboard(request, study_id: int):
             } for anchor, title, plot, names, about in SECTIONS],
         )
     return render(request, "ratings/staff/dashboard.html", context)
+
+
+def _machine_audit(study: Study) -> dict:
+    """The machine blinding audit frozen when the study opened (ratings/services/blinding_audit.py), for the
+    blinding section."""
+    from ratings.services import blinding_audit
+
+    result = study.blinding_audit or {}
+    if not result:
+        return {}
+    return {"lines": blinding_audit.report_lines(result), "leaks": blinding_audit.leaks(result),
+            "at": result.get("at", ""), "frozen": bool(result.get("frozen"))}
 
 
 def _results_or_queue(study: Study, n_answers: int):

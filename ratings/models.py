@@ -35,9 +35,9 @@ class Study(models.Model):
         OPEN = "open", "Open"
         CLOSED = "closed", "Closed"
 
-    class Display(models.TextChoices):
-        SOFT = "soft", "Soft fraction map"
-        BINARY = "binary", "Binarised at a threshold"
+    Display = models.TextChoices("Display", vocabulary.choices(vocabulary.DISPLAY_LABELS, {
+        vocabulary.MATCHED: "MATCHED", vocabulary.MATCHED_SOFT: "MATCHED_SOFT", vocabulary.RAW_SOFT: "SOFT",
+        vocabulary.ONE_THRESHOLD: "BINARY"}), module=__name__, qualname="Study.Display")
 
     name = models.CharField(max_length=200, unique=True)
     instructions = models.TextField(blank=True)
@@ -56,8 +56,10 @@ class Study(models.Model):
                                       help_text="Galaxies must come from this model version's test split.")
     training_override = models.BooleanField(default=False)
     training_override_reason = models.TextField(blank=True)
-    display = models.CharField(max_length=10, choices=Display.choices, default=Display.SOFT)
-    threshold = models.FloatField(default=0.5, help_text="Used when display is binary.")
+    display = models.CharField(max_length=20, choices=Display.choices, default=vocabulary.MATCHED)
+    threshold = models.FloatField(default=0.5, help_text="Used only by the raw one-threshold display.")
+    consensus_level = models.FloatField(
+        default=0.5, help_text="Matched display: the share of volunteers at which a pixel counts as marked.")
     display_overrides = models.JSONField(default=dict, blank=True,
                                          help_text="Per-producer display, set deliberately: {producer_id: style}.")
     raters_per_item = models.PositiveIntegerField(default=3)
@@ -74,6 +76,10 @@ class Study(models.Model):
         null=True, blank=True, editable=False,
         help_text="The number of items an admin accepted in place of the planned number (a shortfall); "
         "choosing galaxies again asks for a new acknowledgement.")
+    # Frozen when the study opens: each source's marking level (and where it comes from) and the machine
+    # blinding audit of the panels raters receive (ratings/services/blinding_audit.py).
+    display_levels = models.JSONField(default=dict, blank=True, editable=False)
+    blinding_audit = models.JSONField(default=dict, blank=True, editable=False)
     state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
     opened_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -82,7 +88,8 @@ class Study(models.Model):
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
-    FROZEN_FIELDS = ("structures", "selection", "display", "threshold", "display_overrides", "raters_per_item",
+    FROZEN_FIELDS = ("structures", "selection", "display", "threshold", "display_overrides", "consensus_level",
+                     "raters_per_item",
                      "repeat_rate", "attention_rate", "seed", "primary_question", "planned_items",
                      "planned_raters", "stopping_rule", "test_split_of_id", "training_override",
                      "practice_items", "calibration")

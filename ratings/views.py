@@ -34,7 +34,6 @@ from ratings.services.raters import (
     rater_sign_up,
 )
 from ratings.services.studies import StudyError
-from segmentation.models import Mask
 
 GUESS_CHOICES = [("volunteers", "Citizen-science volunteers"), ("model", "A deep-learning model"),
                  ("sparcfire", "An arc-finding algorithm"), ("unknown", "I can't tell")]
@@ -239,7 +238,7 @@ def practice(request, study_id: int, n: int):
                                 "mask_url": f"/rate/s/{study.pk}/practice/{n}/p{i}-mask.png",
                                 "layer_url": f"/rate/s/{study.pk}/practice/{n}/p{i}-layer.png",
                                 **_shown_choice(posted, i, None),
-                                "empty": c.mask.state != Mask.State.MARKED}
+                                "empty": panels.is_blank(c)}
                                for i, c in enumerate(cands)],
                     "image_url": f"/rate/s/{study.pk}/practice/{n}/image-"})
     if posted is not None:
@@ -312,8 +311,9 @@ def item(request, token: str):
     index = [t for t, _ in seq].index(token)
     done = sum(1 for _, at in seq if at is not None)
     progress = {"done": done, "total": len(seq), "percent": round(100 * done / len(seq))}
-    # An empty mask is shown as an empty panel saying "nothing marked", whatever its source.
-    states = dict(Candidate.objects.filter(pk__in=assignment.panel_order).values_list("pk", "mask__state"))
+    # A panel with nothing drawn says "nothing marked", whatever its source (decided from the picture itself).
+    shown = {c.pk: c for c in Candidate.objects.filter(pk__in=assignment.panel_order)
+             .select_related("mask", "mask__image", "item__study", "producer")}
     context = _item_context(study, assignment.item, n)
     context.update({
         "assignment": assignment, "progress": progress, "position": index + 1,
@@ -321,7 +321,7 @@ def item(request, token: str):
         "panels": [{"index": i, "letter": chr(65 + i), "mask_url": f"/rate/a/{token}/p{i}-mask.png",
                     "layer_url": f"/rate/a/{token}/p{i}-layer.png",
                     **_shown_choice(posted, i, previous.get(i)),
-                    "empty": states.get(assignment.panel_order[i]) != Mask.State.MARKED} for i in range(n)],
+                    "empty": panels.is_blank(shown[assignment.panel_order[i]])} for i in range(n)],
         "image_url": f"/rate/a/{token}/image-",
         "comment": posted.get("comment", "") if posted is not None else assignment.comment,
         "flagged": posted.get("flag") == "on" if posted is not None else assignment.flagged_bad_image,
@@ -341,6 +341,10 @@ def _guess_candidates(rater: Rater) -> list[BlindingGuess]:
     """A few panels the rater saw, drawn once per rater; returns the unanswered ones."""
     if not BlindingGuess.objects.filter(rater=rater).exists():
         seen = [cid for a in sequence(rater).filter(item__kind=Item.Kind.REAL) for cid in a.panel_order]
+        # a panel with nothing drawn tells nothing about its source: an all-black picture is never asked about
+        shown = {c.pk: c for c in Candidate.objects.filter(pk__in=seen).select_related("mask", "item__study")}
+        marked = [cid for cid in dict.fromkeys(seen) if not panels.is_blank(shown[cid])]
+        seen = marked or seen
         chosen = random.Random(f"blinding-{rater.pk}").sample(seen, min(BLINDING_PANELS, len(seen)))
         BlindingGuess.objects.bulk_create([BlindingGuess(rater=rater, candidate_id=c) for c in chosen],
                                           ignore_conflicts=True)

@@ -1,13 +1,19 @@
 """The pictures a rater sees, made identically for every source so that nothing but the mask differs.
 
-Every panel of a study is rendered at the same size (``PANEL_SIZE`` px square), with the same colormap
-and display rule, as a plain PNG with no metadata chunks, rendered once and kept in storage
-(PanelImage); the site serves the bytes itself, so no storage URL, file name or date reaches a rater.
+Every panel of a study is rendered at the same size (``PANEL_SIZE`` px square) as a plain PNG with no
+metadata chunks, rendered once and kept in storage (PanelImage); the site serves the bytes itself, so no
+storage URL, file name or date reaches a rater.
+
+Displays (``Study.display``; docs/ratings.md "Matched display"):
+- ``matched`` (the default): each source's map cut at that source's own marking level
+  (``source_levels``), then drawn by one rule on one grid in one colour (``evalcore.pixels.matched``);
+- ``matched_soft``: the maps cut at a common level set above a floor, each level drawn by the same rule;
+- ``soft``: the raw fraction map in a colormap (it gives the source away: the blinding audit names it);
+  ``binary``: every source cut at one ``threshold`` (one drawing rule, but not each source's own claim).
 
 Variants:
-- ``mask``: the mask alone on black (soft: colormap of the fraction; binary: one colour above threshold);
-- ``layer``: the same colours on a transparent background, laid over the galaxy picture in the browser
-  (the overlay toggle and opacity slider act on it);
+- ``mask``: the mask alone on black; ``layer``: the same colours on a transparent background, laid over the
+  galaxy picture in the browser (the overlay toggle and opacity slider act on it);
 - galaxy pictures: ``colour`` (the RGB as imported) or a grey ``linear``/``asinh``/``log`` stretch.
 """
 from __future__ import annotations
@@ -17,22 +23,25 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from PIL import Image as PILImage
 
+from evalcore import vocabulary
 from evalcore.formats import pngcodec
-from evalcore.pixels import rendering
+from evalcore.pixels import matched, rendering
 from ratings.models import Candidate, PanelImage, Study
-from segmentation.models import Image, Mask
+from segmentation.models import Image, Mask, Producer
 from segmentation.selectors.images import image_rgb
 
-PANEL_SIZE = 320
+PANEL_SIZE = matched.PANEL_SIZE
 COLORMAP = "viridis"
-BINARY_COLOUR = (253, 231, 37)  # the top of viridis, so binary and soft masks share a palette
-MASK_VARIANTS = ("mask", "layer")
+BINARY_COLOUR = matched.MASK_COLOUR  # the top of viridis, so every display shares a palette
+MASK_VARIANTS = matched.VARIANTS
 IMAGE_VARIANTS = ("colour", "linear", "asinh", "log")
+MATCHED_STYLES = (vocabulary.MATCHED, vocabulary.MATCHED_SOFT)
+BINARY_SOURCE_LEVEL = 0.5  # a source that marks 0 or 1: any level in (0, 1] keeps its mask as it is
 
 
 def plain_png(pixels: np.ndarray) -> bytes:
     """PNG with no text, time or other metadata chunks, compact: panels are kept in storage."""
-    return pngcodec.encode(pixels, compress_level=pngcodec.COMPACT)
+    return matched.encode(pixels)
 
 
 def _resize(arr: np.ndarray, smooth: bool) -> np.ndarray:
@@ -45,17 +54,74 @@ def display_style(study: Study, producer_id: int) -> tuple[str, float]:
     return style, study.threshold
 
 
-def mask_pixels(mask: Mask, style: str, threshold: float, variant: str) -> np.ndarray:
-    # a panel of an "asked, nothing marked" mask is blank, even where its source kept faint fractions
+def source_level(study: Study, producer: Producer, structure: str) -> tuple[float, str]:
+    """(level, where it comes from): the fraction at or above which this source's map counts as marked.
+
+    A model version: the threshold stored with its evaluation on the validation split
+    (``segmentation.services.sources.model.marking_thresholds``); volunteers: the study's consensus level; any other
+    source (arc finder, truth) marks 0 or 1 and is kept as it is."""
+    if producer.kind == vocabulary.MODEL:
+        from segmentation.models import ModelVersion
+        from segmentation.services.sources.model import marking_thresholds
+
+        version = ModelVersion.objects.filter(producer=producer).first()
+        if version is not None:
+            level, basis = marking_thresholds(version)[structure]
+            return float(level), f"model version {version.name}: {basis}"
+        return BINARY_SOURCE_LEVEL, "model without a stored version: the volunteers' consensus level"
+    if producer.kind == vocabulary.VOLUNTEERS:
+        return float(study.consensus_level), "the study's consensus level (share of volunteers)"
+    return BINARY_SOURCE_LEVEL, "a binary source: its mask as marked"
+
+
+def source_levels(study: Study) -> dict[str, dict[str, dict]]:
+    """Every source's level per structure, as recorded in the pre-registration:
+    {producer id: {"source": name, "kind": kind, structure: {"level": x, "basis": text}}}."""
+    if study.display_levels:
+        return study.display_levels
+    return compute_source_levels(study)
+
+
+def compute_source_levels(study: Study) -> dict[str, dict[str, dict]]:
+    out = {}
+    for producer in study.sources.all().order_by("pk"):
+        entry = {"source": str(producer), "kind": producer.kind}
+        for structure in study.structures:
+            level, basis = source_level(study, producer, structure)
+            entry[structure] = {"level": level, "basis": basis}
+        out[str(producer.pk)] = entry
+    return out
+
+
+def _level(levels: dict, producer_id: int, structure: str) -> float:
+    try:
+        return float(levels[str(producer_id)][structure]["level"])
+    except (KeyError, TypeError, ValueError):
+        return BINARY_SOURCE_LEVEL
+
+
+def mask_pixels(mask: Mask, style: str, threshold: float, variant: str,
+                level: float = BINARY_SOURCE_LEVEL) -> np.ndarray:
+    """The panel of one mask. An "asked, nothing marked" mask is blank, even where its source kept faint
+    fractions; ``level`` is the source's own marking level (matched display)."""
     if mask.state != Mask.State.MARKED:
         fractions = np.zeros((mask.height, mask.width), np.float32)
     else:
         fractions = mask.fractions()
+    if style == vocabulary.MATCHED:
+        return matched.matched_pixels(fractions, level, variant)
+    if style == vocabulary.MATCHED_SOFT:
+        return matched.matched_soft_pixels(fractions, variant)
     return fraction_pixels(fractions, style, threshold, variant)
 
 
 def fraction_pixels(fractions: np.ndarray, style: str, threshold: float, variant: str) -> np.ndarray:
-    """A fraction map (H, W) in [0, 1] drawn as a panel: ``mask`` (RGB on black) or ``layer`` (RGBA)."""
+    """A fraction map (H, W) in [0, 1] drawn as a panel: ``mask`` (RGB on black) or ``layer`` (RGBA).
+    Matched styles cut it at ``threshold``; the raw ``soft`` and ``binary`` styles draw it as before."""
+    if style == vocabulary.MATCHED:
+        return matched.matched_pixels(fractions, threshold, variant)
+    if style == vocabulary.MATCHED_SOFT:
+        return matched.matched_soft_pixels(fractions, variant)
     if style == Study.Display.BINARY:
         on = fractions >= threshold
         fractions = on.astype(np.float32)
@@ -70,6 +136,32 @@ def fraction_pixels(fractions: np.ndarray, style: str, threshold: float, variant
     if variant == "mask":
         return np.where(alpha[..., None] > 0, rgb, 0).astype(np.uint8)
     return np.dstack([rgb, alpha]).astype(np.uint8)
+
+
+def render_mask_panel(candidate: Candidate, variant: str, display: str | None = None,
+                      levels: dict | None = None) -> bytes:
+    """The bytes of one mask panel, rendered now and not stored. ``display`` replaces the study's display
+    (the blinding audit compares displays); ``levels`` are the sources' levels (``source_levels``)."""
+    study = candidate.item.study
+    style, threshold = display_style(study, candidate.producer_id)
+    if display is not None:
+        style = display
+    if levels is None:
+        levels = source_levels(study)
+    level = _level(levels, candidate.producer_id, candidate.item.structure)
+    return plain_png(mask_pixels(candidate.mask, style, threshold, variant, level))
+
+
+def blank_png(variant: str) -> bytes:
+    """The bytes of a panel with nothing drawn (the same for every source in the matched displays)."""
+    return plain_png(matched.blank_pixels(variant))
+
+
+def is_blank(candidate: Candidate) -> bool:
+    """Whether the candidate's panel shows nothing: decided from the stored picture itself, so the
+    "Nothing marked" label and the picture always agree."""
+    data = candidate_png(candidate, "mask")
+    return data == blank_png("mask") or not pngcodec.decode(data).any()
 
 
 def image_pixels(image: Image, variant: str) -> np.ndarray:
@@ -100,11 +192,8 @@ def _cached(candidate: Candidate, variant: str, make) -> bytes:
 
 def candidate_png(candidate: Candidate, variant: str) -> bytes:
     """The panel picture of one candidate (``mask`` or ``layer``), or its galaxy picture."""
-    study = candidate.item.study
     if variant in MASK_VARIANTS:
-        style, threshold = display_style(study, candidate.producer_id)
-        return _cached(candidate, variant,
-                       lambda: plain_png(mask_pixels(candidate.mask, style, threshold, variant)))
+        return _cached(candidate, variant, lambda: render_mask_panel(candidate, variant))
     if variant in IMAGE_VARIANTS:
         return _cached(candidate, variant, lambda: plain_png(image_pixels(candidate.mask.image, variant)))
     raise ValueError(f"unknown panel variant {variant!r}")
@@ -236,5 +325,6 @@ def reference_png(study: Study, structure: str, level: int, variant: str) -> byt
         return plain_png(_resize(_crop(image_rgb(mask.image), box), smooth=True))
     if variant not in MASK_VARIANTS:
         raise ValueError(f"unknown reference variant {variant!r}")
+    threshold = study.threshold if study.display == Study.Display.BINARY else BINARY_SOURCE_LEVEL
     example = _crop(degraded(truth, level), box)
-    return plain_png(fraction_pixels(example, study.display, study.threshold, variant))
+    return plain_png(fraction_pixels(example, study.display, threshold, variant))

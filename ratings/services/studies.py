@@ -22,6 +22,7 @@ from ratings.models import (
     Assignment,
     Candidate,
     Item,
+    PanelImage,
     Study,
     StudyLog,
 )
@@ -51,6 +52,8 @@ def study_update(*, study: Study, user=None, reason: str = "", **changes) -> Stu
     for f, v in changes.items():
         setattr(study, f, v)
     study.save()
+    if study.state == Study.State.DRAFT and any(f in DISPLAY_FIELDS and before[f] != changes[f] for f in changes):
+        PanelImage.objects.filter(candidate__item__study=study).delete()  # drawn another way now
     if study.state != Study.State.DRAFT:
         _log(study, "changed after opening", user, {"before": before, "after": changes}, reason)
     return study
@@ -62,6 +65,9 @@ class ItemsSet(int):
 
     plan: design.CandidatePlan
     message: str
+
+
+DISPLAY_FIELDS = ("display", "threshold", "display_overrides", "consensus_level")
 
 
 def _source_names(producers) -> dict[int, str]:
@@ -125,6 +131,18 @@ class StudyCheck:
     practice_available: int = 0  # galaxies outside the study that practice items can come from
     problems: list[str] = field(default_factory=list)
     plan: dict = field(default_factory=dict)  # planned against actual items (ratings.selectors.items_plan)
+    blinding: dict = field(default_factory=dict)  # the machine blinding audit (ratings/services/blinding_audit.py)
+    levels: dict = field(default_factory=dict)  # each source's marking level per structure
+
+    @property
+    def needs_override(self) -> list[str]:
+        """What opening needs a logged reason for: a presentation audit above chance."""
+        from ratings.services import blinding_audit
+
+        if blinding_audit.leaks(self.blinding):
+            return [f"the blinding audit names the source above chance ({self.blinding.get('verdict')}); "
+                    "opening needs an override with a reason, which is logged"]
+        return []
 
     @property
     def blocking(self) -> list[str]:
@@ -154,11 +172,15 @@ def _where(rows: list[dict], limit: int = 12) -> str:
                      for (source, structure), g in sorted(groups.items()))
 
 
-def study_check(*, study: Study) -> StudyCheck:
-    """What must be known before opening: missing and empty candidates, training galaxies, design gaps."""
+def study_check(*, study: Study, with_audit: bool = True) -> StudyCheck:
+    """What must be known before opening: missing and empty candidates, training galaxies, design gaps, each
+    source's marking level and the machine blinding audit of the panels (reused until the design changes)."""
     from ratings.selectors.studies import items_plan
+    from ratings.services import blinding_audit, panels
 
     check = StudyCheck()
+    check.levels = panels.compute_source_levels(study) if study.state == Study.State.DRAFT else \
+        panels.source_levels(study)
     sources = list(study.sources.all())
     check.problems += study_design_problems(structures=study.structures, sources=sources,
                                             calibration=study.calibration)
@@ -211,18 +233,33 @@ def study_check(*, study: Study) -> StudyCheck:
             f"{check.plan['shortfall']}): choose more galaxies, or accept the shortfall")
     if study.planned_raters and study.raters_per_item > study.planned_raters:
         check.problems.append("raters per item exceeds the planned number of raters")
+    if with_audit and items:
+        check.blinding = blinding_audit.study_audit(study)
     return check
 
 
 def study_open(*, study: Study, user=None, override_reason: str = "") -> Study:
-    """Freeze the design, add quality-control items and generate every slot's assignment."""
+    """Freeze the design (with each source's marking level and the blinding audit), add quality-control
+    items and generate every slot's assignment. A presentation audit above chance needs ``override_reason``
+    (logged)."""
     if study.state != Study.State.DRAFT:
         raise StudyError(f"only a draft study can be opened; this one is {study.state}")
     check = study_check(study=study)
     if check.blocking:
         raise StudyError("; ".join(check.blocking))
+    override_reason = (override_reason or "").strip()
+    if check.needs_override and not override_reason:
+        raise StudyError("; ".join(check.needs_override))
     rng = random.Random(study.seed)
     with transaction.atomic():
+        PanelImage.objects.filter(candidate__item__study=study).delete()  # rendered before the freeze
+        study.display_levels = check.levels
+        study.blinding_audit = {**check.blinding, "frozen": True}
+        study.save(update_fields=["display_levels", "blinding_audit"])
+        if check.needs_override:
+            _log(study, "blinding audit overridden", user, {"audit": check.blinding.get("verdict"),
+                                                            "presentation": check.blinding.get("presentation")},
+                 override_reason)
         real = list(study.items.filter(kind=Item.Kind.REAL).prefetch_related("candidates"))
         n_sources = study.sources.count()
         slots = design.assign(n_items=len(real), n_raters=study.planned_raters,
@@ -258,6 +295,9 @@ def study_open(*, study: Study, user=None, override_reason: str = "") -> Study:
             "training_override_reason": study.training_override_reason,
             "practice_items": [f"{i.galaxy.name} {i.structure}" for i in practice],
             "practice_with_truth": sum(1 for i in practice if i.has_truth),
+            "display": study.display, "display_levels": check.levels,
+            "blinding_audit": check.blinding.get("verdict", "not audited"),
+            "blinding_override_reason": override_reason if check.needs_override else "",
         })
     return study
 
