@@ -102,7 +102,8 @@ FORMULA_COMMENT = '=HYPERLINK("http://evil.example","click")'
 
 
 def make_user(name: str, *, staff: bool = False, superuser: bool = False):
-    return UserFactory(username=name, is_staff=staff or superuser, is_superuser=superuser)
+    """A user whose password is "pw-" + their name."""
+    return UserFactory(username=name, password="pw-" + name, is_staff=staff or superuser, is_superuser=superuser)
 
 
 def dashboard_study(name: str = "pilot", n_galaxies: int = 8) -> Study:

@@ -118,7 +118,7 @@ def test_rating_pages_keep_working_while_redis_is_down(db, client, private_redis
 def test_a_launch_while_redis_is_down_is_marked_failed_and_resumes_after_restart(
         db, private_redis, django_capture_on_commit_callbacks):
     study = spiral_study(reference=False)
-    galaxies = [item.galaxy_id for item in study.items.all()]
+    galaxies = [item.galaxy_id for item in study.items.filter(kind="real")]
     private_redis.stop()
     with django_capture_on_commit_callbacks(execute=True):
         generation.generation_start(source="sparcfire", galaxies=galaxies, chunk_size=2)
@@ -145,7 +145,7 @@ def test_a_launch_while_redis_is_down_is_marked_failed_and_resumes_after_restart
 def test_jobs_lost_by_a_redis_restart_are_resumed_from_the_database(
         db, private_redis, django_capture_on_commit_callbacks):
     study = spiral_study(reference=False)
-    galaxies = [item.galaxy_id for item in study.items.all()]
+    galaxies = [item.galaxy_id for item in study.items.filter(kind="real")]
     with django_capture_on_commit_callbacks(execute=True):
         run = generation.generation_start(source="sparcfire", galaxies=galaxies, chunk_size=2)
     assert queues.get_queue(queues.GENERATION).count == 2
