@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from rq.worker import SimpleWorker
-from test_measurements_support import galaxy_with_image, log_spiral_numerators, producer, store_bar
+from tests.factories.measurements import galaxy_with_image, log_spiral_numerators, producer, store_bar
 
 from evalcore.measure import MEASUREMENT_CODE_VERSION
 from evalsite import queues
