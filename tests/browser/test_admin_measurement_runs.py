@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from rq.worker import SimpleWorker
-from tests.integration.segmentation.test_measurement_jobs import COLS, ROWS, store_spiral
-from tests.factories.measurements import galaxy_with_image, producer, store_bar
 
 from evalsite import queues
 from segmentation.models import MaskMeasurement, MeasurementRun
+from tests.factories.measurements import galaxy_with_image, producer, store_bar
+from tests.integration.segmentation.test_measurement_jobs import COLS, ROWS, store_spiral
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

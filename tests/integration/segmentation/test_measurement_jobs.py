@@ -7,13 +7,13 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from rq.worker import SimpleWorker
-from tests.factories.measurements import galaxy_with_image, log_spiral_numerators, producer, store_bar
 
 from evalcore.measure import MEASUREMENT_CODE_VERSION
 from evalsite import queues
 from segmentation.models import MaskMeasurement, MeasurementChunk, MeasurementRun, RunStatus
 from segmentation.services import measurement_runs, measurements
 from segmentation.services.masks import mask_store
+from tests.factories.measurements import galaxy_with_image, log_spiral_numerators, producer, store_bar
 
 ROWS, COLS = slice(30, 34), slice(12, 52)
 
