@@ -92,7 +92,9 @@ def test_the_selection_is_the_commands(masks, redis_conn, django_capture_on_comm
         ("MEAS0", "spiral"), ("MEAS2", "spiral")}
     with pytest.raises(ValueError, match="chunk size"):
         measurement_runs.measurement_start(chunk_size=0)
-    empty = measurement_runs.measurement_start(names=["nobody"])
+    with pytest.raises(ValueError, match="no galaxy named nobody"):  # the one galaxy selection refuses it
+        measurement_runs.measurement_start(names=["nobody"])
+    empty = measurement_runs.measurement_start(source="sparcfire")  # no arc-finder masks here
     assert empty.total == 0 and empty.status == RunStatus.SUCCEEDED and "Nothing to do" in empty.log
 
 
