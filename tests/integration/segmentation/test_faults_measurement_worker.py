@@ -23,7 +23,7 @@ from django_support import TEST_REDIS_URL
 
 from tests.integration.evalsite.test_faults_worker import run_python, script
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 N_MASKS = 24
 pytestmark = pytest.mark.slow
 BASE_URL = os.environ.get("DATABASE_URL", "")
