@@ -118,8 +118,10 @@ def test_stored_masks_of_the_version_are_reused_and_changed_labels_are_reported(
     from segmentation.services import generation
 
     version = train_version(epochs=1)
-    run = generation.generation_start(source="model", galaxies=list(range(1, 1000)), model_version=version,
-                                      chunk_size=50, enqueue=False)
+    from segmentation.models import Galaxy
+
+    run = generation.generation_start(source="model", galaxies=list(Galaxy.objects.values_list("pk", flat=True)),
+                                      model_version=version, chunk_size=50, enqueue=False)
     for chunk in run.chunks.all():
         generation.chunk_process(chunk_id=chunk.pk)
     first = evaluate_version(version=version, n_boot=200)
