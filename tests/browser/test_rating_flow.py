@@ -216,6 +216,12 @@ def tab_to(page, selector: str, limit: int = 40):
     raise AssertionError(f"{selector} never got the focus in {limit} presses of Tab")
 
 
+def wait_focus(page, selector: str):
+    """Wait until the page's autofocus has landed on ``selector``, as a keyboard user waits for the page to
+    settle before typing (Chromium may apply autofocus a moment after the load event)."""
+    page.wait_for_function("(s) => !!document.activeElement && document.activeElement.matches(s)", arg=selector)
+
+
 def press_and_wait(page, key: str):
     with page.expect_navigation():
         page.keyboard.press(key)
@@ -234,6 +240,7 @@ def test_a_raters_whole_path_with_the_keyboard_from_invitation_to_thank_you_and_
 
     page.goto(f"{live_server.url}/rate/join/{invitation.token}/")
     screenshot(page, "01-join")
+    wait_focus(page, "#id_username")
     page.keyboard.type("dora")  # the username field has the focus
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
@@ -242,9 +249,11 @@ def test_a_raters_whole_path_with_the_keyboard_from_invitation_to_thank_you_and_
     press_and_wait(page, "Enter")
     assert page.url.endswith("/consent/")
     screenshot(page, "02-consent")
+    wait_focus(page, "input[name=agree]")
     page.keyboard.press("Space")  # the box has the focus
     press_and_wait(page, "Enter")
     assert page.url.endswith("/profile/")
+    wait_focus(page, "input[name=career_stage]")
     page.keyboard.press("ArrowDown")  # career stage: Student -> Postdoc
     page.keyboard.press("Tab")
     page.keyboard.press("Space")  # experience: None
@@ -258,6 +267,7 @@ def test_a_raters_whole_path_with_the_keyboard_from_invitation_to_thank_you_and_
     assert (rater.career_stage, rater.experience, rater.helped_build) == ("postdoc", "expert", False)
     assert page.url.endswith("/guide/")
     screenshot(page, "04-guide")
+    wait_focus(page, "a.primary")
     press_and_wait(page, "Enter")  # the start link has the focus
     wait_images(page)
     screenshot(page, "05-practice")
