@@ -55,19 +55,19 @@ def main() -> None:
     print(f"survey: {args.galaxies} galaxies of {args.size} px in {time.perf_counter() - t0:.0f} s", flush=True)
     galaxies = Galaxy.objects.filter(synthetic=True)
     t0 = time.perf_counter()
-    arcs_run = generation.generation_start(source="sparcfire", galaxies=galaxies, requested_by="bench", enqueue=False)
+    arcs_run = generation.generation_start(source="sparcfire", galaxies=galaxies, requested_by="bench")
     for chunk in arcs_run.chunks.order_by("index"):
         generation.chunk_process(chunk_id=chunk.pk)
     print(f"arc finder masks in {time.perf_counter() - t0:.0f} s", flush=True)
     t0 = time.perf_counter()
     run = training.training_start(config=demo_training_config(), selection=DEMO_SELECTION, requested_by="bench",
-                                  time_budget_s=args.train_seconds, enqueue=False)
+                                  time_budget_s=args.train_seconds)
     run = training.run_train(run_id=run.pk)
     if run.status != RunStatus.SUCCEEDED:
         raise SystemExit(f"training ended {run.status}: {run.error if hasattr(run, 'error') else ''}")
     version = run.modelversion_set.get()
     gen = generation.generation_start(source="model", galaxies=galaxies, model_version=version,
-                                      requested_by="bench", enqueue=False)
+                                      requested_by="bench")
     for chunk in gen.chunks.order_by("index"):
         generation.chunk_process(chunk_id=chunk.pk)
     evaluate_version(version=version, n_boot=200)

@@ -153,7 +153,7 @@ def main() -> None:
     def end_to_end() -> tuple[float, dict]:
         Mask.objects.filter(producer=version.producer).delete()
         run = generation.generation_start(source="model", galaxies=[im.galaxy_id for im in stored],
-                                          model_version=version, chunk_size=args.galaxies, enqueue=False)
+                                          model_version=version, chunk_size=args.galaxies)
         chunk = run.chunks.get()
         t = time.perf_counter()
         chunk = generation.chunk_process(chunk_id=chunk.pk, source_impl=source)

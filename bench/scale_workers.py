@@ -215,7 +215,7 @@ def in_process_chunks(images, source, version, repeats: int) -> dict:
     for _ in range(repeats):
         delete_masks(version.producer)
         run = generation.generation_start(source="model", galaxies=ids, model_version=version,
-                                          chunk_size=len(ids), enqueue=False)
+                                          chunk_size=len(ids))
         chunk = run.chunks.get()
         c = time.perf_counter()
         done = generation.chunk_process(chunk_id=chunk.pk, source_impl=source)
@@ -243,13 +243,14 @@ def _children_cpu_s() -> float:
 def worker_run(*, env: dict, version, galaxy_ids: list[int], warmup_ids: list[int], workers: int,
                chunk_size: int) -> dict:
     """Generate masks for ``galaxy_ids`` with ``workers`` burst workers; one warm-up chunk per worker first."""
+    from segmentation import jobs
     from segmentation.services import generation
 
     delete_masks(version.producer)
-    warm = generation.generation_start(source="model", galaxies=warmup_ids[:workers], model_version=version,
-                                       chunk_size=1, requested_by="bench warm-up")
-    run = generation.generation_start(source="model", galaxies=galaxy_ids, model_version=version,
-                                      chunk_size=chunk_size, requested_by="bench")
+    warm = jobs.generation_launch(source="model", galaxies=warmup_ids[:workers], model_version=version,
+                                  chunk_size=1, requested_by="bench warm-up")
+    run = jobs.generation_launch(source="model", galaxies=galaxy_ids, model_version=version,
+                                 chunk_size=chunk_size, requested_by="bench")
     t0, cpu0 = time.perf_counter(), _children_cpu_s()
     procs = [subprocess.Popen([sys.executable, "manage.py", "rqworker", "--worker-class",
                                "rq.worker.SimpleWorker", "generation", "--burst"],

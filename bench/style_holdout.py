@@ -2,6 +2,11 @@
 
     nice -n 10 .venv/bin/python bench/style_holdout.py [--train-style mix] [--held-out galsim-gri] [--n 240]
         [--n-held 60] [--size 256] [--epochs 6] [--image-size 128] [--threads 2] [--limit 60] [--redis-db 12]
+    nice -n 10 .venv/bin/python bench/style_holdout.py --demo   # the shipped default model
+
+``--demo`` trains the shipped default model instead: the demo's survey (``evalsite.demo``: its galaxy count,
+seed and image size, the default style mix) and the demo's training options (``demo_config``: epochs, patience,
+batch size, image size); ``--n``, ``--seed``, ``--size``, ``--epochs`` and ``--image-size`` are then ignored.
 
 In a throw-away database (bench/_django_env.py): a survey of ``--n`` galaxies in ``--train-style`` is made
 and imported (make_synthetic --import), a U-Net is trained on it (the demo's configuration,
@@ -46,6 +51,7 @@ def main() -> None:
     ap.add_argument("--redis-db", type=int, default=12,
                     help="a Redis database of your own, not the one the tests use while they run")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (database, surveys)")
+    ap.add_argument("--demo", action="store_true", help="the shipped default model: the demo's survey and training")
     args = ap.parse_args()
     if args.held_out in styles.parse(args.train_style):
         raise SystemExit(f"--held-out {args.held_out} is one of the training styles {args.train_style}")
@@ -54,11 +60,17 @@ def main() -> None:
     from _django_env import release_redis_db, setup_env
 
     setup_env(tmp, redis_db=args.redis_db)
+    from evalcore.unet.model import demo_config
+    from evalsite import demo
+
+    if args.demo:
+        args.n, args.seed, args.size = demo.DEMO_GALAXIES, demo.DEMO_SEED, demo.DEMO_SIZE
+        args.train_style = styles.DEFAULT_STYLE
+        args.image_size = demo_config().image_size
     from django.core.management import call_command
 
-    from evalcore.unet.model import demo_config
-    from segmentation.models import ModelVersion
-    from segmentation.services import style_evaluation, training
+    from segmentation.models import Galaxy, ModelVersion
+    from segmentation.services import generation, style_evaluation, training
 
     quiet = io.StringIO()
     try:
@@ -67,12 +79,26 @@ def main() -> None:
                      style=args.train_style, import_=True, no_progress=True, workers=min(2, os.cpu_count() or 1),
                      stdout=quiet)
         t1 = time.perf_counter()
-        config = {**demo_config().to_dict(), "epochs": args.epochs, "image_size": args.image_size,
-                  "patience": args.epochs}
-        run = training.training_start(config=config, selection={"synthetic": True, "image_kind": "survey_cutout"},
-                                      requested_by="bench", enqueue=False)
-        run = training.run_train(run_id=run.pk, threads=args.threads)
-        version = ModelVersion.objects.get(training_run=run)
+        if args.demo:
+            # as the demo does: the arc finder's masks (the gate compares with them), then training rounds until
+            # a version passes the quality gate
+            arcs = generation.generation_start(source="sparcfire", galaxies=Galaxy.objects.filter(synthetic=True),
+                                               requested_by="bench")
+            for chunk in arcs.chunks.order_by("index"):
+                generation.chunk_process(chunk_id=chunk.pk)
+            run = training.training_start(config=demo.demo_training_config(), selection=demo.DEMO_SELECTION,
+                                          requested_by="bench")
+            version, verdict = demo.train_until_gated(run.pk, wait_seconds=0)
+            print(f"demo training: {verdict}")
+            if version is None:
+                version = ModelVersion.objects.order_by("-created_at").first()
+            run = version.training_run
+        else:
+            config = {**demo_config().to_dict(), "epochs": args.epochs, "image_size": args.image_size,
+                      "patience": args.epochs}
+            run = training.training_start(config=config, selection=demo.DEMO_SELECTION, requested_by="bench")
+            run = training.run_train(run_id=run.pk, threads=args.threads)
+            version = ModelVersion.objects.get(training_run=run)
         t2 = time.perf_counter()
         call_command("make_synthetic", n=args.n_held, seed=args.seed + 1, size=args.size, out=str(tmp / "held"),
                      style=args.held_out, import_=True, no_progress=True, workers=min(2, os.cpu_count() or 1),
@@ -82,7 +108,9 @@ def main() -> None:
                                                 limit=args.limit)
         t4 = time.perf_counter()
         epochs = len(run.history or [])
-        print(f"train survey {args.n} x {args.train_style} ({t1 - t0:.0f} s), training {epochs} "
+        if args.keep:
+            print(f"the trained version: {version.name}, weights in {tmp}")
+        print(f"train survey {args.n} x {args.train_style} ({t1 - t0:.0f} s), training {run.total_epochs or epochs} "
               f"epochs at {args.image_size} px ({t2 - t1:.0f} s), held-out survey {args.n_held} x {args.held_out} "
               f"({t3 - t2:.0f} s), evaluation ({t4 - t3:.0f} s); load average {os.getloadavg()[0]:.1f}")
         for line in style_evaluation.summary_lines(report):

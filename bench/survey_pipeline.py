@@ -324,8 +324,9 @@ def run_pipeline(args, env: dict, tmp: Path, worker_counts: list[int]) -> dict:
 
     from evalcore.measure import MEASUREMENT_CODE_VERSION
     from evalcore.synthetic import survey
+    from segmentation import jobs
     from segmentation.models import Galaxy, GenerationRun, Image, ImportBatch, Mask, MaskMeasurement, Producer
-    from segmentation.services import exports, generation, measurement_runs
+    from segmentation.services import exports
     from segmentation.services.imports import gz3d as gz3d_import
     from segmentation.services.imports.images import import_image_folder
     from segmentation.services.imports.reproject import reproject_galaxy_masks
@@ -385,7 +386,7 @@ def run_pipeline(args, env: dict, tmp: Path, worker_counts: list[int]) -> dict:
                 delete_masks(producer_of())
 
             def start():
-                return {source: generation.generation_start(
+                return {source: jobs.generation_launch(
                     source=source, galaxies=galaxy_ids, chunk_size=args.chunk_size,
                     model_version=version if source == "model" else None, requested_by="bench")}
             runs.append(on_workers(env, k, start))
@@ -403,7 +404,7 @@ def run_pipeline(args, env: dict, tmp: Path, worker_counts: list[int]) -> dict:
         if i:
             MaskMeasurement.objects.all().delete()
         # one run per mask source, all enqueued before the workers start: CPU per source, one span
-        runs.append(on_workers(env, k, lambda: {kind: measurement_runs.measurement_start(
+        runs.append(on_workers(env, k, lambda: {kind: jobs.measurement_launch(
             source=kind, chunk_size=args.measure_chunk_size, requested_by="bench") for kind in sources}))
         print(f"measurement, {k} worker(s): {n / runs[-1]['span_s']:.2f} galaxies/s "
               f"({runs[-1]['done']} masks)", flush=True)

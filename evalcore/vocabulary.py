@@ -41,6 +41,8 @@ QUALITY_LABELS = {level: short for level, (short, _) in QUALITY.items()}
 QUALITY_FULL_LABELS = {level: full for level, (_, full) in QUALITY.items()}
 QUALITY_NAMES = {0: "FAILED", 1: "POORLY", 2: "WELL", 3: "PERFECT"}  # the Django choices' member names
 MOSTLY_WELL = 2  # "Mostly well or better" is quality >= this
+# The item page's quality choices, best first: (value, full label, keyboard shortcut); rate.js uses the same keys.
+QUALITY_KEYS = [(level, QUALITY_FULL_LABELS[level], key) for level, key in zip((3, 2, 1, 0), "PWOF", strict=True)]
 
 
 def source_labels(producers: Iterable[tuple], *, separator: str = ":") -> dict:

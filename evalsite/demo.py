@@ -88,17 +88,17 @@ def demo_training_config() -> dict:
 
 def ensure_demo_jobs(stdout) -> None:
     """Queue the demo pipeline once (and the arc finder's masks, which need no model)."""
+    from segmentation import jobs
     from segmentation.models import Galaxy, GenerationRun, TrainingRun
-    from segmentation.services import generation, training
+    from segmentation.services import training
 
     if not Galaxy.objects.filter(synthetic=True).exists() or TrainingRun.objects.exists():
         return
     with transaction.atomic():
-        run = training.training_start(config=demo_training_config(), selection=DEMO_SELECTION, requested_by="demo",
-                                      enqueue=False)
+        run = training.training_start(config=demo_training_config(), selection=DEMO_SELECTION, requested_by="demo")
         if not GenerationRun.objects.filter(source="sparcfire").exists():
-            generation.generation_start(source="sparcfire", galaxies=Galaxy.objects.filter(synthetic=True),
-                                        requested_by="demo")
+            jobs.generation_launch(source="sparcfire", galaxies=Galaxy.objects.filter(synthetic=True),
+                                   requested_by="demo")
         queues.enqueue(queues.TRAINING, demo_pipeline, run.pk, job_timeout=6 * 3600,
                        job_prefix="demo-pipeline")
     stdout.write(f"Queued the demo pipeline: training run {run.pk}, then model masks, then the demo study.")
@@ -115,8 +115,7 @@ def demo_pipeline(training_run_id: int, wait_seconds: int = 3600) -> str:
     if version is None:
         return message
     galaxies = Galaxy.objects.filter(synthetic=True)
-    gen = generation.generation_start(source="model", galaxies=galaxies, model_version=version,
-                                      requested_by="demo", enqueue=False)
+    gen = generation.generation_start(source="model", galaxies=galaxies, model_version=version, requested_by="demo")
     for chunk in gen.chunks.order_by("index"):
         generation.chunk_process(chunk_id=chunk.pk)
     _wait_for_arc_finder(wait_seconds)
@@ -170,7 +169,7 @@ def train_until_gated(training_run_id: int, *, rounds: int | None = None, extra_
             return version, f"passed the quality gate in round {n}"
         if n == rounds:
             break
-        nxt = training.training_continue(run=run, extra_epochs=extra_epochs, requested_by="demo", enqueue=False)
+        nxt = training.training_continue(run=run, extra_epochs=extra_epochs, requested_by="demo")
         training.run_log_append(run.pk, f"the demo continues training as run {nxt.pk} ({nxt.total_epochs} epochs)")
         run_id = nxt.pk
     message = (f"NO DEMO MODEL: no version passed the quality gate in {rounds} training rounds, so no model masks "

@@ -16,9 +16,11 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
+from evalcore import vocabulary
 from evalsite import ratelimit
 from evalsite.accounts import SignUpForm
 from ratings.models import BlindingGuess, Candidate, Invitation, Item, Quality, Rater, Study
@@ -38,8 +40,6 @@ from ratings.services.studies import StudyError
 GUESS_CHOICES = [("volunteers", "Citizen-science volunteers"), ("model", "A deep-learning model"),
                  ("sparcfire", "An arc-finding algorithm"), ("unknown", "I can't tell")]
 BLINDING_PANELS = 3
-# (value, label, key), best first; rate.js uses the same keys
-QUALITY_KEYS = [(q.value, q.label, key) for q, key in zip(reversed(Quality), "PWOF", strict=True)]
 SHORTCUTS = [("← / →", "previous / next panel"), ("1 2 3", "rank the focused panel (same number = can't decide)"),
              ("P W O F", "quality: Perfectly / Mostly well / Mostly poorly / Totally failed"),
              ("V", "overlay on / off"), ("[ ]", "overlay opacity"), ("+ −", "zoom"), ("S", "image stretch"),
@@ -233,14 +233,17 @@ def practice(request, study_id: int, n: int):
             messages.error(request, str(exc))
             posted = request.POST
     context = _item_context(study, item, len(cands), practice=True)
+
+    def picture(name):
+        return reverse("ratings:practice-png", kwargs={"study_id": study.pk, "n": n, "name": name})
+
     context.update({"practice_n": n + 1, "practice_total": len(items),
                     "panels": [{"index": i, "letter": chr(65 + i),
-                                "mask_url": f"/rate/s/{study.pk}/practice/{n}/p{i}-mask.png",
-                                "layer_url": f"/rate/s/{study.pk}/practice/{n}/p{i}-layer.png",
+                                "mask_url": picture(f"p{i}-mask"), "layer_url": picture(f"p{i}-layer"),
                                 **_shown_choice(posted, i, None),
                                 "empty": panels.is_blank(c)}
                                for i, c in enumerate(cands)],
-                    "image_url": f"/rate/s/{study.pk}/practice/{n}/image-"})
+                    "image_url": picture("image-colour").removesuffix("colour.png")})
     if posted is not None:
         context.update(comment=posted.get("comment", ""), flagged=posted.get("flag") == "on")
     return render(request, "ratings/item.html", context)
@@ -281,7 +284,7 @@ def _shown_choice(posted, i: int, stored) -> dict:
 
 def _item_context(study: Study, item: Item, n_panels: int, practice: bool = False) -> dict:
     return {"study": study, "structure": item.get_structure_display(), "structure_key": item.structure,
-            "n_panels": n_panels, "ranks": range(1, n_panels + 1), "qualities": QUALITY_KEYS,
+            "n_panels": n_panels, "ranks": range(1, n_panels + 1), "qualities": vocabulary.QUALITY_KEYS,
             "shortcuts": SHORTCUTS, "practice": practice, "comment_max": COMMENT_MAX_CHARS,
             "stretches": [("colour", "colour"), ("asinh", "asinh"), ("linear", "linear"), ("log", "log")]}
 
@@ -315,14 +318,18 @@ def item(request, token: str):
     shown = {c.pk: c for c in Candidate.objects.filter(pk__in=assignment.panel_order)
              .select_related("mask", "mask__image", "item__study", "producer")}
     context = _item_context(study, assignment.item, n)
+
+    def picture(name):
+        return reverse("ratings:item-png", kwargs={"token": token, "name": name})
+
     context.update({
         "assignment": assignment, "progress": progress, "position": index + 1,
         "previous_token": seq[index - 1][0] if index > 0 else None,
-        "panels": [{"index": i, "letter": chr(65 + i), "mask_url": f"/rate/a/{token}/p{i}-mask.png",
-                    "layer_url": f"/rate/a/{token}/p{i}-layer.png",
+        "panels": [{"index": i, "letter": chr(65 + i), "mask_url": picture(f"p{i}-mask"),
+                    "layer_url": picture(f"p{i}-layer"),
                     **_shown_choice(posted, i, previous.get(i)),
                     "empty": panels.is_blank(shown[assignment.panel_order[i]])} for i in range(n)],
-        "image_url": f"/rate/a/{token}/image-",
+        "image_url": picture("image-colour").removesuffix("colour.png"),  # + the stretch's name + ".png"
         "comment": posted.get("comment", "") if posted is not None else assignment.comment,
         "flagged": posted.get("flag") == "on" if posted is not None else assignment.flagged_bad_image,
     })

@@ -1,6 +1,6 @@
 """Admin for background work: training runs, model versions, mask-generation and measurement runs.
 
-Staff start work from forms here (the services enqueue RQ jobs), watch a live status block that the
+Staff start work from forms here (``segmentation.jobs`` queues its RQ jobs), watch a live status block that the
 page polls every few seconds, and cancel or resume. Status comes from the run rows, which outlive RQ.
 """
 
@@ -16,6 +16,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
+from evalcore.vocabulary import SPLITS
+from segmentation import jobs
 from segmentation.models import (
     GenerationRun,
     Image,
@@ -91,10 +93,12 @@ def fmt_seconds(s) -> str:
 
 
 class RunAdminMixin:
-    """Status polling, cancel and resume for run admins; subclasses say which services to call."""
+    """Status polling, cancel and resume for run admins; subclasses say which services to call and how a run
+    is queued again (``resume``, from ``segmentation.jobs``)."""
 
     status_template: str
     services = None
+    resume = None
 
     def has_add_permission(self, request):
         return request.user.is_staff
@@ -126,6 +130,19 @@ class RunAdminMixin:
             *super().get_urls(),
         ]
 
+    def start_page(self, request, form, title: str):
+        """The page of a start form (training, generation, measurement)."""
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form, "title": title}
+        return TemplateResponse(request, "admin/segmentation/runs/start_form.html", context)
+
+    def started(self, request, run, message: str):
+        """After a run was queued: say so and show its page."""
+        messages.success(request, message)
+        return HttpResponseRedirect(self._change_url(run))
+
+    def _change_url(self, run) -> str:
+        return reverse(f"admin:segmentation_{self.model._meta.model_name}_change", args=[run.pk])
+
     def _run(self, object_id):
         run = self.model.objects.filter(pk=unquote(object_id)).first()
         if run is None:
@@ -140,18 +157,18 @@ class RunAdminMixin:
         run = self._run(object_id)
         self.services.run_cancel(run=run)
         messages.info(request, f"Cancellation of {run} requested.")
-        return HttpResponseRedirect(reverse(f"admin:segmentation_{self.model._meta.model_name}_change", args=[run.pk]))
+        return HttpResponseRedirect(self._change_url(run))
 
     def resume_view(self, request, object_id):
         run = self._run(object_id)
         try:
-            result = self.services.run_resume(run=run)
+            result = self.resume(run=run)
             messages.success(
                 request, f"{run} queued to resume ({result if isinstance(result, int) else 'from checkpoint'})."
             )
         except ValueError as exc:
             messages.error(request, str(exc))
-        return HttpResponseRedirect(reverse(f"admin:segmentation_{self.model._meta.model_name}_change", args=[run.pk]))
+        return HttpResponseRedirect(self._change_url(run))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self._run(object_id)
@@ -200,6 +217,7 @@ class TrainingRunAdmin(RunAdminMixin, admin.ModelAdmin):
     page_template = "admin/segmentation/runs/training_run.html"
     status_template = "admin/segmentation/runs/training_status.html"
     services = training
+    resume = staticmethod(jobs.training_resume)
 
     @admin.display(description="status")
     def badge(self, run):
@@ -241,39 +259,41 @@ class TrainingRunAdmin(RunAdminMixin, admin.ModelAdmin):
             config = {k: d[k] for k in ("encoder", "image_size", "field_of_view", "epochs", "batch_size",
                                         "learning_rate", "loss")}
             try:
-                run = training.training_start(config=config, selection=selection, requested_by=request.user.username)
+                run = jobs.training_launch(config=config, selection=selection, requested_by=request.user.username)
             except (TypeError, ValueError) as exc:
                 form.add_error(None, str(exc))
             else:
-                messages.success(request, f"{run} queued on the training queue.")
-                return HttpResponseRedirect(reverse("admin:segmentation_trainingrun_change", args=[run.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "form": form,
-            "title": "Start training",
-        }
-        return TemplateResponse(request, "admin/segmentation/runs/start_form.html", context)
+                return self.started(request, run, f"{run} queued on the training queue.")
+        return self.start_page(request, form, "Start training")
 
 
-class GenerationForm(forms.Form):
-    source = forms.ChoiceField(choices=GenerationRun.Source.choices)
-    model_version = forms.ModelChoiceField(
-        queryset=ModelVersion.objects.all(),
-        required=False,
-        help_text="For the model source; empty = the active version.",
-    )
+class GalaxySelectionForm(forms.Form):
+    """The galaxy selection every start form shares (``selectors.galaxies.GalaxySelection``)."""
+
     galaxies = forms.ChoiceField(
         choices=[("any", "all galaxies"), ("only", "synthetic only"), ("exclude", "real only")]
     )
     split = forms.ChoiceField(
-        choices=[("", "all splits"), ("train", "train"), ("val", "val"), ("test", "test")], required=False,
+        choices=[("", "all splits"), *((s, s) for s in SPLITS)], required=False,
         help_text="Only the galaxies of this split (the sky-cell split training uses and records per model version).",
     )
     names = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Optional: only these galaxy names, one per line.",
+    )
+
+    def names_list(self) -> list[str]:
+        return [n.strip() for n in self.cleaned_data["names"].splitlines() if n.strip()]
+
+
+class GenerationForm(GalaxySelectionForm):
+    field_order = ["source", "model_version", "galaxies", "split", "names"]
+    source = forms.ChoiceField(choices=GenerationRun.Source.choices)
+    model_version = forms.ModelChoiceField(
+        queryset=ModelVersion.objects.all(),
+        required=False,
+        help_text="For the model source; empty = the active version.",
     )
     image_kind = forms.ChoiceField(choices=Image.Kind.choices, initial=Image.Kind.SURVEY_CUTOUT)
     chunk_size = forms.IntegerField(min_value=1, max_value=10_000, initial=generation.DEFAULT_CHUNK_SIZE)
@@ -323,12 +343,13 @@ class GenerationRunAdmin(ChunkedRunAdminMixin, admin.ModelAdmin):
     list_filter = ("status", "source")
     page_template = "admin/segmentation/runs/generation_run.html"
     services = generation
+    resume = staticmethod(jobs.generation_resume)
 
     def add_view(self, request, form_url="", extra_context=None):
         form = GenerationForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             d = form.cleaned_data
-            names = [n.strip() for n in d["names"].splitlines() if n.strip()]
+            names = form.names_list()
             version = d["model_version"] or ModelVersion.objects.filter(is_active=True).first()
             try:
                 selection = GalaxySelection(synthetic=d["galaxies"], names=tuple(names), split=d["split"] or None)
@@ -338,7 +359,7 @@ class GenerationRunAdmin(ChunkedRunAdminMixin, admin.ModelAdmin):
                 if d["source"] == "model" and not quality_gate.passed(version) and not d["allow_ungated"]:
                     raise ValueError(f"model version {version.name} {quality_gate.summary(version)}. Nothing "
                                      "generated: tick the box below to use it anyway.")
-                run = generation.generation_start(
+                run = jobs.generation_launch(
                     source=d["source"],
                     galaxies=ids,
                     model_version=version if d["source"] == "model" else None,
@@ -350,36 +371,19 @@ class GenerationRunAdmin(ChunkedRunAdminMixin, admin.ModelAdmin):
             except ValueError as exc:
                 form.add_error(None, str(exc))
             else:
-                messages.success(request, f"{run}: {run.total} galaxies in {run.chunks.count()} chunks queued.")
-                return HttpResponseRedirect(reverse("admin:segmentation_generationrun_change", args=[run.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "form": form,
-            "title": "Generate masks",
-        }
-        return TemplateResponse(request, "admin/segmentation/runs/start_form.html", context)
+                return self.started(request, run, f"{run}: {run.total} galaxies in {run.chunks.count()} chunks queued.")
+        return self.start_page(request, form, "Generate masks")
 
 
-class MeasurementForm(forms.Form):
+class MeasurementForm(GalaxySelectionForm):
     """The selection of ``manage.py measure_masks``: which current masks to measure."""
+
+    field_order = ["source", "structure", "galaxies", "split", "names"]
 
     source = forms.ChoiceField(choices=[("", "all sources"), *Producer.Kind.choices], required=False,
                                help_text="Only masks of this source.")
     structure = forms.ChoiceField(choices=[("", "bars and spirals"), *MaskMeasurement.Kind.choices],
                                   required=False)
-    galaxies = forms.ChoiceField(
-        choices=[("any", "all galaxies"), ("only", "synthetic only"), ("exclude", "real only")]
-    )
-    split = forms.ChoiceField(
-        choices=[("", "all splits"), ("train", "train"), ("val", "val"), ("test", "test")], required=False,
-        help_text="Only the galaxies of this split (the sky-cell split training uses and records per model version).",
-    )
-    names = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Optional: only these galaxy names, one per line.",
-    )
     image_kind = forms.ChoiceField(choices=[("", "any image"), *Image.Kind.choices], required=False,
                                    help_text="Only masks drawn on this kind of image.")
     chunk_size = forms.IntegerField(min_value=1, max_value=100_000, initial=measurement_runs.DEFAULT_CHUNK_SIZE,
@@ -392,6 +396,7 @@ class MeasurementRunAdmin(ChunkedRunAdminMixin, admin.ModelAdmin):
     list_filter = ("status",)
     page_template = "admin/segmentation/runs/measurement_run.html"
     services = measurement_runs
+    resume = staticmethod(jobs.measurement_resume)
     item_label = "masks"
 
     @admin.display(description="selection")
@@ -405,9 +410,9 @@ class MeasurementRunAdmin(ChunkedRunAdminMixin, admin.ModelAdmin):
         form = MeasurementForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             d = form.cleaned_data
-            names = [n.strip() for n in d["names"].splitlines() if n.strip()]
+            names = form.names_list()
             try:
-                run = measurement_runs.measurement_start(
+                run = jobs.measurement_launch(
                     source=d["source"] or None, structure=d["structure"] or None, synthetic=d["galaxies"],
                     names=names or None, split=d["split"] or None, image_kind=d["image_kind"] or None,
                     chunk_size=d["chunk_size"], requested_by=request.user.username,
@@ -415,15 +420,8 @@ class MeasurementRunAdmin(ChunkedRunAdminMixin, admin.ModelAdmin):
             except ValueError as exc:
                 form.add_error(None, str(exc))
             else:
-                messages.success(request, f"{run}: {run.total} masks in {run.chunks.count()} chunks queued.")
-                return HttpResponseRedirect(reverse("admin:segmentation_measurementrun_change", args=[run.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "form": form,
-            "title": "Measure masks",
-        }
-        return TemplateResponse(request, "admin/segmentation/runs/start_form.html", context)
+                return self.started(request, run, f"{run}: {run.total} masks in {run.chunks.count()} chunks queued.")
+        return self.start_page(request, form, "Measure masks")
 
 
 def selection_text(selection: dict) -> str:

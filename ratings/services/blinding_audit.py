@@ -16,6 +16,7 @@ import hashlib
 import json
 
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from evalcore import vocabulary
@@ -37,12 +38,14 @@ def audited_candidates(study: Study) -> list[Candidate]:
 
 def panel_fragment(blank: bool, n_panels: int) -> str:
     """A panel's HTML as the item page serves it (the same template), with placeholder tokens."""
-    from ratings.views import QUALITY_KEYS
+    def picture(name):
+        return reverse("ratings:item-png", kwargs={"token": "TOKEN", "name": name})
 
-    p = {"index": 0, "letter": "A", "mask_url": "/rate/a/TOKEN/p0-mask.png",
-         "layer_url": "/rate/a/TOKEN/p0-layer.png", "rank": None, "quality": None, "empty": blank}
-    return render_to_string("ratings/_panel.html", {"p": p, "ranks": range(1, n_panels + 1),
-                                                    "qualities": QUALITY_KEYS, "image_url": "/rate/a/TOKEN/image-"})
+    p = {"index": 0, "letter": "A", "mask_url": picture("p0-mask"), "layer_url": picture("p0-layer"),
+         "rank": None, "quality": None, "empty": blank}
+    return render_to_string("ratings/_panel.html", {
+        "p": p, "ranks": range(1, n_panels + 1), "qualities": vocabulary.QUALITY_KEYS,
+        "image_url": picture("image-colour").removesuffix("colour.png")})
 
 
 def fingerprint(study: Study, display: str | None = None) -> str:

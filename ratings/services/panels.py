@@ -18,6 +18,8 @@ Variants:
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
@@ -100,14 +102,20 @@ def _level(levels: dict, producer_id: int, structure: str) -> float:
         return BINARY_SOURCE_LEVEL
 
 
-def mask_pixels(mask: Mask, style: str, threshold: float, variant: str,
-                level: float = BINARY_SOURCE_LEVEL) -> np.ndarray:
-    """The panel of one mask. An "asked, nothing marked" mask is blank, even where its source kept faint
-    fractions; ``level`` is the source's own marking level (matched display)."""
+def shown_fractions(mask: Mask) -> np.ndarray:
+    """The fraction map a panel draws: an "asked, nothing marked" mask is blank, even where its source
+    kept faint fractions."""
     if mask.state != Mask.State.MARKED:
-        fractions = np.zeros((mask.height, mask.width), np.float32)
-    else:
-        fractions = mask.fractions()
+        return np.zeros((mask.height, mask.width), np.float32)
+    return mask.fractions()
+
+
+def mask_pixels(mask: Mask, style: str, threshold: float, variant: str,
+                level: float = BINARY_SOURCE_LEVEL, fractions: np.ndarray | None = None) -> np.ndarray:
+    """The panel of one mask; ``level`` is the source's own marking level (matched display). ``fractions``:
+    the mask's ``shown_fractions`` when the caller has decoded them already."""
+    if fractions is None:
+        fractions = shown_fractions(mask)
     if style == vocabulary.MATCHED:
         return matched.matched_pixels(fractions, level, variant)
     if style == vocabulary.MATCHED_SOFT:
@@ -139,9 +147,10 @@ def fraction_pixels(fractions: np.ndarray, style: str, threshold: float, variant
 
 
 def render_mask_panel(candidate: Candidate, variant: str, display: str | None = None,
-                      levels: dict | None = None) -> bytes:
+                      levels: dict | None = None, fractions: np.ndarray | None = None) -> bytes:
     """The bytes of one mask panel, rendered now and not stored. ``display`` replaces the study's display
-    (the blinding audit compares displays); ``levels`` are the sources' levels (``source_levels``)."""
+    (the blinding audit compares displays); ``levels`` are the sources' levels (``source_levels``);
+    ``fractions`` the mask's decoded ``shown_fractions``, if the caller has them."""
     study = candidate.item.study
     style, threshold = display_style(study, candidate.producer_id)
     if display is not None:
@@ -149,7 +158,7 @@ def render_mask_panel(candidate: Candidate, variant: str, display: str | None = 
     if levels is None:
         levels = source_levels(study)
     level = _level(levels, candidate.producer_id, candidate.item.structure)
-    return plain_png(mask_pixels(candidate.mask, style, threshold, variant, level))
+    return plain_png(mask_pixels(candidate.mask, style, threshold, variant, level, fractions))
 
 
 def blank_png(variant: str) -> bytes:
@@ -164,8 +173,10 @@ def is_blank(candidate: Candidate) -> bool:
     return data == blank_png("mask") or not pngcodec.decode(data).any()
 
 
-def image_pixels(image: Image, variant: str) -> np.ndarray:
-    rgb = image_rgb(image)
+def image_pixels(image: Image, variant: str, rgb: np.ndarray | None = None) -> np.ndarray:
+    """The galaxy picture in one stretch; ``rgb``: the image's decoded pixels, if the caller has them."""
+    if rgb is None:
+        rgb = image_rgb(image)
     if variant == "colour":
         out = rgb
     else:
@@ -207,21 +218,27 @@ def image_candidate(cands) -> Candidate:
 
 def render_study(study: Study, progress=None) -> int:
     """Render every panel of a study ahead of time (done when it opens); returns how many pictures are
-    stored. Masks: both variants of every candidate; galaxy pictures: every stretch, once per item."""
+    stored. Masks: both variants of every candidate; galaxy pictures: every stretch, once per item. Each
+    mask and each image is read and decoded at most once, and not at all when its pictures are stored."""
     cands = list(Candidate.objects.filter(item__study=study)
                  .select_related("mask", "mask__image", "item__study").order_by("item_id", "pk"))
     by_item: dict[int, list[Candidate]] = {}
     for c in cands:
         by_item.setdefault(c.item_id, []).append(c)
+    levels = source_levels(study)
     n = 0
     for item_cands in (progress(by_item.values()) if progress else by_item.values()):
         for candidate in item_cands:
+            fractions = functools.cache(lambda mask=candidate.mask: shown_fractions(mask))
             for variant in MASK_VARIANTS:
-                candidate_png(candidate, variant)
+                _cached(candidate, variant, lambda c=candidate, v=variant, f=fractions:
+                        render_mask_panel(c, v, levels=levels, fractions=f()))
                 n += 1
         first = image_candidate(item_cands)
+        rgb = functools.cache(lambda image=first.mask.image: image_rgb(image))
         for variant in IMAGE_VARIANTS:
-            candidate_png(first, variant)
+            _cached(first, variant, lambda image=first.mask.image, v=variant, pixels=rgb:
+                    plain_png(image_pixels(image, v, rgb=pixels())))
             n += 1
     return n
 

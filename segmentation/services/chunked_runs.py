@@ -112,6 +112,10 @@ def run_progress(*, run: ChunkedRun) -> dict:
     }
 
 
+def chunk_job_record(*, chunk: RunChunk, job_id: str) -> None:
+    type(chunk).objects.filter(pk=chunk.pk).update(job_id=job_id)
+
+
 def run_resume(*, run: ChunkedRun, enqueue: Callable[[RunChunk], None]) -> int:
     """Re-enqueue every chunk that has not succeeded (after a crash, a failure or a stall). Returns how many."""
     with transaction.atomic():

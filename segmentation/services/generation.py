@@ -1,4 +1,5 @@
-"""Mask generation as chunked background work (services; the RQ job functions in jobs.py call these).
+"""Mask generation as chunked background work (services; ``jobs.generation_launch`` queues a run's chunks and the
+RQ job ``jobs.generate_chunk`` processes each).
 
 A GenerationRun covers a galaxy selection for one producer (a model version or the arc finder with given
 parameters). It is split into chunks; each chunk is one RQ job on the ``generation`` queue, so any number
@@ -15,7 +16,6 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
-from evalsite import queues
 from segmentation.models import (
     Galaxy,
     GenerationChunk,
@@ -49,8 +49,8 @@ def _pending_galaxy_ids(*, galaxy_ids: list[int], producer, image_kind: str) -> 
 def generation_start(*, source: str, galaxies: Iterable[Galaxy] | Iterable[int],
                      model_version: ModelVersion | None = None, parameters: dict | None = None,
                      image_kind: str = Image.Kind.SURVEY_CUTOUT, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                     selection: dict | None = None, requested_by: str = "", enqueue: bool = True) -> GenerationRun:
-    """Create a run with its chunks and enqueue one job per chunk (on commit)."""
+                     selection: dict | None = None, requested_by: str = "") -> GenerationRun:
+    """Create a run with its chunks (``jobs.generation_launch`` also queues one job per chunk)."""
     if chunk_size < 1:
         raise ValueError(f"chunk size must be at least 1, got {chunk_size}")
     impl = get_source(source)
@@ -73,21 +73,7 @@ def generation_start(*, source: str, galaxies: Iterable[Galaxy] | Iterable[int],
         if not n_chunks:
             chunked_runs.run_finish_empty(
                 run=run, log="Nothing to do: every selected galaxy already has these masks or has no such image.")
-        elif enqueue:
-            for chunk in run.chunks.all():
-                chunk_enqueue(chunk=chunk)
     return run
-
-
-def chunk_enqueue(*, chunk: GenerationChunk) -> None:
-    from segmentation import jobs
-
-    def queue_unavailable(exc):
-        chunk_fail(chunk_id=chunk.pk, error=f"queue unavailable, not started: {exc}")
-
-    job_id = queues.enqueue(queues.GENERATION, jobs.generate_chunk, chunk.pk, job_timeout=6 * 3600,
-                            job_prefix=f"generation-chunk-{chunk.pk}", on_failure=queue_unavailable)
-    GenerationChunk.objects.filter(pk=chunk.pk).update(job_id=job_id)
 
 
 def chunk_process(*, chunk_id: int, source_impl=None) -> GenerationChunk:
@@ -179,11 +165,6 @@ def run_update_status(*, run_id: int) -> None:
 def run_progress(*, run: GenerationRun) -> dict:
     """Progress across chunks, for the admin page and the command line."""
     return chunked_runs.run_progress(run=run)
-
-
-def run_resume(*, run: GenerationRun) -> int:
-    """Re-enqueue every chunk that has not succeeded (after a crash, a failure or a stall). Returns how many."""
-    return chunked_runs.run_resume(run=run, enqueue=lambda chunk: chunk_enqueue(chunk=chunk))
 
 
 def run_cancel(*, run: GenerationRun) -> None:

@@ -1,4 +1,5 @@
-"""Mask measurements as chunked background work (services; the RQ job function in jobs.py calls these).
+"""Mask measurements as chunked background work (services; ``jobs.measurement_launch`` queues a run's chunks and
+the RQ job ``jobs.measure_chunk`` processes each).
 
 A MeasurementRun covers a selection of current masks (as ``manage.py measure_masks`` chooses them: source,
 structure, synthetic galaxies, names, split, image kind). It is split into chunks of mask ids, ordered by
@@ -18,7 +19,6 @@ from collections.abc import Iterable
 from django.db import DatabaseError, transaction
 
 from evalcore.measure import MEASUREMENT_CODE_VERSION
-from evalsite import queues
 from segmentation.models import Mask, MeasurementChunk, MeasurementRun
 from segmentation.services import chunked_runs, measurements
 
@@ -29,10 +29,9 @@ COUNT_KEYS = ("created", "updated", "unchanged", "measured", "not_measured")
 
 def measurement_start(*, source: str | None = None, structure: str | None = None, synthetic: str = "any",
                       names: Iterable[str] | None = None, split: str | None = None, image_kind: str | None = None,
-                      chunk_size: int = DEFAULT_CHUNK_SIZE, requested_by: str = "",
-                      enqueue: bool = True) -> MeasurementRun:
-    """Create a run over the selected current masks (not-asked masks left out) with its chunks, and enqueue
-    one job per chunk when the transaction commits. Raises ValueError for an unknown choice."""
+                      chunk_size: int = DEFAULT_CHUNK_SIZE, requested_by: str = "") -> MeasurementRun:
+    """Create a run over the selected current masks (not-asked masks left out) with its chunks
+    (``jobs.measurement_launch`` also queues them). Raises ValueError for an unknown choice."""
     if chunk_size < 1:
         raise ValueError(f"chunk size must be at least 1, got {chunk_size}")
     names = list(names) if names else None
@@ -48,21 +47,7 @@ def measurement_start(*, source: str | None = None, structure: str | None = None
         n_chunks = chunked_runs.chunks_create(run=run, ids=ids, ids_field="mask_ids", chunk_size=chunk_size)
         if not n_chunks:
             chunked_runs.run_finish_empty(run=run, log="Nothing to do: no asked mask in the selection.")
-        elif enqueue:
-            for chunk in run.chunks.all():
-                chunk_enqueue(chunk=chunk)
     return run
-
-
-def chunk_enqueue(*, chunk: MeasurementChunk) -> None:
-    from segmentation import jobs
-
-    def queue_unavailable(exc):
-        chunk_fail(chunk_id=chunk.pk, error=f"queue unavailable, not started: {exc}")
-
-    job_id = queues.enqueue(queues.GENERATION, jobs.measure_chunk, chunk.pk, job_timeout=6 * 3600,
-                            job_prefix=f"measurement-chunk-{chunk.pk}", on_failure=queue_unavailable)
-    MeasurementChunk.objects.filter(pk=chunk.pk).update(job_id=job_id)
 
 
 def chunk_process(*, chunk_id: int) -> MeasurementChunk:
@@ -124,11 +109,6 @@ def run_progress(*, run: MeasurementRun) -> dict:
         for k in COUNT_KEYS:
             counts[k] += (c or {}).get(k, 0)
     return {**progress, "counts": counts}
-
-
-def run_resume(*, run: MeasurementRun) -> int:
-    """Re-enqueue every chunk that has not succeeded (after a crash, a failure or a stall). Returns how many."""
-    return chunked_runs.run_resume(run=run, enqueue=lambda chunk: chunk_enqueue(chunk=chunk))
 
 
 def run_cancel(*, run: MeasurementRun) -> None:

@@ -10,7 +10,6 @@ stored masks of the version exist, and keeps the report in ``ModelVersion.metric
 from __future__ import annotations
 
 import hashlib
-import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
+from evalcore.measure.results import plain
 from evalcore.unet.manifest import NOT_ASKED
 from evalcore.vocabulary import SPLITS, STRUCTURES
 from evalsite.version import code_version
@@ -174,21 +174,6 @@ def evaluation_set(*, version: ModelVersion, splits: tuple[str, ...] = ("val", "
     return out
 
 
-def _json_safe(value):
-    """NaN and infinities -> None, numpy scalars -> Python (a JSONField must hold valid JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
 def evaluation_key(split: str) -> str:
     """Where ``ModelVersion.metrics`` keeps the report of ``split`` ("evaluation" is the test split's)."""
     return "evaluation" if split == "test" else f"evaluation_{split}"
@@ -219,7 +204,7 @@ def evaluate_version(*, version: ModelVersion, split: str = "test", n_boot: int 
         "skipped": data.skipped[:200], "n_skipped": len(data.skipped),
         "computed_at": timezone.now().isoformat(timespec="seconds"), "code_version": code_version(),
     })
-    report = _json_safe(report)
+    report = plain(report)
     with transaction.atomic():
         row = ModelVersion.objects.select_for_update().get(pk=version.pk)
         row.metrics = {**row.metrics, evaluation_key(split): report}
@@ -337,7 +322,7 @@ def sources_vs_truth(*, structure: str = "spiral", split: str = "test", sources=
     report.update({"structure": structure, "split": split, "image_kind": str(image_kind), "threshold_split": "val",
                    "n_boot": n_boot, "seed": seed, "computed_at": timezone.now().isoformat(timespec="seconds"),
                    "code_version": code_version()})
-    return _json_safe(report)
+    return plain(report)
 
 
 # --- storing a version ------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
+from evalcore.measure.results import plain
 from evalcore.vocabulary import STRUCTURES
 from evalsite.version import code_version
 from segmentation.models import Galaxy, Image, Mask, ModelVersion, Producer
@@ -212,7 +213,7 @@ def style_evaluation(*, version: ModelVersion, style: str, n_boot: int = 1000, s
         "threshold_split": "val (the version's own styles)", "n_boot": n_boot, "seed": seed, "limit": limit,
         "computed_at": timezone.now().isoformat(timespec="seconds"), "code_version": code_version(),
     }
-    report = model_versions._json_safe(report)
+    report = plain(report)
     with transaction.atomic():
         row = ModelVersion.objects.select_for_update().get(pk=version.pk)
         row.metrics = {**row.metrics, metrics_key(style): report}

@@ -1,4 +1,5 @@
-"""Training runs and model versions (services; the RQ job ``jobs.train`` calls ``run_train``).
+"""Training runs and model versions (services; ``jobs.training_launch`` queues a run and the RQ job ``jobs.train``
+calls ``run_train``).
 
 The science is in ``evalcore.unet``; this module chooses the galaxies, loads their images and
 volunteer masks from storage, reports progress to the TrainingRun row, and turns the best weights into
@@ -23,7 +24,6 @@ from django.db.models import Count
 from django.utils import timezone
 
 from evalcore.unet.manifest import NOT_ASKED, ManifestEntry, manifest_bytes
-from evalsite import queues
 from evalsite.version import code_version, package_versions
 from segmentation.models import Image, Mask, ModelVersion, Producer, RunStatus, TrainingRun
 from segmentation.selectors.galaxies import GalaxySelection, selected_queryset
@@ -127,8 +127,8 @@ def manifest_entries(items: list[LabelledGalaxy]) -> list[ManifestEntry]:
 
 # --- runs ---------------------------------------------------------------------------------------------
 def training_start(*, config: dict, selection: dict | None = None, requested_by: str = "",
-                   time_budget_s: float | None = None, enqueue: bool = True) -> TrainingRun:
-    """Validate the configuration, create the run and enqueue it on the ``training`` queue (on commit).
+                   time_budget_s: float | None = None) -> TrainingRun:
+    """Validate the configuration and create the run (``jobs.training_launch`` also queues it).
 
     ``time_budget_s``: stop after the epoch that exceeds this much training time (the demo's 10 minutes);
     the best checkpoint so far becomes the model version.
@@ -144,13 +144,10 @@ def training_start(*, config: dict, selection: dict | None = None, requested_by:
             config={"unet": unet_config.to_dict(), "selection": selection or {}, "time_budget_s": time_budget_s},
             total_epochs=unet_config.epochs, requested_by=requested_by,
         )
-        if enqueue:
-            run_enqueue(run=run)
     return run
 
 
-def training_continue(*, run: TrainingRun, extra_epochs: int, requested_by: str = "",
-                      enqueue: bool = True) -> TrainingRun:
+def training_continue(*, run: TrainingRun, extra_epochs: int, requested_by: str = "") -> TrainingRun:
     """A new run that continues a finished run's training for ``extra_epochs`` more epochs (same galaxies,
     same configuration otherwise): it starts from the finished run's last checkpoint with a warm restart of
     the learning rate (``unet.train``). Its model version is a new one, gated like any other."""
@@ -169,32 +166,27 @@ def training_continue(*, run: TrainingRun, extra_epochs: int, requested_by: str 
             config={**run.config, "unet": unet.to_dict(), "continues_run": run.pk},
             total_epochs=unet.epochs, requested_by=requested_by or run.requested_by,
         )
-        if enqueue:
-            run_enqueue(run=new)
     return new
 
 
-def run_enqueue(*, run: TrainingRun) -> None:
-    from segmentation import jobs
-
-    def queue_unavailable(exc):
-        TrainingRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, finished_at=timezone.now(),
-                                                     error=f"queue unavailable, not started: {exc}")
-
-    job_id = queues.enqueue(queues.TRAINING, jobs.train, run.pk, job_timeout=7 * 24 * 3600,
-                            job_prefix=f"training-run-{run.pk}", on_failure=queue_unavailable)
-    TrainingRun.objects.filter(pk=run.pk).update(job_id=job_id)
+def run_job_record(*, run_id: int, job_id: str) -> None:
+    TrainingRun.objects.filter(pk=run_id).update(job_id=job_id)
 
 
-def run_resume(*, run: TrainingRun) -> TrainingRun:
-    """Continue a failed, stalled or cancelled run from its last checkpoint."""
+def run_not_started(*, run_id: int, error: str) -> None:
+    """The run's job could not be queued (Redis down): it failed with that reason, and can be resumed."""
+    TrainingRun.objects.filter(pk=run_id).update(status=RunStatus.FAILED, finished_at=timezone.now(), error=error)
+
+
+def run_reopen(*, run: TrainingRun) -> TrainingRun:
+    """Mark a failed, stalled or cancelled run queued again, to continue from its last checkpoint (by
+    ``jobs.training_resume``, or ``run_train`` in this process)."""
     if run.status == RunStatus.SUCCEEDED:
         raise ValueError("this run finished; start a new one")
     if run.status == RunStatus.RUNNING and not run.is_stalled:
         raise ValueError("this run is still running")
     TrainingRun.objects.filter(pk=run.pk).update(status=RunStatus.QUEUED, cancel_requested=False, error="",
                                                  finished_at=None)
-    run_enqueue(run=run)
     run.refresh_from_db()
     return run
 

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from segmentation import jobs
 from segmentation.management.commands._options import add_selection_arguments, selection_from_options
 from segmentation.models import GenerationRun, Image, ModelVersion
 from segmentation.selectors.galaxies import selected_queryset
@@ -30,7 +31,7 @@ class Command(BaseCommand):
             run = GenerationRun.objects.filter(pk=o["resume"]).first()
             if run is None:
                 raise CommandError(f"no generation run {o['resume']}")
-            self.stdout.write(f"{generation.run_resume(run=run)} chunks of run {run.pk} queued again")
+            self.stdout.write(f"{jobs.generation_resume(run=run)} chunks of run {run.pk} queued again")
             return
         version = None
         if o["source"] == "model":
@@ -49,9 +50,10 @@ class Command(BaseCommand):
                                                      "anyway (--allow-ungated)"))
         try:
             ids = list(selected_queryset(selection_from_options(o)).values_list("pk", flat=True))
-            run = generation.generation_start(
+            start = jobs.generation_launch if o["enqueue"] else generation.generation_start
+            run = start(
                 source=o["source"], galaxies=ids, model_version=version,
-                image_kind=o["image_kind"], chunk_size=o["chunk_size"], enqueue=o["enqueue"],
+                image_kind=o["image_kind"], chunk_size=o["chunk_size"],
                 selection={"names": o["names"], "synthetic": o["synthetic"], "split": o["split"],
                            **({"quality_gate": quality_gate.summary(version)} if version is not None else {})},
                 requested_by="command line",

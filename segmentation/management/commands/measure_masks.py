@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from evalcore.measure import MEASUREMENT_CODE_VERSION
+from segmentation import jobs
 from segmentation.management.commands._options import add_selection_arguments
 from segmentation.models import Image, MaskMeasurement, MeasurementRun, Producer, RunStatus
 from segmentation.selectors.measurements import masks_selection
@@ -39,14 +40,14 @@ class Command(BaseCommand):
             run = MeasurementRun.objects.filter(pk=resume).first()
             if run is None:
                 raise CommandError(f"no measurement run {resume}")
-            self.stdout.write(f"{measurement_runs.run_resume(run=run)} chunks of measurement run {run.pk} "
+            self.stdout.write(f"{jobs.measurement_resume(run=run)} chunks of measurement run {run.pk} "
                               f"queued again")
             if not detach:
                 self.follow(run, no_progress)
             return
         if enqueue:
             try:
-                run = measurement_runs.measurement_start(
+                run = jobs.measurement_launch(
                     source=source, structure=structure, synthetic=synthetic, names=names, split=split,
                     image_kind=image_kind, chunk_size=chunk_size, requested_by="command line")
             except ValueError as exc:

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from evalcore.unet.model import UNetConfig
+from segmentation import jobs
 from segmentation.models import Image, TrainingRun
 from segmentation.services import training
 
@@ -48,7 +49,7 @@ class Command(BaseCommand):
             if run is None:
                 raise CommandError(f"no training run {o['resume']}")
             if o["enqueue"]:
-                training.run_resume(run=run)
+                jobs.training_resume(run=run)
                 self.stdout.write(f"run {run.pk} queued to resume")
                 return
         else:
@@ -63,8 +64,9 @@ class Command(BaseCommand):
             try:
                 if o["labels"] == "truth":
                     selection["label_producer"] = training.truth_producer().pk
-                run = training.training_start(config=config, selection=selection, requested_by="command line",
-                                              time_budget_s=o["time_budget"], enqueue=o["enqueue"])
+                start = jobs.training_launch if o["enqueue"] else training.training_start
+                run = start(config=config, selection=selection, requested_by="command line",
+                            time_budget_s=o["time_budget"])
             except (TypeError, ValueError) as exc:
                 raise CommandError(str(exc)) from exc
             if o["enqueue"]:

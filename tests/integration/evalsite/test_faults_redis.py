@@ -20,6 +20,7 @@ from rq.worker import SimpleWorker
 
 from evalsite import queues
 from ratings.models import Answer, Assignment
+from segmentation import jobs
 from segmentation.models import GenerationRun, Mask, RunStatus
 from segmentation.services import generation
 from tests.factories.studies import spiral_study
@@ -121,7 +122,7 @@ def test_a_launch_while_redis_is_down_is_marked_failed_and_resumes_after_restart
     galaxies = [item.galaxy_id for item in study.items.filter(kind="real")]
     private_redis.stop()
     with django_capture_on_commit_callbacks(execute=True):
-        generation.generation_start(source="sparcfire", galaxies=galaxies, chunk_size=2)
+        jobs.generation_launch(source="sparcfire", galaxies=galaxies, chunk_size=2)
     run = GenerationRun.objects.get()
     # the run and its two chunks are recorded as failed with the reason, so the admin offers Resume
     assert run.status == RunStatus.FAILED and run.total == len(galaxies)
@@ -133,7 +134,7 @@ def test_a_launch_while_redis_is_down_is_marked_failed_and_resumes_after_restart
     queue = queues.get_queue(queues.GENERATION)
     assert queue.count == 0 and not any(Job.exists(j, connection=queue.connection) for j in job_ids)
     with django_capture_on_commit_callbacks(execute=True):
-        assert generation.run_resume(run=run) == 2
+        assert jobs.generation_resume(run=run) == 2
     assert queues.get_queue(queues.GENERATION).count == 2
     work()
     run.refresh_from_db()
@@ -147,7 +148,7 @@ def test_jobs_lost_by_a_redis_restart_are_resumed_from_the_database(
     study = spiral_study(reference=False)
     galaxies = [item.galaxy_id for item in study.items.filter(kind="real")]
     with django_capture_on_commit_callbacks(execute=True):
-        run = generation.generation_start(source="sparcfire", galaxies=galaxies, chunk_size=2)
+        run = jobs.generation_launch(source="sparcfire", galaxies=galaxies, chunk_size=2)
     assert queues.get_queue(queues.GENERATION).count == 2
     private_redis.stop()
     private_redis.start()  # no persistence: the queued jobs are gone
@@ -156,7 +157,7 @@ def test_jobs_lost_by_a_redis_restart_are_resumed_from_the_database(
     assert run.status == RunStatus.QUEUED and all(run.chunks.values_list("job_id", flat=True))
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert generation.run_resume(run=run) == 2
+        assert jobs.generation_resume(run=run) == 2
     work()
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED

@@ -22,8 +22,9 @@ from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, r
 
 from evalsite import queues
 from ratings.models import Assignment, BlindingGuess, Invitation, Rater
+from segmentation import jobs
 from segmentation.models import GenerationRun, Mask, MeasurementRun, Producer, TrainingRun
-from segmentation.services import generation, measurement_runs
+from segmentation.services import measurement_runs
 from segmentation.services.imports.batches import batch_start
 from tests.factories.studies import spiral_study
 from tests.walks import walk_to_items
@@ -75,10 +76,10 @@ def world(db, redis_conn, django_capture_on_commit_callbacks):
 
     galaxy = study.items.first().galaxy
     with django_capture_on_commit_callbacks(execute=True):
-        run = generation.generation_start(source="sparcfire", galaxies=[galaxy.pk], requested_by="sam")
+        run = jobs.generation_launch(source="sparcfire", galaxies=[galaxy.pk], requested_by="sam")
     job_id = run.chunks.first().job_id
     training = TrainingRun.objects.create(config={"encoder": "resnet18"}, total_epochs=1)
-    measuring = measurement_runs.measurement_start(names=[galaxy.name], requested_by="sam", enqueue=False)
+    measuring = measurement_runs.measurement_start(names=[galaxy.name], requested_by="sam")
     assignment = Assignment.objects.filter(rater__user__username="ann").first()
     mask = Mask.objects.filter(galaxy=galaxy, state="marked").first()
     batch = batch_start(kind="gz3d", source="test", arguments={})

@@ -4,8 +4,8 @@ import socket
 import numpy as np
 import pytest
 
+from segmentation import jobs
 from segmentation.models import GenerationRun, RunStatus, TrainingRun
-from segmentation.services import generation, training
 from segmentation.services.galaxies import galaxy_upsert, image_store
 
 
@@ -22,7 +22,7 @@ def test_generation_launched_without_redis_fails_with_the_reason(db, no_redis, d
     g, _ = galaxy_upsert(name="q1", defaults={"ra": 1.0, "dec": 1.0})
     image_store(galaxy=g, kind="survey_cutout", rgb=np.zeros((40, 40, 3), np.uint8))
     with django_capture_on_commit_callbacks(execute=True):
-        run = generation.generation_start(source="sparcfire", galaxies=[g])
+        run = jobs.generation_launch(source="sparcfire", galaxies=[g])
     run = GenerationRun.objects.get(pk=run.pk)
     assert run.status == RunStatus.FAILED and "queue unavailable" in run.error
     assert run.chunks.get().status == RunStatus.FAILED
@@ -30,6 +30,6 @@ def test_generation_launched_without_redis_fails_with_the_reason(db, no_redis, d
 
 def test_training_launched_without_redis_fails_with_the_reason(db, no_redis, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        run = training.training_start(config={"epochs": 1})
+        run = jobs.training_launch(config={"epochs": 1})
     run = TrainingRun.objects.get(pk=run.pk)
     assert run.status == RunStatus.FAILED and "queue unavailable" in run.error

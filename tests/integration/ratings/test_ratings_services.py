@@ -7,32 +7,12 @@ from ratings.services.raters import rater_join
 from ratings.services.studies import StudyError, study_open, study_set_items, study_update
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store, producer_get_or_create
-from tests.factories import UserFactory
+from tests.factories.studies import dashboard_study, make_user
 
 
 @pytest.fixture
 def study(db):
-    producers = [producer_get_or_create(kind=k, name=k, version="1") for k in ("volunteers", "model", "sparcfire")]
-    galaxies = []
-    for i in range(8):
-        g, _ = galaxy_upsert(name=f"g{i}", defaults={"ra": 10.0 + i, "dec": 1.0})
-        im, _ = image_store(galaxy=g, kind="survey_cutout", rgb=np.zeros((8, 8, 3), np.uint8))
-        for j, p in enumerate(producers):
-            counts = np.zeros((8, 8), np.int64)
-            counts[j:j + 3, i % 5:(i % 5) + 3] = 1
-            mask_store(galaxy=g, image=im, structure="spiral", producer=p, state="marked",
-                       numerators=counts, denominator=1)
-        galaxies.append(g)
-    s = Study.objects.create(name="s", structures=["spiral"], primary_question="Which source is best?",
-                             planned_items=8, planned_raters=6, raters_per_item=3, stopping_rule="all items done",
-                             seed=3, repeat_rate=0.25, attention_rate=0.2)
-    s.sources.set(producers)
-    study_set_items(study=s, galaxies=galaxies)
-    return s
-
-
-def user(name, staff=False):
-    return UserFactory(username=name, is_staff=staff)
+    return dashboard_study(name="s")
 
 
 def test_opening_generates_the_whole_balanced_assignment(study):
@@ -71,8 +51,8 @@ def test_incomplete_preregistration_and_missing_candidates_block_opening(study):
 
 def test_raters_claim_slots_and_answers_are_idempotent_with_history(study):
     study_open(study=study)
-    alice = rater_join(study=study, user=user("alice"))
-    bob = rater_join(study=study, user=user("bob", staff=True))
+    alice = rater_join(study=study, user=make_user("alice"))
+    bob = rater_join(study=study, user=make_user("bob", staff=True))
     assert rater_join(study=study, user=alice.user) == alice
     assert alice.slot != bob.slot and bob.is_staff
     a = Assignment.objects.filter(rater=alice).order_by("position").first()
@@ -99,7 +79,7 @@ def test_raters_claim_slots_and_answers_are_idempotent_with_history(study):
 )
 def test_bad_answers_are_refused_and_nothing_is_stored(study, answers, message):
     study_open(study=study)
-    rater = rater_join(study=study, user=user("carol"))
+    rater = rater_join(study=study, user=make_user("carol"))
     a = Assignment.objects.filter(rater=rater).first()
     with pytest.raises(StudyError, match=message):
         answer_submit(assignment=a, answers=[PanelAnswer(*x) for x in answers])
@@ -109,9 +89,9 @@ def test_bad_answers_are_refused_and_nothing_is_stored(study, answers, message):
 def test_no_more_raters_than_planned(study):
     study_open(study=study)
     for i in range(6):
-        rater_join(study=study, user=user(f"u{i}"))
+        rater_join(study=study, user=make_user(f"u{i}"))
     with pytest.raises(StudyError, match="taken"):
-        rater_join(study=study, user=user("late"))
+        rater_join(study=study, user=make_user("late"))
 
 
 def test_a_long_sequence_gets_distinct_attention_checks(db):

@@ -18,7 +18,7 @@ def test_no_gated_model_no_study_and_the_demo_says_why(survey, monkeypatch):  # 
     store_arc_finder("perfect")  # no tiny model beats an arc finder that draws the truth
     monkeypatch.setattr(demo, "DEMO_ROUNDS", 2)
     monkeypatch.setattr(demo, "DEMO_EXTRA_EPOCHS", 1)
-    run = training.training_start(config=TINY, selection={"synthetic": True}, requested_by="demo", enqueue=False)
+    run = training.training_start(config=TINY, selection={"synthetic": True}, requested_by="demo")
 
     result = demo.demo_pipeline(run.pk, wait_seconds=0)
 
@@ -40,7 +40,7 @@ def test_the_demo_stops_at_the_first_round_that_passes(survey, monkeypatch):  # 
     monkeypatch.setattr(floors, "BAR_RECALL_FLOOR", 0.0)
     monkeypatch.setattr(floors, "BAR_IOU_FLOOR", 0.0)
     monkeypatch.setattr(floors, "BAR_PRECISION_MARGIN", -1.0)
-    run = training.training_start(config=TINY, selection={"synthetic": True}, requested_by="demo", enqueue=False)
+    run = training.training_start(config=TINY, selection={"synthetic": True}, requested_by="demo")
 
     version, message = demo.train_until_gated(run.pk, rounds=3, extra_epochs=1, wait_seconds=0)
 

@@ -1,36 +1,25 @@
 """Fault, for real: a worker process measuring a measurement run's chunk is killed with SIGKILL, and the
 run is resumed with ``manage.py measure_masks --resume`` while a second worker finishes it.
 
-As in test_faults_worker.py, the workers are real ``manage.py rqworker`` subprocesses on a site of their
-own: a SQLite file under tmp_path, or - when the tests run on PostgreSQL (DATABASE_URL) - a database
-created on that server for the test and dropped after it. Progress is watched from outside the workers
-(sqlite3 / psycopg); Redis is the tests' dedicated database (the ``redis_conn`` fixture).
+The workers are real ``manage.py rqworker`` subprocesses on a site of their own (``tests/sites.py``): a
+SQLite file under tmp_path, or - when the tests run on PostgreSQL (DATABASE_URL) - a database created on
+that server for the test and dropped after it; Redis is the tests' dedicated database.
 """
 from __future__ import annotations
 
-import os
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
-import uuid
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from django_support import TEST_REDIS_URL
 
-from tests.integration.evalsite.test_faults_worker import run_python, script
+from tests.sites import ROOT, kill_mid_chunk, run_python, script, separate_site, worker
 
-ROOT = Path(__file__).resolve().parents[3]
 N_MASKS = 24
 pytestmark = pytest.mark.slow
-BASE_URL = os.environ.get("DATABASE_URL", "")
 
 SETUP = """
 import numpy as np
-from segmentation.services import measurement_runs
+from segmentation import jobs
 from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store, producer_get_or_create
 
@@ -55,7 +44,7 @@ for i in range({n}):
     im, _ = image_store(galaxy=g, kind="survey_cutout", rgb=rgb, pixel_scale=0.262)
     mask_store(galaxy=g, image=im, structure="spiral", producer=model, state="marked",
                         numerators=spiral(i))
-run = measurement_runs.measurement_start(chunk_size={n})
+run = jobs.measurement_launch(chunk_size={n})
 print(json.dumps({{"run": run.pk}}))
 """
 
@@ -76,82 +65,21 @@ print(json.dumps({
 """
 
 
-def _with_db(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def site(request, tmp_path, redis_conn):
-    """A separate site: its own database (SQLite file, or a new PostgreSQL database on DATABASE_URL's
-    server) and media; the tests' Redis database. Yields (environment, count of measurement rows)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
-    env.update({"DJANGO_SETTINGS_MODULE": "evalsite.settings", "MEDIA_ROOT": str(tmp_path / "media"),
-                "EVALSITE_VAR_DIR": str(tmp_path), "REDIS_URL": TEST_REDIS_URL, "OMP_NUM_THREADS": "1",
-                "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"})
-    drop = None
-    if request.param == "sqlite":
-        db_path = tmp_path / "site.sqlite3"
-        env["DATABASE_URL"] = f"sqlite:///{db_path}"
-
-        def count():
-            with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30) as conn:
-                return conn.execute("SELECT count(*) FROM segmentation_maskmeasurement").fetchone()[0]
-    else:
-        if not BASE_URL.startswith("postgres"):
-            pytest.skip("runs when the tests run on PostgreSQL (DATABASE_URL=postgres://...)")
-        import psycopg
-
-        name = f"{urlsplit(BASE_URL).path.lstrip('/') or 'evalsite'}_kill_{uuid.uuid4().hex[:8]}"
-        server = _with_db(BASE_URL, "postgres")
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        env["DATABASE_URL"] = _with_db(BASE_URL, name)
-
-        def drop():
-            with psycopg.connect(server, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-        def count():
-            with psycopg.connect(env["DATABASE_URL"]) as conn:
-                return conn.execute("SELECT count(*) FROM segmentation_maskmeasurement").fetchone()[0]
-    try:
-        migrate = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
-                                 capture_output=True, text=True, timeout=600)
-        assert migrate.returncode == 0, migrate.stderr
+    with separate_site(tmp_path, request.param) as (env, count):
         yield env, count
-    finally:
-        if drop:
-            drop()
-
-
-def worker(env) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "manage.py", "rqworker", "--worker-class", "rq.worker.SimpleWorker",
-                             "generation", "--burst"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
 
 
 def test_a_measuring_worker_killed_mid_chunk_is_resumed_without_duplicate_or_lost_results(site):
     env, count = site
-    ids = run_python(env, script(SETUP.format(n=N_MASKS)))
-    assert count() == 0
 
-    proc = worker(env)
-    try:
-        deadline = time.monotonic() + 300
-        while (n := count()) < 3:
-            assert proc.poll() is None, f"worker ended before being killed:\n{proc.stdout.read()}"
-            assert time.monotonic() < deadline, "the worker stored nothing within 300 s"
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    killed_at = count()
-    assert 3 <= n <= killed_at < N_MASKS, "the kill must land in the middle of the chunk"
+    def stored():
+        return count("segmentation_maskmeasurement")
+
+    ids = run_python(env, script(SETUP.format(n=N_MASKS)))
+    assert stored() == 0
+    killed_at = kill_mid_chunk(env, stored, at_least=3, below=N_MASKS)
 
     after_kill = run_python(env, script(CHECK, RUN_ID=ids["run"]))
     assert after_kill["rows"] == killed_at and set(after_kill["per_slot"]) == {1}

@@ -44,7 +44,7 @@ def run_here(version, names) -> GenerationRun:
     from segmentation.models import Galaxy
 
     run = generation.generation_start(source="model", galaxies=Galaxy.objects.filter(name__in=names),
-                                      model_version=version, enqueue=False)
+                                      model_version=version)
     for chunk in run.chunks.all():
         generation.chunk_process(chunk_id=chunk.pk)
     run.refresh_from_db()

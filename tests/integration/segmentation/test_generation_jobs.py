@@ -5,6 +5,7 @@ from django.core.files.base import ContentFile
 from rq.worker import SimpleWorker
 
 from evalsite import queues
+from segmentation import jobs
 from segmentation.models import GenerationChunk, Mask, RunStatus
 from segmentation.services import generation
 from segmentation.services.galaxies import galaxy_upsert, image_store
@@ -42,7 +43,7 @@ def work(redis_conn):
 def test_chunks_run_on_a_worker_and_a_bad_image_fails_only_its_galaxy(galaxies, redis_conn,
                                                                       django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        run = generation.generation_start(source="sparcfire", galaxies=[g for g, _ in galaxies], chunk_size=2)
+        run = jobs.generation_launch(source="sparcfire", galaxies=[g for g, _ in galaxies], chunk_size=2)
     assert run.chunks.count() == 2
     assert queues.get_queue(queues.GENERATION).count == 2
     work(redis_conn)
@@ -63,11 +64,11 @@ def test_chunks_run_on_a_worker_and_a_bad_image_fails_only_its_galaxy(galaxies, 
 def test_generation_is_idempotent(galaxies, redis_conn, django_capture_on_commit_callbacks):
     good = [g for g, _ in galaxies[:2]]
     with django_capture_on_commit_callbacks(execute=True):
-        generation.generation_start(source="sparcfire", galaxies=good)
+        jobs.generation_launch(source="sparcfire", galaxies=good)
     work(redis_conn)
     n = Mask.objects.count()
     with django_capture_on_commit_callbacks(execute=True):
-        again = generation.generation_start(source="sparcfire", galaxies=good)
+        again = jobs.generation_launch(source="sparcfire", galaxies=good)
     assert again.total == 0 and again.status == RunStatus.SUCCEEDED
     assert again.selection["already_done"] == 2
     assert Mask.objects.count() == n
@@ -75,8 +76,7 @@ def test_generation_is_idempotent(galaxies, redis_conn, django_capture_on_commit
 
 def test_a_crashed_chunk_is_resumed_without_duplicates(galaxies, redis_conn, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        run = generation.generation_start(source="sparcfire", galaxies=[g for g, _ in galaxies[:2]], chunk_size=2,
-                                          enqueue=False)
+        run = generation.generation_start(source="sparcfire", galaxies=[g for g, _ in galaxies[:2]], chunk_size=2)
     chunk = run.chunks.get()
     # A worker that died half-way leaves the chunk running with one galaxy stored.
     generation.chunk_process(chunk_id=chunk.pk)
@@ -84,7 +84,7 @@ def test_a_crashed_chunk_is_resumed_without_duplicates(galaxies, redis_conn, dja
     Mask.objects.exclude(galaxy=first.galaxy).delete()
     GenerationChunk.objects.filter(pk=chunk.pk).update(status=RunStatus.RUNNING)
     with django_capture_on_commit_callbacks(execute=True):
-        assert generation.run_resume(run=run) == 1
+        assert jobs.generation_resume(run=run) == 1
     work(redis_conn)
     chunk.refresh_from_db()
     assert (chunk.done, chunk.skipped, chunk.status) == (1, 1, RunStatus.SUCCEEDED)
@@ -111,7 +111,7 @@ def test_a_galaxy_whose_masks_cannot_be_stored_fails_alone(galaxies):
                 out.append({s: MaskOutput("marked", k, 1, {"test": True}) for s in ("spiral", "bar")})
             return out
 
-    run = generation.generation_start(source="sparcfire", galaxies=[im.galaxy_id for im in good], enqueue=False)
+    run = generation.generation_start(source="sparcfire", galaxies=[im.galaxy_id for im in good])
     chunk = generation.chunk_process(chunk_id=run.chunks.get().pk, source_impl=Source())
 
     assert (chunk.done, chunk.failed) == (1, 1)

@@ -159,7 +159,7 @@ def test_imported_sparcfire_and_our_arc_finder_share_one_chirality_convention(sp
     agreeing = [name for name, m in imported.items() if m.details["galaxy"]["top2_chirality_agreement"] == "agree"]
     assert len(agreeing) == 3
     run = generation.generation_start(source="sparcfire", galaxies=Galaxy.objects.filter(name__in=agreeing),
-                                      image_kind=Image.Kind.OTHER, enqueue=False)
+                                      image_kind=Image.Kind.OTHER)
     for chunk in run.chunks.all():
         generation.chunk_process(chunk_id=chunk.pk)
     for name in agreeing:

@@ -10,6 +10,7 @@ from rq.worker import SimpleWorker
 
 from evalcore.measure import MEASUREMENT_CODE_VERSION
 from evalsite import queues
+from segmentation import jobs
 from segmentation.models import MaskMeasurement, MeasurementChunk, MeasurementRun, RunStatus
 from segmentation.services import measurement_runs, measurements
 from segmentation.services.masks import mask_store
@@ -56,7 +57,7 @@ def test_chunks_run_on_a_worker_like_the_command_and_a_bad_mask_fails_alone(mask
     broken = masks[1]  # a spiral mask whose stored file is not a PNG
     Path(broken.data.path).write_bytes(b"this is not a PNG")
     with django_capture_on_commit_callbacks(execute=True):
-        run = measurement_runs.measurement_start(chunk_size=3)
+        run = jobs.measurement_launch(chunk_size=3)
     assert run.total == 10 and run.chunks.count() == 4  # the not-asked mask is left out
     assert run.code_version == MEASUREMENT_CODE_VERSION
     assert queues.get_queue(queues.GENERATION).count == 4
@@ -83,7 +84,7 @@ def test_chunks_run_on_a_worker_like_the_command_and_a_bad_mask_fails_alone(mask
 
 def test_the_selection_is_the_commands(masks, redis_conn, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        run = measurement_runs.measurement_start(source="model", structure="spiral", synthetic="only")
+        run = jobs.measurement_launch(source="model", structure="spiral", synthetic="only")
     assert run.total == 2 and run.chunks.count() == 1
     assert run.selection == {"source": "model", "structure": "spiral", "synthetic": "only", "names": None,
                              "split": None, "image_kind": None}
@@ -91,20 +92,20 @@ def test_the_selection_is_the_commands(masks, redis_conn, django_capture_on_comm
     assert set(MaskMeasurement.objects.values_list("mask__galaxy__name", "kind")) == {
         ("MEAS0", "spiral"), ("MEAS2", "spiral")}
     with pytest.raises(ValueError, match="chunk size"):
-        measurement_runs.measurement_start(chunk_size=0)
+        jobs.measurement_launch(chunk_size=0)
     with pytest.raises(ValueError, match="no galaxy named nobody"):  # the one galaxy selection refuses it
-        measurement_runs.measurement_start(names=["nobody"])
-    empty = measurement_runs.measurement_start(source="sparcfire")  # no arc-finder masks here
+        jobs.measurement_launch(names=["nobody"])
+    empty = jobs.measurement_launch(source="sparcfire")  # no arc-finder masks here
     assert empty.total == 0 and empty.status == RunStatus.SUCCEEDED and "Nothing to do" in empty.log
 
 
 def test_measurement_runs_are_idempotent(masks, redis_conn, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        measurement_runs.measurement_start(chunk_size=4)
+        jobs.measurement_launch(chunk_size=4)
     work()
     rows = dict(MaskMeasurement.objects.values_list("pk", "result"))
     with django_capture_on_commit_callbacks(execute=True):
-        again = measurement_runs.measurement_start(chunk_size=4)
+        again = jobs.measurement_launch(chunk_size=4)
     work()
     again.refresh_from_db()
     progress = measurement_runs.run_progress(run=again)
@@ -114,7 +115,7 @@ def test_measurement_runs_are_idempotent(masks, redis_conn, django_capture_on_co
 
 
 def test_a_crashed_chunk_is_resumed_without_duplicates(masks, redis_conn, django_capture_on_commit_callbacks):
-    run = measurement_runs.measurement_start(chunk_size=10, enqueue=False)
+    run = measurement_runs.measurement_start(chunk_size=10)
     chunk = run.chunks.get()
     # A worker that died half-way leaves the chunk running with some masks measured.
     measurement_runs.chunk_process(chunk_id=chunk.pk)
@@ -123,7 +124,7 @@ def test_a_crashed_chunk_is_resumed_without_duplicates(masks, redis_conn, django
     MeasurementChunk.objects.filter(pk=chunk.pk).update(status=RunStatus.RUNNING)
     MeasurementRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
     with django_capture_on_commit_callbacks(execute=True):
-        assert measurement_runs.run_resume(run=run) == 1
+        assert jobs.measurement_resume(run=run) == 1
     work()
     chunk.refresh_from_db()
     assert (chunk.done, chunk.skipped, chunk.attempts, chunk.status) == (6, 4, 2, RunStatus.SUCCEEDED)
@@ -133,13 +134,13 @@ def test_a_crashed_chunk_is_resumed_without_duplicates(masks, redis_conn, django
 
 def test_a_cancelled_run_stops_and_can_be_resumed(masks, redis_conn, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        run = measurement_runs.measurement_start(chunk_size=5)
+        run = jobs.measurement_launch(chunk_size=5)
     measurement_runs.run_cancel(run=run)
     work()  # the queued jobs find their chunks cancelled
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED and not MaskMeasurement.objects.exists()
     with django_capture_on_commit_callbacks(execute=True):
-        assert measurement_runs.run_resume(run=run) == 2
+        assert jobs.measurement_resume(run=run) == 2
     work()
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED and MaskMeasurement.objects.count() == 10

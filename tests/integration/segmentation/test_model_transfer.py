@@ -31,7 +31,7 @@ def version(db):
     # a last batch of one image cannot pass BatchNorm in training mode: avoid it
     batch = next(b for b in (4, 5, 3, 6) if n_train % b != 1)
     config = {"encoder": "resnet18", "image_size": 32, "epochs": 1, "batch_size": batch}
-    run = training.training_start(config=config, selection={}, enqueue=False)
+    run = training.training_start(config=config, selection={})
     training.run_train(run_id=run.pk, threads=1)
     v = ModelVersion.objects.get(training_run=run)
     v.metrics = {**v.metrics, "evaluation": {"split": "test", "n_test": 3}}

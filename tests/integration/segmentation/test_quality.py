@@ -60,7 +60,7 @@ def survey(db):
 def train_version(epochs: int, seed: int = 0) -> ModelVersion:
     config = {"encoder": "resnet18", "image_size": 32, "epochs": epochs, "batch_size": 4, "patience": 5,
               "seed": seed}
-    run = training.training_start(config=config, selection={"synthetic": True}, enqueue=False)
+    run = training.training_start(config=config, selection={"synthetic": True})
     run = training.run_train(run_id=run.pk, threads=1)
     return ModelVersion.objects.get(training_run=run)
 
@@ -121,7 +121,7 @@ def test_stored_masks_of_the_version_are_reused_and_changed_labels_are_reported(
     from segmentation.models import Galaxy
 
     run = generation.generation_start(source="model", galaxies=list(Galaxy.objects.values_list("pk", flat=True)),
-                                      model_version=version, chunk_size=50, enqueue=False)
+                                      model_version=version, chunk_size=50)
     for chunk in run.chunks.all():
         generation.chunk_process(chunk_id=chunk.pk)
     first = evaluate_version(version=version, n_boot=200)

@@ -54,7 +54,7 @@ def test_evaluate_model_scores_a_held_out_style_beside_its_own_test_split(tmp_pa
     make("--n", "16", "--seed", "5", "--size", "64", "--out", str(tmp_path / "train"), "--style", "galsim-grey",
          "--import")
     config = {"encoder": "resnet18", "image_size": 32, "epochs": 1, "batch_size": 4, "patience": 5, "seed": 0}
-    run = training.training_start(config=config, selection={"synthetic": True}, enqueue=False)
+    run = training.training_start(config=config, selection={"synthetic": True})
     version = ModelVersion.objects.get(training_run=training.run_train(run_id=run.pk, threads=1))
     with pytest.raises(CommandError, match="no synthetic galaxies of style 'galsim-gri'"):
         call_command("evaluate_model", "--version", version.name, "--style", "galsim-gri", "--n-boot", "100")

@@ -7,6 +7,7 @@ from rq.worker import SimpleWorker
 
 from evalcore.sky.splits import split_for
 from evalsite import queues
+from segmentation import jobs
 from segmentation.models import Mask, ModelVersion, RunStatus, TrainingRun
 from segmentation.services import generation, training
 from segmentation.services.galaxies import galaxy_upsert, image_store
@@ -41,7 +42,7 @@ def test_training_job_makes_a_model_version_with_provenance_then_masks(labelled,
                                                                       django_capture_on_commit_callbacks):
     config = {"encoder": "resnet18", "image_size": 32, "epochs": 2, "batch_size": 4, "patience": 5}
     with django_capture_on_commit_callbacks(execute=True):
-        run = training.training_start(config=config, selection={"synthetic": True})
+        run = jobs.training_launch(config=config, selection={"synthetic": True})
     work(queues.TRAINING)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.error
@@ -62,8 +63,8 @@ def test_training_job_makes_a_model_version_with_provenance_then_masks(labelled,
     assert names["t0"]["masks"]["spiral"] == g0.content_hash and names["t0"]["masks"]["bar"] == "not asked"
 
     with django_capture_on_commit_callbacks(execute=True):
-        gen = generation.generation_start(source="model", galaxies=list(range(1, 10_000)), model_version=version,
-                                          chunk_size=10)
+        gen = jobs.generation_launch(source="model", galaxies=list(range(1, 10_000)), model_version=version,
+                                     chunk_size=10)
     work(queues.GENERATION)
     gen.refresh_from_db()
     assert gen.status == RunStatus.SUCCEEDED and generation.run_progress(run=gen)["done"] == 24
@@ -76,7 +77,7 @@ def test_training_job_makes_a_model_version_with_provenance_then_masks(labelled,
 @pytest.mark.slow
 def test_a_cancelled_run_resumes_from_its_checkpoint(labelled, redis_conn, django_capture_on_commit_callbacks):
     config = {"encoder": "resnet18", "image_size": 32, "epochs": 3, "batch_size": 4, "patience": 5}
-    run = training.training_start(config=config, selection={"synthetic": True}, enqueue=False)
+    run = training.training_start(config=config, selection={"synthetic": True})
     seen = []
 
     def stop_after_first_epoch(report):
@@ -87,7 +88,7 @@ def test_a_cancelled_run_resumes_from_its_checkpoint(labelled, redis_conn, djang
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED and run.current_epoch >= 1
     with django_capture_on_commit_callbacks(execute=True):
-        training.run_resume(run=run)
+        jobs.training_resume(run=run)
     work(queues.TRAINING)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED and run.current_epoch == 3
