@@ -3,7 +3,7 @@
 Everything here is read-only: rows come from importers, generators and services, masks are immutable,
 and deleting a galaxy or image would take masks (and the ratings on them) with it. Synthetic data carry a
 visible badge everywhere. The galaxy page embeds the viewer (image + mask overlays + provenance) built
-by ``segmentation.views.galaxy_viewer_context``.
+by ``segmentation.selectors.galaxy_page.galaxy_viewer_context``.
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from django.utils.safestring import mark_safe
 
 from evalsite.staff import ReadOnlyAdmin
 from segmentation.models import Galaxy, Image, ImportBatch, Mask, Producer, Structure, VolunteerClassification
-from segmentation.views import PRODUCER_ORDER, galaxy_viewer_context
+from segmentation.selectors.galaxy_page import PRODUCER_ORDER, galaxy_viewer_context
+from segmentation.services.masks import galaxy_mask_counts_fill
 
 KIND_ABBREVIATIONS = {"volunteers": "vol", "model": "model", "sparcfire": "arcs", "truth": "truth"}
 STATE_SYMBOLS = {"marked": "●", "empty": "∅", "not_asked": "?"}
@@ -190,6 +191,7 @@ class GalaxyAdmin(ReadOnlyAdmin):
         extra_context = dict(extra_context or {})
         galaxy = self.get_object(request, unquote(object_id))
         if galaxy is not None and self.has_view_permission(request, galaxy):
+            galaxy_mask_counts_fill(galaxy=galaxy)  # masks stored before their counts were kept: once
             extra_context["viewer"] = galaxy_viewer_context(galaxy, request.GET.get("mask"))
         return super().change_view(request, object_id, form_url, extra_context)
 

@@ -5,31 +5,21 @@ parse the query string (bad values get a 400 naming the parameter).
 """
 from __future__ import annotations
 
-import json
-from collections import Counter
-from dataclasses import dataclass, field
-
 import numpy as np
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from evalcore.formats import banddata, pngcodec
 from evalcore.pixels import rendering
 from evalsite.staff import staff_required
-from segmentation.models import Galaxy, Image, Mask, Producer, Structure
-from segmentation.selectors.images import image_rgb
-from segmentation.selectors.measurements import measurements_for_galaxy
-from segmentation.services.masks import mask_counts_fill
+from segmentation.models import Image, Mask
+from segmentation.selectors.images import LUMINANCE, image_band_source, image_rgb
 
 COLOUR = "colour"  # the stored RGB picture, unstretched
 IMAGE_MODES = (*rendering.STRETCHES, COLOUR)
-LUMINANCE = "luminance"  # band choice: the RGB luma even when band data exist
 MAX_SIZE = 4096  # px: the most a rendering may be asked for
 CACHE_CONTROL = "private, max-age=3600"
-PRODUCER_ORDER = [k for k, _ in Producer.Kind.choices]
-STRUCTURE_ORDER = [s for s, _ in Structure.choices]
 
 
 # --- query parsing ----------------------------------------------------------------------------------------
@@ -78,19 +68,6 @@ def _bad(exc: Exception) -> HttpResponseBadRequest:
     return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
 
 
-# --- band data ---------------------------------------------------------------------------------------------
-def image_bands(image: Image) -> tuple[banddata.BandData | None, str]:
-    """The image's band data on its grid and a note on where the grey picture comes from."""
-    if not image.raw:
-        return None, "RGB luminance (no band data stored)"
-    try:
-        with image.raw.open("rb") as fh:
-            bands = banddata.read_band_data(fh.read(), shape=(image.height, image.width))
-    except (OSError, banddata.BandDataError) as exc:
-        return None, f"RGB luminance (band data unusable: {exc})"
-    return bands, f"band data ({', '.join(bands.names)})"
-
-
 # --- rendering endpoints -----------------------------------------------------------------------------------
 @require_GET
 @staff_required("segmentation.view_image", login_url="admin:login")
@@ -108,7 +85,7 @@ def image_png(request: HttpRequest, pk: int) -> HttpResponse:
         if mode == COLOUR:
             pixels, source = rgb, "stored RGB"
         else:
-            bands, source = (None, "RGB luminance (asked for)") if band == LUMINANCE else image_bands(image)
+            bands, source = (None, "RGB luminance (asked for)") if band == LUMINANCE else image_band_source(image)
             pixels = rendering.render_image(rgb=rgb, bands=bands, band=None if bands is None else band,
                                             kind=mode, low_pct=low, high_pct=high)
             if bands is not None:
@@ -138,121 +115,3 @@ def mask_png(request: HttpRequest, pk: int) -> HttpResponse:
     except (BadParameter, rendering.RenderError) as exc:
         return _bad(exc)
     return _png(rgba)
-
-
-# --- the galaxy viewer (embedded in the galaxy's admin page) ----------------------------------------------
-@dataclass
-class MaskEntry:
-    mask: Mask
-    history: int  # earlier (superseded) versions in this slot
-    marked_pixels: int = 0
-    peak: str = ""  # highest fraction as k/N
-    overlay_url: str = ""
-
-    @property
-    def selectable(self) -> bool:
-        return self.mask.state != Mask.State.NOT_ASKED
-
-    @property
-    def parameters_json(self) -> str:
-        return json.dumps(self.mask.producer.parameters, indent=2, sort_keys=True, default=str)
-
-
-@dataclass
-class CoverageRow:
-    producer: Producer
-    cells: list = field(default_factory=list)  # per structure: list of MaskEntry (one per image)
-
-
-def _mask_sort_key(mask: Mask):
-    return (STRUCTURE_ORDER.index(mask.structure), PRODUCER_ORDER.index(mask.producer.kind),
-            mask.producer.name, mask.producer.version, mask.image.kind, mask.pk)
-
-
-def galaxy_viewer_context(galaxy: Galaxy, selected: str | None = None) -> dict:
-    """Everything the galaxy page shows: images (with band names), current masks with provenance and
-    statistics, the producer x structure coverage table and the initially selected mask."""
-    images = list(galaxy.images.all())
-    masks = sorted(
-        Mask.objects.filter(galaxy=galaxy, is_current=True)
-        .select_related("producer", "image", "import_batch", "supersedes"),
-        key=_mask_sort_key,
-    )
-    earlier = Counter(
-        Mask.objects.filter(galaxy=galaxy, is_current=False).values_list("image_id", "structure", "producer_id")
-    )
-    entries = []
-    for mask in masks:
-        entry = MaskEntry(mask=mask, history=earlier[(mask.image_id, mask.structure, mask.producer_id)])
-        if entry.selectable:
-            if mask.marked_pixels is None:  # stored before the counts were kept: count once, keep them
-                mask_counts_fill(mask=mask)
-            entry.marked_pixels = mask.marked_pixels
-            entry.peak = f"{mask.peak_numerator}/{mask.denominator}"
-            entry.overlay_url = reverse("segmentation:mask-png", args=[mask.pk])
-        entries.append(entry)
-
-    image_info = {}
-    for image in images:
-        bands, source = image_bands(image)
-        image_info[str(image.pk)] = {
-            "url": reverse("segmentation:image-png", args=[image.pk]) + f"?v={image.content_hash[:12]}",
-            "label": f"{image.get_kind_display()} {image.width}x{image.height}",
-            "bands": list(bands.names) if bands is not None else [],
-            "source": source,
-        }
-
-    rows: dict[int, CoverageRow] = {}
-    for entry in entries:
-        row = rows.setdefault(entry.mask.producer_id, CoverageRow(
-            producer=entry.mask.producer, cells=[[] for _ in STRUCTURE_ORDER]))
-        row.cells[STRUCTURE_ORDER.index(entry.mask.structure)].append(entry)
-
-    choosable = [e for e in entries if e.selectable]
-    chosen = next((e for e in choosable if str(e.mask.pk) == str(selected)), None)
-    if chosen is None:
-        chosen = next((e for e in choosable if e.mask.state == Mask.State.MARKED), None)
-    initial_image = chosen.mask.image if chosen else (images[0] if images else None)
-    config = {
-        "images": image_info,
-        "masks": {str(e.mask.pk): {"url": e.overlay_url, "image": str(e.mask.image_id),
-                                   "slot": f"{e.mask.structure}:{e.mask.producer_id}",
-                                   "label": _mask_label(e.mask), "denominator": e.mask.denominator}
-                  for e in choosable},
-        "colormaps": {name: rendering.colormap_stops(name) for name in rendering.COLORMAPS},
-    }
-    initial_url = overlay_url = ""
-    initial_bands: list[str] = []
-    if initial_image is not None:
-        info = image_info[str(initial_image.pk)]
-        initial_bands = info["bands"]
-        low, high = rendering.DEFAULT_CLIP
-        initial_url = f"{info['url']}&stretch={rendering.DEFAULT_STRETCH}&low={low}&high={high}&band=" + (
-            "mean" if initial_bands else LUMINANCE)
-    if chosen is not None:
-        overlay_url = f"{chosen.overlay_url}?cmap={rendering.COLORMAPS[0]}"
-    return {
-        "galaxy": galaxy,
-        "initial_image_url": initial_url,
-        "initial_overlay_url": overlay_url,
-        "initial_bands": initial_bands,
-        "images": images,
-        "entries": entries,
-        "coverage": list(rows.values()),
-        "structures": Structure.choices,
-        "selected": chosen,
-        "initial_image": initial_image,
-        "initial_image_source": image_info[str(initial_image.pk)]["source"] if initial_image else "",
-        "stretches": rendering.STRETCHES,
-        "default_stretch": rendering.DEFAULT_STRETCH,
-        "default_clip": rendering.DEFAULT_CLIP,
-        "colormaps": rendering.COLORMAPS,
-        "legend_stops": ", ".join(config["colormaps"][rendering.COLORMAPS[0]]),
-        "config": config,
-        "measurements": measurements_for_galaxy(galaxy),
-    }
-
-
-def _mask_label(mask: Mask) -> str:
-    return f"{mask.get_structure_display()} · {mask.producer.get_kind_display()} · {mask.producer.name} " \
-           f"{mask.producer.version}"

@@ -119,7 +119,7 @@ def _primary(galaxy: Galaxy, image: Image):
 
     header = _wcs_header(image)
     bands = image_bands(image)
-    if bands is not None and bands.shape[-2:] == (image.height, image.width):
+    if bands is not None:
         data, content = bands.astype(np.float32), "imported band data"
     else:
         data, content = np.ascontiguousarray(np.moveaxis(image_rgb(image), 2, 0)), "RGB rendering (R, G, B planes)"

@@ -193,6 +193,18 @@ def classifications_replace(*, galaxy: Galaxy, image: Image, structure: str, row
     return len(keep)
 
 
+def galaxy_mask_counts_fill(*, galaxy) -> int:
+    """Count marked pixels and peaks of the galaxy's current masks stored before the counts were kept (once;
+    the galaxy page shows them). Returns how many masks were counted."""
+    missing = Mask.objects.filter(galaxy=galaxy, is_current=True, marked_pixels__isnull=True) \
+        .exclude(state=Mask.State.NOT_ASKED)
+    n = 0
+    for mask in missing:
+        mask_counts_fill(mask=mask)
+        n += 1
+    return n
+
+
 def mask_counts_fill(*, mask: Mask) -> Mask:
     """Count a mask's marked pixels and peak from its stored PNG (masks stored before the counts were kept)."""
     if mask.state == Mask.State.NOT_ASKED or not mask.data:

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from django_support import *  # noqa: F403
 
+from tests.browser.pages import STAFF_PASSWORD
+
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -28,7 +30,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-STAFF_PASSWORD = "browser-test-password-1"
 VIEWPORT = {"width": 1440, "height": 900}
 
 

@@ -7,8 +7,9 @@ from rq.worker import SimpleWorker
 
 from evalsite import queues
 from segmentation.models import MaskMeasurement, MeasurementRun
-from tests.factories.measurements import galaxy_with_image, producer, store_bar
-from tests.integration.segmentation.test_measurement_jobs import COLS, ROWS, store_spiral
+from tests.factories.measurements import BAR_COLS as COLS
+from tests.factories.measurements import BAR_ROWS as ROWS
+from tests.factories.measurements import galaxy_with_image, producer, store_bar, store_spiral
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,8 +14,7 @@ from evalcore.unet.model import UNetConfig, build_model, model_bytes
 from segmentation.models import ModelVersion
 from segmentation.services import quality_gate, training
 from segmentation.services.masks import producer_get_or_create
-from tests.integration.segmentation.test_quality import galaxy_maps, survey  # noqa: F401  (fixture)
-from tests.integration.segmentation.test_quality_gate import store_arc_finder
+from tests.factories.quality import quality_survey, store_arc_finder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,7 +39,13 @@ def blind_version(name: str) -> ModelVersion:
     return version
 
 
-def test_activating_a_version_below_the_floor_is_refused_with_the_reason(staff_page, survey, screenshot):  # noqa: F811
+@pytest.fixture
+def survey(db):
+    return quality_survey()
+
+
+
+def test_activating_a_version_below_the_floor_is_refused_with_the_reason(staff_page, survey, screenshot):
     store_arc_finder("perfect")
     version = blind_version("blind")
     verdict = quality_gate.evaluate_and_gate(version=version, n_boot=100)

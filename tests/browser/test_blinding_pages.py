@@ -14,7 +14,7 @@ from PIL import Image
 from ratings.models import Assignment, Candidate, Invitation, Rater
 from ratings.services.answers import PanelAnswer, answer_submit
 from ratings.services.studies import study_render_panels
-from tests.browser.test_rating_flow import LAPTOP, consent_and_profile, sign_up, wait_images
+from tests.browser.pages import LAPTOP, consent_and_profile, sign_up, wait_images
 from tests.factories.blinding_study import build_blinding_study
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,12 +11,11 @@ import pytest
 
 from ratings.models import Answer, AnswerRevision, Assignment, Invitation, Rater
 from ratings.services.studies import study_render_panels
+from tests.browser.pages import LAPTOP, PASSWORD, consent_and_profile, sign_up, wait_images
 from tests.factories.studies import spiral_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PASSWORD = "a-long-rater-pass-7"
-LAPTOP = {"width": 1366, "height": 768}
 MONITOR = {"width": 1920, "height": 1080}
 
 
@@ -43,33 +42,6 @@ def new_page(browser):
     yield make
     for c in contexts:
         c.close()
-
-
-def wait_images(page):
-    page.wait_for_function(
-        "() => Array.from(document.images).every(i => i.hidden || (i.complete && i.naturalWidth > 0))")
-
-
-def sign_up(page, url: str, invitation: Invitation, username: str):
-    page.goto(f"{url}/rate/join/{invitation.token}/")
-    page.fill("#id_username", username)
-    page.fill("#id_password1", PASSWORD)
-    page.fill("#id_password2", PASSWORD)
-    page.keyboard.press("Enter")
-    page.wait_for_url("**/consent/")
-
-
-def consent_and_profile(page):
-    # consent with the keyboard: the box has the focus
-    page.wait_for_function("() => document.activeElement && document.activeElement.name === 'agree'")
-    page.keyboard.press("Space")
-    page.keyboard.press("Enter")
-    page.wait_for_url("**/profile/")
-    page.check("input[name=career_stage][value=postdoc]")
-    page.check("input[name=experience][value=expert]")
-    page.check("input[name=helped_build][value=no]")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/guide/")
 
 
 def start_practice(page):

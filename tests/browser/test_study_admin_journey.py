@@ -13,7 +13,7 @@ from evalcore.sky.splits import split_for
 from ratings.models import Assignment, Invitation, Study
 from segmentation.models import Galaxy, Producer
 from tests.admin_testdata import make_galaxy
-from tests.browser.conftest import STAFF_PASSWORD
+from tests.browser.pages import STAFF_PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

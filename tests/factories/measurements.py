@@ -57,6 +57,15 @@ def bar_numerators(rows: slice, cols: slice, size: int = SIZE) -> np.ndarray:
     return arr
 
 
+BAR_ROWS, BAR_COLS = slice(30, 34), slice(12, 52)  # a bar across the middle of a SIZE px image
+
+
+def store_spiral(galaxy, image, prod, **kw):
+    """A two-armed logarithmic spiral mask (pitch 20 deg + ``i``) of source ``prod``."""
+    return mask_store(galaxy=galaxy, image=image, structure="spiral", producer=prod, state="marked",
+                      numerators=log_spiral_numerators(pitch_deg=20 + kw.pop("i", 0)), **kw).mask
+
+
 def store_bar(galaxy, image, prod, rows: slice, cols: slice, **kw):
     return mask_store(galaxy=galaxy, image=image, structure="bar", producer=prod, state="marked",
                       numerators=bar_numerators(rows, cols, image.height), **kw).mask

@@ -43,8 +43,7 @@ class Source:
         for image in images:
             try:
                 bands = image_bands(image)
-                pixels = bands if bands is not None and bands.shape[-2:] == (image.height, image.width) \
-                    else image_rgb(image)
+                pixels = bands if bands is not None else image_rgb(image)
                 result = run_arcfinder(pixels, self.params)
                 spiral = result.spiral_mask.astype(np.int64)
                 out.append({

@@ -7,14 +7,19 @@ from evalsite import demo
 from ratings.models import Study
 from segmentation.models import Image, ModelVersion, Producer, TrainingRun
 from segmentation.services import quality_gate, training
-from tests.integration.segmentation.test_quality import survey  # noqa: F401  (fixture)
-from tests.integration.segmentation.test_quality_gate import store_arc_finder
+from tests.factories.quality import quality_survey, store_arc_finder
 
 TINY = {"encoder": "resnet18", "image_size": 32, "epochs": 1, "batch_size": 4, "patience": 5}
 
 
+
+@pytest.fixture
+def survey(db):
+    return quality_survey()
+
+
 @pytest.mark.slow
-def test_no_gated_model_no_study_and_the_demo_says_why(survey, monkeypatch):  # noqa: F811
+def test_no_gated_model_no_study_and_the_demo_says_why(survey, monkeypatch):
     store_arc_finder("perfect")  # no tiny model beats an arc finder that draws the truth
     monkeypatch.setattr(demo, "DEMO_ROUNDS", 2)
     monkeypatch.setattr(demo, "DEMO_EXTRA_EPOCHS", 1)
@@ -32,7 +37,7 @@ def test_no_gated_model_no_study_and_the_demo_says_why(survey, monkeypatch):  # 
 
 
 @pytest.mark.slow
-def test_the_demo_stops_at_the_first_round_that_passes(survey, monkeypatch):  # noqa: F811
+def test_the_demo_stops_at_the_first_round_that_passes(survey, monkeypatch):
     arcs = store_arc_finder("empty")
     assert arcs.kind == Producer.Kind.SPARCFIRE and Image.objects.count() == 24
     # floors a tiny model can meet (its real evaluation numbers decide; only the bar is lenient here)

@@ -99,8 +99,9 @@ def test_many_masks_are_all_or_nothing(slot):
     assert masks_store([]) == []
 
 
-def test_counts_are_kept_when_a_mask_is_stored_and_filled_once_for_older_masks(db):
-    from segmentation.views import galaxy_viewer_context
+def test_counts_are_kept_when_a_mask_is_stored_and_filled_once_for_older_masks(db, admin_client):
+    from django.urls import reverse
+
     from tests.factories import ImageFactory, MaskFactory
 
     image = ImageFactory(size=16)
@@ -114,7 +115,10 @@ def test_counts_are_kept_when_a_mask_is_stored_and_filled_once_for_older_masks(d
     assert (batch[0].mask.marked_pixels, batch[0].mask.peak_numerator) == (13, 5)
     # a mask stored before the counts were kept: the galaxy page counts it once and keeps the counts
     Mask.objects.filter(pk=mask.pk).update(marked_pixels=None, peak_numerator=None)
-    entries = {e.mask.pk: e for e in galaxy_viewer_context(image.galaxy)["entries"]}
+    page = admin_client.get(reverse("admin:segmentation_galaxy_change", args=[image.galaxy.pk]))
+    assert page.status_code == 200
+    entries = {e.mask.pk: e for e in page.context["viewer"]["entries"]}
     assert (entries[mask.pk].marked_pixels, entries[mask.pk].peak) == (13, "5/5")
+    assert "peak 5/5 · 13 px marked" in page.content.decode()
     mask.refresh_from_db()
     assert (mask.marked_pixels, mask.peak_numerator) == (13, 5)

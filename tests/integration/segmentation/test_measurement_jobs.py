@@ -14,14 +14,9 @@ from segmentation import jobs
 from segmentation.models import MaskMeasurement, MeasurementChunk, MeasurementRun, RunStatus
 from segmentation.services import measurement_runs, measurements
 from segmentation.services.masks import mask_store
-from tests.factories.measurements import galaxy_with_image, log_spiral_numerators, producer, store_bar
-
-ROWS, COLS = slice(30, 34), slice(12, 52)
-
-
-def store_spiral(galaxy, image, prod, **kw):
-    return mask_store(galaxy=galaxy, image=image, structure="spiral", producer=prod, state="marked",
-                               numerators=log_spiral_numerators(pitch_deg=20 + kw.pop("i", 0)), **kw).mask
+from tests.factories.measurements import BAR_COLS as COLS
+from tests.factories.measurements import BAR_ROWS as ROWS
+from tests.factories.measurements import galaxy_with_image, producer, store_bar, store_spiral
 
 
 @pytest.fixture

@@ -6,63 +6,16 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.urls import reverse
 
-from evalcore.sky.splits import split_for
 from segmentation.models import ModelVersion
 from segmentation.selectors.model_versions import model_version_splits, version_manifest
-from segmentation.services import training
-from segmentation.services.galaxies import galaxy_upsert, image_store
 from segmentation.services.masks import mask_store, producer_get_or_create
 from segmentation.services.model_versions import evaluate_version, sources_vs_truth
-from segmentation.services.truth import TRUTH_PRODUCER
-
-SIZE = 40
-
-
-def galaxy_maps(i: int):
-    """RGB image, true spiral and bar planes (bool) and the crowd's spiral/bar fractions of toy galaxy i."""
-    rng = np.random.default_rng(i)
-    y, x = np.mgrid[:SIZE, :SIZE] - SIZE / 2
-    r, th = np.hypot(x, y), np.arctan2(y, x)
-    arm = (np.abs(np.sin(th - np.log(r + 1) * 2)) < 0.35) & (r < SIZE / 2.2) & (r > 3)
-    barred = i % 2 == 0
-    bar = (np.abs(y) < 2) & (np.abs(x) < 7) if barred else np.zeros_like(arm)
-    img = np.exp(-r / 8) * 180 + arm * 70 + bar * 60 + rng.normal(0, 5, r.shape)
-    rgb = np.repeat(np.clip(img, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-    # the crowd: 15 volunteers who each miss parts and spill over the edges
-    spill = (~arm & (r < SIZE / 2.2)) * rng.integers(0, 4, arm.shape)
-    spiral_votes = np.clip(arm * rng.integers(6, 15, arm.shape) + spill, 0, 15)
-    bar_votes = bar * rng.integers(5, 15, bar.shape)
-    return rgb, arm, bar, spiral_votes, bar_votes
+from tests.factories.quality import SIZE, galaxy_maps, quality_survey, train_version
 
 
 @pytest.fixture
 def survey(db):
-    crowd = producer_get_or_create(kind="volunteers", name="GZ3D", version="test")
-    truth = producer_get_or_create(**TRUTH_PRODUCER)
-    splits = []
-    for i in range(24):
-        ra, dec = 30.0 + 0.5 * i, 2.0 + 0.3 * i
-        g, _ = galaxy_upsert(name=f"q{i}", defaults={"ra": ra, "dec": dec, "synthetic": True})
-        rgb, arm, bar, sv, bv = galaxy_maps(i)
-        im, _ = image_store(galaxy=g, kind="survey_cutout", rgb=rgb)
-        mask_store(galaxy=g, image=im, structure="spiral", producer=crowd, state="marked",
-                   numerators=sv.astype(np.int64), denominator=15)
-        mask_store(galaxy=g, image=im, structure="bar", producer=crowd, state="marked",
-                   numerators=bv.astype(np.int64), denominator=15)
-        for structure, plane in (("spiral", arm), ("bar", bar)):
-            mask_store(galaxy=g, image=im, structure=structure, producer=truth, state="marked",
-                       numerators=plane.astype(np.int64), denominator=1)
-        splits.append(split_for(ra, dec, name=g.name))
-    assert {"train", "val", "test"} <= set(splits)
-    return crowd
-
-
-def train_version(epochs: int, seed: int = 0) -> ModelVersion:
-    config = {"encoder": "resnet18", "image_size": 32, "epochs": epochs, "batch_size": 4, "patience": 5,
-              "seed": seed}
-    run = training.training_start(config=config, selection={"synthetic": True})
-    run = training.run_train(run_id=run.pk, threads=1)
-    return ModelVersion.objects.get(training_run=run)
+    return quality_survey()
 
 
 @pytest.mark.slow

@@ -5,27 +5,19 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from evalcore.unet import gate as floors
-from segmentation.models import Image, ModelVersion, Producer
+from segmentation.models import Image, ModelVersion
 from segmentation.services import quality_gate, training
-from segmentation.services.masks import mask_store, producer_get_or_create
-from tests.integration.segmentation.test_quality import galaxy_maps, survey, train_version  # noqa: F401  (fixture)
+from segmentation.services.masks import mask_store
+from tests.factories.quality import quality_survey, store_arc_finder, train_version
 
 
-def store_arc_finder(kind: str) -> Producer:
-    """Arc-finder spiral masks on every survey image: "perfect" (= the truth) or "empty" (asked, none found)."""
-    arcs = producer_get_or_create(kind=Producer.Kind.SPARCFIRE, name="arc finder", version="test")
-    for image in Image.objects.select_related("galaxy"):
-        i = int(image.galaxy.name[1:])
-        _, arm, _, _, _ = galaxy_maps(i)
-        plane = arm if kind == "perfect" else np.zeros_like(arm)
-        mask_store(galaxy=image.galaxy, image=image, structure="spiral", producer=arcs,
-                            state="marked" if plane.any() else "empty", numerators=plane.astype(np.int64),
-                            denominator=1)
-    return arcs
+@pytest.fixture
+def survey(db):
+    return quality_survey()
 
 
 @pytest.mark.slow
-def test_a_version_below_the_arc_finder_is_never_made_active_and_says_why(survey, capsys):  # noqa: F811
+def test_a_version_below_the_arc_finder_is_never_made_active_and_says_why(survey, capsys):
     store_arc_finder("perfect")
     version = train_version(epochs=1)  # run_train evaluates and gates it
     version.refresh_from_db()
@@ -61,7 +53,7 @@ def test_a_version_below_the_arc_finder_is_never_made_active_and_says_why(survey
 
 
 @pytest.mark.slow
-def test_the_same_version_passes_once_it_beats_the_arc_finder_and_the_floors(survey, monkeypatch):  # noqa: F811
+def test_the_same_version_passes_once_it_beats_the_arc_finder_and_the_floors(survey, monkeypatch):
     arcs = store_arc_finder("perfect")
     version = train_version(epochs=1)
     assert quality_gate.gate_of(version)["status"] == floors.FAILED
@@ -86,7 +78,7 @@ def test_the_same_version_passes_once_it_beats_the_arc_finder_and_the_floors(sur
 
 
 @pytest.mark.slow
-def test_missing_arc_finder_masks_leave_the_gate_undecided(survey):  # noqa: F811
+def test_missing_arc_finder_masks_leave_the_gate_undecided(survey):
     version = train_version(epochs=1)
     gate = quality_gate.gate_of(version)
     assert not version.is_active
