@@ -130,3 +130,19 @@ def test_a_fraction_exactly_at_a_threshold_reaches_it_despite_float32_rounding()
     # a fraction one vote below stays below, also out of 255
     f255 = maskcodec.decode(maskcodec.encode(np.array([[89, 90]]), 255).png, 255)  # 0.349, 0.353
     assert at_least(f255, 0.35).tolist() == [[False, True]]
+
+
+def test_the_bar_threshold_never_calls_every_galaxy_barred_when_a_weak_detector_does_better():
+    from evalcore.unet.metrics import detection, detection_threshold
+
+    # a weak detector on a small validation split: F1 is best when every galaxy is called barred (0.46 at a
+    # barred share of 0.3); Youden's J prefers the threshold that separates a little
+    barred, unbarred = [0.05, 0.05, 0.4], [0.05] * 5 + [0.45, 0.5]
+    scores, labels = barred + unbarred, [True] * 3 + [False] * 7
+    f1 = {t: detection(scores, labels, t) for t in (0.05, 0.1)}
+    assert f1[0.05]["fp"] == 7 and f1[0.05]["recall"] == 1.0  # everything called barred
+    t = detection_threshold(scores, labels)
+    chosen = detection(scores, labels, t)
+    assert t == 0.1 and chosen["fp"] == 2 and chosen["tp"] == 1
+    # with no separation at all, nothing beats J = 0: the lowest threshold of equals is taken
+    assert detection_threshold([0.3] * 4, [True, False, True, False]) == 0.05
