@@ -16,6 +16,8 @@ A version passes when every check that applies to its test-split report passes (
 
 The result is a JSON-ready dict: status "passed" | "failed" | "incomplete", the checks with value, floor
 and outcome, and one sentence per failed or undecided check (what the admin and ``generate_masks`` show).
+Each check concerns one structure (its name starts with it); ``passed_for`` says whether a version passed
+for some structures only (a study of spiral arms needs the spiral checks, not the bar ones).
 """
 from __future__ import annotations
 
@@ -115,6 +117,20 @@ def _result(checks: list[dict]) -> dict:
     return {"status": status, "passed": status == PASSED, "checks": checks,
             "reasons": [c["reason"] for c in checks if not c["passed"]], "floors": floors(),
             "gate_version": GATE_VERSION}
+
+
+def check_structure(check: dict) -> str | None:
+    """The structure a check concerns ("spiral", "bar"), or None for a check of the whole evaluation."""
+    first = check["name"].split(" ", 1)[0]
+    return first if first in ("spiral", "bar") else None
+
+
+def passed_for(gate: dict | None, structures) -> bool:
+    """Whether every check of ``structures`` (and every check of the whole evaluation) passed."""
+    if not gate:
+        return False
+    checks = [c for c in gate.get("checks") or [] if check_structure(c) in (None, *structures)]
+    return any(check_structure(c) in structures for c in checks) and all(c["passed"] is True for c in checks)
 
 
 def summary(gate: dict | None) -> str:

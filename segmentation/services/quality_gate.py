@@ -98,7 +98,11 @@ def gate_of(version: ModelVersion) -> dict | None:
     return (version.metrics or {}).get("gate")
 
 
-def passed(version: ModelVersion) -> bool:
+def passed(version: ModelVersion, structures=None) -> bool:
+    """Whether the version passed the quality gate; with ``structures``, the checks of those structures only
+    (e.g. ``("spiral",)`` for a study of spiral arms)."""
+    if structures is not None:
+        return floors.passed_for(gate_of(version), structures)
     return bool((gate_of(version) or {}).get("passed"))
 
 

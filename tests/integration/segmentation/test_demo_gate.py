@@ -56,3 +56,23 @@ def test_the_demo_stops_at_the_first_round_that_passes(survey, monkeypatch):
     assert message == "passed the quality gate in round 1" and TrainingRun.objects.count() == 1
     assert version.is_active and quality_gate.passed(version)
     assert quality_gate.gate_of(version)["arc_finder"]["mean"] == 0.0
+
+
+@pytest.mark.slow
+def test_a_version_that_fails_only_the_bar_checks_serves_the_spiral_demo_study_but_is_not_made_active(
+        survey, monkeypatch):
+    store_arc_finder("empty")
+    monkeypatch.setattr(floors, "SPIRAL_IOU_FLOOR", 0.0)
+    monkeypatch.setattr(floors, "BAR_RECALL_FLOOR", 1.01)  # no model reaches it: the bar checks fail
+    run = training.training_start(config=TINY, selection={"synthetic": True}, requested_by="demo")
+
+    version, message = demo.train_until_gated(run.pk, rounds=2, extra_epochs=1, wait_seconds=0)
+
+    if version is None and "spiral IoU vs truth 0.000" in message:
+        pytest.skip("this tiny model marked no spiral pixel above its threshold")
+    assert version is not None, message
+    assert message.startswith("passed the quality gate's spiral checks in round 1, which the demo study needs")
+    assert "not made active, because it failed the quality gate: bar detection recall" in message
+    assert quality_gate.passed(version, structures=("spiral",)) and not quality_gate.passed(version)
+    assert not ModelVersion.objects.filter(is_active=True).exists() and TrainingRun.objects.count() == 1
+    assert "which the demo study needs" in TrainingRun.objects.get().log
