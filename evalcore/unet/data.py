@@ -17,6 +17,7 @@ from evalcore.unet.augment import augment as augment_item
 from evalcore.unet.model import STRUCTURES, UNetConfig
 
 NOT_ASKED, EMPTY, MARKED = "not_asked", "empty", "marked"  # same words as segmentation.models.Mask.State
+NORM_PERCENTILES = (1.0, 99.5)  # input_norm "percentile": the pixel values mapped to 0 and 1
 
 
 @dataclass
@@ -130,7 +131,8 @@ def preprocess(image_rgb: np.ndarray, config: UNetConfig) -> torch.Tensor:
     """(H, W, 3) uint8 RGB -> (3, S, S) float32 in [0, 1], S = config.image_size px: the field of view (the
     centred ``config.field_of_view`` of the frame; all of it by default), padded to a square with the
     median colour of its edge when it is not one (never stretched; ``postprocess`` undoes it exactly),
-    resized, divided by 255, no normalisation (as in the study). Training and inference both call this."""
+    resized, scaled to [0, 1] (``normalise``: by 255, or between the image's own percentiles). Training and
+    inference both call this."""
     arr = check_image(image_rgb)
     rows, cols = field_box(arr.shape, config.field_of_view)
     # Resize the uint8 pixels (torch's uint8 path is several times faster than float; values differ
@@ -138,7 +140,22 @@ def preprocess(image_rgb: np.ndarray, config: UNetConfig) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(arr[rows, cols])).permute(2, 0, 1)[None]
     t = _pad_square(t, _border_median(t))
     size = (config.image_size, config.image_size)
-    return (_resize(t, size)[0].float() / 255.0).clamp_(0.0, 1.0)
+    return normalise(_resize(t, size).float(), config)[0]
+
+
+def normalise(t: torch.Tensor, config: UNetConfig) -> torch.Tensor:
+    """(B, 3, S, S) float pixels in 0..255 -> [0, 1]. ``config.input_norm`` "none": divided by 255;
+    "percentile": each image stretched linearly between its own ``NORM_PERCENTILES`` (all channels together,
+    so colours keep their ratios); an image with (almost) no range is divided by 255 only."""
+    if config.input_norm == "none":
+        return (t / 255.0).clamp_(0.0, 1.0)
+    flat = t.flatten(1)
+    q = torch.quantile(flat, torch.tensor(NORM_PERCENTILES, dtype=flat.dtype) / 100.0, dim=1)  # (2, B)
+    lo, hi = q[0][:, None, None, None], q[1][:, None, None, None]
+    flat_range = (hi - lo) < 1.0
+    lo = torch.where(flat_range, torch.zeros_like(lo), lo)
+    hi = torch.where(flat_range, torch.full_like(hi, 255.0), hi)
+    return ((t - lo) / (hi - lo)).clamp_(0.0, 1.0)
 
 
 def preprocess_batch(images: Sequence[np.ndarray], config: UNetConfig) -> torch.Tensor:
@@ -153,7 +170,7 @@ def preprocess_batch(images: Sequence[np.ndarray], config: UNetConfig) -> torch.
     t = torch.from_numpy(np.stack([a[rows, cols] for a in arrays])).permute(0, 3, 1, 2)
     t = _pad_square(t, _border_median(t))
     size = (config.image_size, config.image_size)
-    return (_resize(t, size).float() / 255.0).clamp_(0.0, 1.0)
+    return normalise(_resize(t, size).float(), config)
 
 
 def preprocess_map(fractions: np.ndarray, config: UNetConfig) -> torch.Tensor:

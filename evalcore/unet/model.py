@@ -23,6 +23,7 @@ from evalcore.vocabulary import STRUCTURES  # also the output channel order
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # building an encoder must never reach for the network
 
 LOSSES = ("l1", "mse", "bce")
+INPUT_NORMS = ("percentile", "none")
 FORMAT = "evalsite-unet"
 FORMAT_VERSION = 1
 INITIAL_LOGIT = -3.0
@@ -42,6 +43,11 @@ class UNetConfig:
     # Fraction of the frame's side the network sees: the centred square (rectangle, for non-square frames)
     # of this size is resized to image_size; masks are 0 outside it. 1 = the whole frame.
     field_of_view: float = 1.0
+    # How each image's pixels are scaled for the network: "percentile" stretches each image between its own
+    # 1st and 99.5th percentile (all channels together, so colours keep their ratios), so the display stretch
+    # a survey chose (a dark Lupton composite, a bright asinh one) does not decide what the network sees;
+    # "none" divides by 255 only (the study; models stored before this option existed).
+    input_norm: str = "percentile"
     decoder_channels: tuple[int, ...] = (128, 64, 32, 16, 8)
     # BCE on soft targets, not the study's L1: on the benchmark survey an L1 model's bar channel died (sigmoid
     # saturated at 0 where L1's gradient vanishes: no bar ever predicted) while BCE found 76% of bars; BCE is a
@@ -89,6 +95,8 @@ class UNetConfig:
 
     def validate(self) -> None:
         problems = []
+        if self.input_norm not in INPUT_NORMS:
+            problems.append(f"input_norm must be one of {INPUT_NORMS}, got {self.input_norm!r}")
         if self.loss not in LOSSES:
             problems.append(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if not (16 <= self.image_size <= 2048) or self.image_size % 32:
@@ -125,7 +133,8 @@ class UNetConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown U-Net configuration key(s): {', '.join(unknown)}")
-        return cls(**data)
+        # a configuration stored before input_norm existed was trained (and must be applied) without it
+        return cls(**{"input_norm": "none", **data})
 
     def replace(self, **changes) -> UNetConfig:
         return dataclasses.replace(self, **changes)

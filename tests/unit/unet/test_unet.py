@@ -223,10 +223,36 @@ def test_preprocess_and_postprocess_contract():
         preprocess(img.astype(np.float32), cfg)
 
 
+def test_percentile_input_norm_makes_the_display_stretch_irrelevant_and_old_models_keep_theirs():
+    cfg = tiny_config()
+    assert cfg.input_norm == "percentile"
+    rng = np.random.default_rng(7)
+    rows, cols = np.mgrid[0:48, 0:48]
+    light = 60 * np.exp(-np.hypot(rows - 24, cols - 24) / 6)
+    dark = np.clip(light[..., None] * [1.0, 0.9, 0.8] + rng.normal(8, 2, (48, 48, 3)), 0, 255).astype(np.uint8)
+    bright = np.clip(dark.astype(np.float32) * 3, 0, 255).astype(np.uint8)  # the same galaxy, stretched
+    a, b = preprocess(dark, cfg), preprocess(bright, cfg)
+    assert float(a.max()) == 1.0 and float(a.min()) == 0.0
+    assert float((a - b).abs().max()) < 0.03  # the network sees (almost) the same picture
+    none = tiny_config(input_norm="none")
+    assert float((preprocess(dark, none) - preprocess(bright, none)).abs().max()) > 0.3
+    # colours keep their ratios: one stretch for all channels
+    centre = a[:, 12:20, 12:20].mean(dim=(1, 2))
+    assert centre[0] > centre[1] > centre[2]
+    # a flat image has no range to stretch: divided by 255 only
+    assert torch.allclose(preprocess(np.full((40, 40, 3), 77, np.uint8), cfg), torch.full((3, 32, 32), 77 / 255))
+    # a configuration stored before the option existed was trained without it, and is applied without it
+    stored = {k: v for k, v in cfg.to_dict().items() if k != "input_norm"}
+    assert UNetConfig.from_dict(stored).input_norm == "none"
+    assert UNetConfig.from_dict(cfg.to_dict()).input_norm == "percentile"
+    with pytest.raises(ValueError, match="input_norm must be one of"):
+        tiny_config(input_norm="zscore")
+
+
 def test_non_square_images_are_padded_not_stretched_and_masks_come_back_in_their_frame():
     """A round galaxy in a wide frame stays round on the network grid; the padding is its sky's colour; a map
     drawn on the network grid comes back on the image's own pixels, at the same place."""
-    cfg = tiny_config()
+    cfg = tiny_config(input_norm="none")  # pixel values as stored, to see the padding's colour
     rows, cols = np.mgrid[0:40, 0:80]
     disc = np.hypot(rows - 19.5, cols - 49.5) < 8
     img = np.full((40, 80, 3), 20, np.uint8)
