@@ -3,7 +3,7 @@ import argparse
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from evalcore.unet.model import UNetConfig
+from evalcore.unet.model import INPUT_NORMS, UNetConfig
 from segmentation import jobs
 from segmentation.models import Image, TrainingRun
 from segmentation.services import training
@@ -25,6 +25,9 @@ class Command(BaseCommand):
         parser.add_argument("--learning-rate", type=float, default=1e-3)
         parser.add_argument("--loss", choices=["l1", "mse", "bce"], default=UNetConfig.loss,
                             help=f"default {UNetConfig.loss} (docs/unet.md: why not the study's l1)")
+        parser.add_argument("--input-norm", choices=INPUT_NORMS, default=UNetConfig.input_norm,
+                            help="percentile (default): each image stretched between its own percentiles; none: "
+                                 "pixels / 255, as the study did (docs/unet.md)")
         parser.add_argument("--patience", type=int, default=10)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--empty-bar-teaches-no-bar", action=argparse.BooleanOptionalAction,
@@ -56,7 +59,7 @@ class Command(BaseCommand):
             config = {"encoder": o["encoder"], "image_size": o["image_size"], "field_of_view": o["field_of_view"],
                       "epochs": o["epochs"], "batch_size": o["batch_size"], "learning_rate": o["learning_rate"],
                       "loss": o["loss"], "patience": o["patience"], "seed": o["seed"],
-                      "empty_bar_teaches_no_bar": o["empty_bar_teaches_no_bar"]}
+                      "empty_bar_teaches_no_bar": o["empty_bar_teaches_no_bar"], "input_norm": o["input_norm"]}
             selection = {"image_kind": o["image_kind"],
                          "synthetic": {"only": True, "exclude": False}.get(o["synthetic"])}
             if o["limit"]:
