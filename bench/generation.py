@@ -81,7 +81,6 @@ def make_version(config, images: list[np.ndarray], train_epochs: int, weights: P
 
 
 def main() -> None:
-    from segmentation.services.galaxies import galaxy_upsert, image_store
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--galaxies", type=int, default=48)
     ap.add_argument("--image-px", type=int, default=256, help="stored image size, px (square)")
@@ -106,6 +105,7 @@ def main() -> None:
     from segmentation.models import Mask
     from segmentation.selectors.images import image_rgb
     from segmentation.services import generation
+    from segmentation.services.galaxies import galaxy_upsert, image_store
     from segmentation.services.sources.model import Source
 
     config = UNetConfig(encoder=args.encoder, **({"image_size": args.size} if args.size else {}))
