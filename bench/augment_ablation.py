@@ -2,7 +2,7 @@
 scored on validation galaxies in the training style and in styles the model never saw.
 
     nice -n 10 .venv/bin/python bench/augment_ablation.py [--n 200] [--render 128] [--size 64] [--epochs 10]
-        [--threads 2] [--runs all_on,none,study,-scale,-colour_jitter,...] [--out results.json]
+        [--threads 2] [--runs all_on,none,study,-scale,-colour_jitter,...] [--seeds 7] [--out results.json]
 
 The galaxies are drawn and rendered in memory by the synthetic survey's population and renderer (the survey
 cutout: g,r,z, Legacy Survey colours) and learned from their true masks (train 70%, validation 30%, by
@@ -20,7 +20,10 @@ several styles:
 
 Per run and style: spiral IoU vs truth (mean over validation galaxies with a true spiral; model >= 0.5,
 a fixed threshold so no style is tuned on) and bar recall / precision (bar score >= 0.5, truth: any true bar
-pixel). Same seed, same galaxies, same epochs for every run; the machine is shared, so times are indicative.
+pixel). Same galaxies and epochs for every run; ``--seeds 7,8,9`` repeats each run with those training seeds
+(weights, augmentation draws and batch order; the galaxies stay the same) and prints the mean over the seeds
+too, so a difference between runs can be set against the spread between seeds. The machine is shared, so times
+are indicative.
 """
 from __future__ import annotations
 
@@ -136,8 +139,10 @@ def main() -> None:
     ap.add_argument("--runs", default="all_on,none,study," + ",".join(f"-{s}" for s in NEW))
     ap.add_argument("--held-out", default="galsim-gri", help="a survey style never trained on ('' = none)")
     ap.add_argument("--cache", default="/tmp/augment_ablation_survey.npz")
+    ap.add_argument("--seeds", default=str(SEED), help="training seeds, comma-separated")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
     torch.set_num_threads(args.threads)
     extra = {}
     cache = Path(f"{args.cache[:-4]}_{args.n}_{args.render}.npz") if args.cache else None
@@ -162,22 +167,31 @@ def main() -> None:
     results = {}
     for name in args.runs.split(","):
         switches = run_config(name)
-        cfg = demo_config(image_size=args.size, epochs=args.epochs, patience=args.epochs, seed=SEED,
-                          precision="fp32", **switches)
-        t = time.perf_counter()
-        result = train(cfg, train_s, val_s, log=lambda line: None)
-        predictor = Predictor(result.model_bytes(), mode="fp32", threads=args.threads, batch_size=16)
-        row = {"switches": switches, "best_epoch": result.best_epoch, "train_s": round(time.perf_counter() - t),
-               "styles": {s: score(predictor, va, s, extra) for s in styles}}
-        if held:
-            row["styles"][args.held_out] = score(predictor, held, args.held_out, extra)
-        results[name] = row
-        cells = "  ".join(f"{s}: IoU {r['spiral_iou']:.3f} bar R/P {r['bar_recall'] or 0:.2f}/"
-                          f"{r['bar_precision'] or 0:.2f}" for s, r in row["styles"].items())
-        print(f"{name:18} {row['train_s']:4d} s  {cells}", flush=True)
-        if args.out:
-            Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
-
+        for seed in seeds:
+            key = name if len(seeds) == 1 else f"{name} seed {seed}"
+            cfg = demo_config(image_size=args.size, epochs=args.epochs, patience=args.epochs, seed=seed,
+                              precision="fp32", **switches)
+            t = time.perf_counter()
+            result = train(cfg, train_s, val_s, log=lambda line: None)
+            predictor = Predictor(result.model_bytes(), mode="fp32", threads=args.threads, batch_size=16)
+            row = {"switches": switches, "seed": seed, "best_epoch": result.best_epoch,
+                   "train_s": round(time.perf_counter() - t),
+                   "styles": {s: score(predictor, va, s, extra) for s in styles}}
+            if held:
+                row["styles"][args.held_out] = score(predictor, held, args.held_out, extra)
+            results[key] = row
+            cells = "  ".join(f"{s}: IoU {r['spiral_iou']:.3f} bar R/P {r['bar_recall'] or 0:.2f}/"
+                              f"{r['bar_precision'] or 0:.2f}" for s, r in row["styles"].items())
+            print(f"{key:26} {row['train_s']:4d} s  {cells}", flush=True)
+            if args.out:
+                Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
+        if len(seeds) > 1:
+            rows = [results[f"{name} seed {seed}"] for seed in seeds]
+            means = "  ".join(
+                f"{s}: IoU {np.mean([r['styles'][s]['spiral_iou'] for r in rows]):.3f} "
+                f"(seeds {min(r['styles'][s]['spiral_iou'] for r in rows):.3f}-"
+                f"{max(r['styles'][s]['spiral_iou'] for r in rows):.3f})" for s in rows[0]["styles"])
+            print(f"{name + ' mean':26}        {means}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,4 @@
-"""Speed of the rating statistics on a 100,000-answer study (issue 7: "fast for 100,000 answers").
+"""Speed of the rating statistics on a 100,000-answer study.
 
 Prints the median wall time of summary_tables over several runs and, as the machine-independent figure,
 its ratio to a baseline run in the same process: the straightforward way to get the same crossed-bootstrap

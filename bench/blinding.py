@@ -1,13 +1,14 @@
 """The machine blinding audit of every display on the demo survey: how well a classifier names a panel's source.
 
     nice -n 10 .venv/bin/python bench/blinding.py [--galaxies 200] [--size 256] [--train-seconds 540]
-                                                  [--study-galaxies 60] [--redis-db 13]
+                                                  [--study-galaxies 60] [--redis-db 14]
 
 Builds the demo survey in a throw-away environment the way ``./tasks.sh run`` does (``make_synthetic
 --import``: images and the synthetic volunteers' GZ3D masks; the arc finder's masks; a demo U-Net trained
 within the time budget, its masks, and its evaluation, which stores its marking thresholds), makes a study
 with all three sources and both structures over the test-split galaxies (at most ``--study-galaxies``), and
-audits the same masks drawn by each display (``ratings/services/blinding_audit.py``). Prints, per display,
+audits the same masks drawn by each display (``ratings/services/blinding_audit.py`` over
+``evalcore/study/blinding_audit.py``). Prints, per display,
 the presentation audit's accuracy with its 95% interval and chance, the most leaking features, and the content audit.
 """
 from __future__ import annotations
@@ -30,10 +31,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--train-seconds", type=float, default=540)
     ap.add_argument("--study-galaxies", type=int, default=60)
-    ap.add_argument("--redis-db", type=int, default=13)
+    ap.add_argument("--redis-db", type=int, default=14)  # 13 is the test suite's
     args = ap.parse_args()
 
-    from _django_env import setup_env
+    from _django_env import release_redis_db, setup_env
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-blinding-"))
     setup_env(tmp, redis_db=args.redis_db)
@@ -100,6 +101,7 @@ def main() -> None:
         print(f"{display:<14} {result['panels']:>6} {100 * p['accuracy']:>13.1f}% "
               f"({100 * p['low']:.1f}-{100 * p['high']:.1f}%){'':>5} {100 * p['chance']:>6.1f}%  "
               f"{100 * c['accuracy']:>16.1f}%  {leaks}   [{time.perf_counter() - t0:.0f} s]", flush=True)
+    release_redis_db(args.redis_db)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 
 Everything runs in a throw-away environment (bench/_django_env.py): a SQLite file in WAL mode, a media
 folder under a temporary directory and Redis db 11 (flushed only if empty or marked by the helper).
-``--galaxies`` synthetic galaxies (the issue-3 renderer, 256 px g,r,z cutouts as RGB) are stored as survey
+``--galaxies`` synthetic galaxies (the classic renderer, 256 px g,r,z cutouts as RGB) are stored as survey
 cutouts, with an UNTRAINED resnet18 U-Net at 128 px as a ModelVersion (speed does not depend on training).
 
 1. In this process, one thread (the per-core figure): the model's raw forward throughput, and per galaxy
@@ -52,7 +52,7 @@ med = statistics.median
 # --- data ---------------------------------------------------------------------------------------------
 def synthetic_galaxy(index: int, size: int, seed: int = 9):
     """(params, rgb (H, W, 3) uint8 row 0 = north, truth {spiral, bar} 0/1, crowd {structure: (counts, n)})
-    for synthetic galaxy ``index``: the issue-3 renderer and volunteer model on a Legacy-Survey-like grid."""
+    for synthetic galaxy ``index``: the classic renderer and volunteer model on a Legacy-Survey-like grid."""
 
     from evalcore.formats import gz3d
     from evalcore.pixels import colour

@@ -1,6 +1,8 @@
 """A toy synthetic survey for evaluating and gating model versions: galaxies with the crowd's masks and the
-true masks, a tiny training through the real training service, and arc-finder masks of chosen quality."""
+true masks, tiny model versions trained once per test session, and arc-finder masks of chosen quality."""
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -37,8 +39,8 @@ def quality_survey():
     crowd = producer_get_or_create(kind="volunteers", name="GZ3D", version="test")
     truth = producer_get_or_create(**TRUTH_PRODUCER)
     splits = []
-    for i in range(24):
-        ra, dec = 30.0 + 0.5 * i, 2.0 + 0.3 * i
+    for i in range(N_GALAXIES):
+        ra, dec = _position(i)
         g, _ = galaxy_upsert(name=f"q{i}", defaults={"ra": ra, "dec": dec, "synthetic": True})
         rgb, arm, bar, sv, bv = galaxy_maps(i)
         im, _ = image_store(galaxy=g, kind="survey_cutout", rgb=rgb)
@@ -54,12 +56,44 @@ def quality_survey():
     return crowd
 
 
+N_GALAXIES = 24
+TINY_CONFIG = {"encoder": "resnet18", "image_size": 32, "batch_size": 4, "patience": 5}
+
+
+def _position(i: int) -> tuple[float, float]:
+    return 30.0 + 0.5 * i, 2.0 + 0.3 * i
+
+
+@functools.cache
+def tiny_training(epochs: int, seed: int = 0):
+    """The real training (``evalcore.unet.train``) of a tiny U-Net on the toy survey's own train and validation
+    splits, run once per test session for each (epochs, seed) and shared by every test that needs a trained
+    version but does not test training itself."""
+    from evalcore.unet.data import Sample
+    from evalcore.unet.model import UNetConfig
+    from evalcore.unet.train import train
+
+    samples = {"train": [], "val": []}
+    for i in range(N_GALAXIES):
+        rgb, _, _, sv, bv = galaxy_maps(i)
+        split = split_for(*_position(i), name=f"q{i}")
+        if split in samples:
+            samples[split].append(Sample(image=rgb, spiral=sv / 15, bar=bv / 15, key=f"q{i}"))
+    config = UNetConfig(**TINY_CONFIG, epochs=epochs, seed=seed)
+    return train(config, samples["train"], samples["val"], threads=1)
+
+
 def train_version(epochs: int, seed: int = 0) -> ModelVersion:
-    config = {"encoder": "resnet18", "image_size": 32, "epochs": epochs, "batch_size": 4, "patience": 5,
-              "seed": seed}
-    run = training.training_start(config=config, selection={"synthetic": True})
-    run = training.run_train(run_id=run.pk, threads=1)
-    return ModelVersion.objects.get(training_run=run)
+    """A version of the session's tiny training on the toy survey (``quality_survey``), stored and then evaluated,
+    gated and activated when it passed, as ``training.run_train`` does after training."""
+    from segmentation.services import quality_gate
+
+    items = training.labelled_galaxies(selection={"synthetic": True})
+    version = training.model_version_create(run=None, result=tiny_training(epochs, seed), items=items)
+    quality_gate.evaluate_and_gate(version=version)
+    quality_gate.activate_if_passed(version=version)
+    version.refresh_from_db()
+    return version
 
 
 def store_arc_finder(kind: str) -> Producer:

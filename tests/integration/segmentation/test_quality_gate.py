@@ -19,8 +19,10 @@ def survey(db):
 @pytest.mark.slow
 def test_a_version_below_the_arc_finder_is_never_made_active_and_says_why(survey, capsys):
     store_arc_finder("perfect")
-    version = train_version(epochs=1)  # run_train evaluates and gates it
-    version.refresh_from_db()
+    # through the training service itself: run_train evaluates and gates the version and logs the verdict
+    config = {"encoder": "resnet18", "image_size": 32, "epochs": 1, "batch_size": 4, "patience": 5}
+    run = training.training_start(config=config, selection={"synthetic": True})
+    version = ModelVersion.objects.get(training_run=training.run_train(run_id=run.pk, threads=1))
     gate = version.metrics["gate"]
     truth = version.metrics["evaluation"]["structures"]["spiral"]["iou_vs_truth"]
     assert not version.is_active and not ModelVersion.objects.filter(is_active=True).exists()
