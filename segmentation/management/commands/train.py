@@ -3,6 +3,7 @@ import argparse
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from evalcore.unet.augment import SWITCHES
 from evalcore.unet.model import INPUT_NORMS, UNetConfig
 from segmentation import jobs
 from segmentation.models import Image, TrainingRun
@@ -28,6 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("--input-norm", choices=INPUT_NORMS, default=UNetConfig.input_norm,
                             help="percentile (default): each image stretched between its own percentiles; none: "
                                  "pixels / 255, as the study did (docs/unet.md)")
+        parser.add_argument("--no-augment", default="", metavar="NAMES",
+                            help=f"training augmentations to leave out, comma-separated: {', '.join(SWITCHES)} "
+                                 "(all are on by default; docs/unet.md)")
         parser.add_argument("--patience", type=int, default=10)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--empty-bar-teaches-no-bar", action=argparse.BooleanOptionalAction,
@@ -56,10 +60,16 @@ class Command(BaseCommand):
                 self.stdout.write(f"run {run.pk} queued to resume")
                 return
         else:
+            left_out = [name.strip() for name in o["no_augment"].split(",") if name.strip()]
+            unknown = [name for name in left_out if name not in SWITCHES]
+            if unknown:
+                raise CommandError(f"unknown augmentation(s) {', '.join(unknown)} for --no-augment; known: "
+                                   f"{', '.join(SWITCHES)}")
             config = {"encoder": o["encoder"], "image_size": o["image_size"], "field_of_view": o["field_of_view"],
                       "epochs": o["epochs"], "batch_size": o["batch_size"], "learning_rate": o["learning_rate"],
                       "loss": o["loss"], "patience": o["patience"], "seed": o["seed"],
-                      "empty_bar_teaches_no_bar": o["empty_bar_teaches_no_bar"], "input_norm": o["input_norm"]}
+                      "empty_bar_teaches_no_bar": o["empty_bar_teaches_no_bar"], "input_norm": o["input_norm"],
+                      **{name: False for name in left_out}}
             selection = {"image_kind": o["image_kind"],
                          "synthetic": {"only": True, "exclude": False}.get(o["synthetic"])}
             if o["limit"]:

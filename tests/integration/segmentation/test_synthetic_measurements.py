@@ -165,3 +165,17 @@ def test_training_learns_from_the_true_masks_when_asked(db, small_survey, redis_
         call_command("train", "--labels", "truth", "--synthetic", "only", "--epochs", "1", "--enqueue",
                      stdout=io.StringIO())
     assert TrainingRun.objects.get().config["selection"]["label_producer"] == truth.pk
+
+
+def test_train_leaves_out_the_augmentations_named_and_refuses_unknown_ones(db, small_survey, redis_conn,
+                                                                          django_capture_on_commit_callbacks):
+    import_synthetic_survey(directory=small_survey, progress=False)
+    with pytest.raises(CommandError, match=r"unknown augmentation\(s\) sepia for --no-augment; known: .*colour_jitter"):
+        call_command("train", "--no-augment", "colour_jitter,sepia", "--enqueue", stdout=io.StringIO())
+    assert not TrainingRun.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("train", "--no-augment", "colour_jitter, blur", "--epochs", "1", "--enqueue",
+                     stdout=io.StringIO())
+    unet = TrainingRun.objects.get().config["unet"]
+    assert unet["colour_jitter"] is False and unet["blur"] is False
+    assert unet["channel_permute"] is True and unet["greyscale"] is True and unet["rotate"] is True
