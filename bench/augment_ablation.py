@@ -193,5 +193,6 @@ def main() -> None:
                 f"{max(r['styles'][s]['spiral_iou'] for r in rows):.3f})" for s in rows[0]["styles"])
             print(f"{name + ' mean':26}        {means}", flush=True)
 
+
 if __name__ == "__main__":
     main()
