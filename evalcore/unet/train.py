@@ -214,7 +214,7 @@ def train(
     EpochReport. ``should_stop`` is polled before every batch; when it returns True training stops
     (the last completed epoch's checkpoint stays valid for a resume) and the result says "cancelled".
     ``time_budget_s``: stop after the epoch when another epoch (at this session's mean epoch time) would
-    exceed the budget (s, this session); the result says "time_budget" (the demo's 10-minute bound).
+    exceed the budget (s, this session); the result says "time_budget".
     """
     if not len(train_samples):
         raise ValueError("no training samples")

@@ -130,8 +130,8 @@ def training_start(*, config: dict, selection: dict | None = None, requested_by:
                    time_budget_s: float | None = None) -> TrainingRun:
     """Validate the configuration and create the run (``jobs.training_launch`` also queues it).
 
-    ``time_budget_s``: stop after the epoch that exceeds this much training time (the demo's 10 minutes);
-    the best checkpoint so far becomes the model version.
+    ``time_budget_s``: stop after the epoch that exceeds this much training time (a wall-clock bound for callers
+    that want one; the demo trains by epochs); the best checkpoint so far becomes the model version.
     """
     from evalcore.unet.model import UNetConfig
 
