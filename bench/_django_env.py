@@ -70,3 +70,15 @@ def release_redis_db(redis_db: int = 11) -> None:
     conn = redis.Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}")
     if conn.exists(MARKER_KEY):
         conn.flushdb()
+
+
+def make_survey(tmp: Path, *, galaxies: int, seed: int, size: int) -> None:
+    """Make and import a synthetic survey of the default style mix under ``tmp`` (``make_synthetic --import``,
+    as the demo does) and print how long it took."""
+    import time
+
+    from django.core.management import call_command
+
+    t0 = time.perf_counter()
+    call_command("make_synthetic", n=galaxies, seed=seed, size=size, out=str(tmp / "survey"), import_=True)
+    print(f"survey: {galaxies} galaxies of {size} px in {time.perf_counter() - t0:.0f} s", flush=True)

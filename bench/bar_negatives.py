@@ -22,6 +22,7 @@ the change costs nothing elsewhere).
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -43,13 +44,26 @@ def main() -> None:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--redis-db", type=int, default=15)
     args = ap.parse_args()
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {', '.join(unknown)}: one of {', '.join(VARIANTS)}")
 
-    from _django_env import release_redis_db, setup_env
+    from _django_env import make_survey, release_redis_db, setup_env
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-bar-negatives-"))
-    setup_env(tmp, redis_db=args.redis_db)
+    try:
+        setup_env(tmp, redis_db=args.redis_db)
+        make_survey(tmp, galaxies=args.galaxies, seed=args.seed, size=args.size)
+        compare(args, variants)
+    finally:
+        release_redis_db(args.redis_db)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def compare(args, variants: list[str]) -> None:
+    """Train the demo network once per variant on the survey just imported and print its scores."""
     import numpy as np
-    from django.core.management import call_command
     from sklearn.metrics import roc_auc_score
 
     from evalcore.unet.data import Sample
@@ -61,11 +75,6 @@ def main() -> None:
     from segmentation.models import Image, Mask
     from segmentation.selectors.images import image_rgb
     from segmentation.services import training
-
-    t0 = time.perf_counter()
-    call_command("make_synthetic", n=args.galaxies, seed=args.seed, size=args.size, out=str(tmp / "survey"),
-                 import_=True)
-    print(f"survey: {args.galaxies} galaxies of {args.size} px in {time.perf_counter() - t0:.0f} s", flush=True)
 
     truth = training.truth_producer()
     items = training.labelled_galaxies(selection=DEMO_SELECTION)
@@ -94,9 +103,7 @@ def main() -> None:
 
     print(f"{'variant':16} {'split':5} {'bar ROC area':>12} {'recall':>7} {'precision':>9} {'bar IoU':>8} "
           f"{'spiral IoU @0.5':>15}   [training]", flush=True)
-    for variant in args.variants.split(","):
-        if variant not in VARIANTS:
-            raise SystemExit(f"unknown variant {variant!r}: one of {', '.join(VARIANTS)}")
+    for variant in variants:
         config = demo_config(epochs=args.epochs, patience=args.epochs, seed=args.seed)
         t = time.perf_counter()
         result = train(config, samples(by_split["train"], variant), samples(by_split["val"], variant),
@@ -120,7 +127,6 @@ def main() -> None:
             print(f"{variant:16} {split:5} {roc_auc_score(y, s):12.2f} {d['recall'] or 0:7.2f} "
                   f"{d['precision'] or 0:9.2f} {bar_iou:8.3f} {np.mean(spiral):15.3f}   "
                   f"[{seconds:.0f} s, best epoch {result.best_epoch}, threshold {threshold:.2f}]", flush=True)
-    release_redis_db(args.redis_db)
 
 
 if __name__ == "__main__":

@@ -34,11 +34,10 @@ def main() -> None:
     ap.add_argument("--redis-db", type=int, default=14)  # 13 is the test suite's
     args = ap.parse_args()
 
-    from _django_env import release_redis_db, setup_env
+    from _django_env import make_survey, release_redis_db, setup_env
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-blinding-"))
     setup_env(tmp, redis_db=args.redis_db)
-    from django.core.management import call_command
 
     from evalcore import vocabulary
     from evalcore.sky.splits import split_for
@@ -50,10 +49,7 @@ def main() -> None:
     from segmentation.services import generation, training
     from segmentation.services.model_versions import evaluate_version
 
-    t0 = time.perf_counter()
-    call_command("make_synthetic", n=args.galaxies, seed=args.seed, size=args.size, out=str(tmp / "survey"),
-                 import_=True)
-    print(f"survey: {args.galaxies} galaxies of {args.size} px in {time.perf_counter() - t0:.0f} s", flush=True)
+    make_survey(tmp, galaxies=args.galaxies, seed=args.seed, size=args.size)
     galaxies = Galaxy.objects.filter(synthetic=True)
     t0 = time.perf_counter()
     arcs_run = generation.generation_start(source="sparcfire", galaxies=galaxies, requested_by="bench")

@@ -249,6 +249,22 @@ def test_percentile_input_norm_makes_the_display_stretch_irrelevant_and_old_mode
         tiny_config(input_norm="zscore")
 
 
+def test_percentile_stretch_from_a_pixel_sample_matches_the_whole_image_within_a_grey_level():
+    from evalcore.unet.data import NORM_PERCENTILES, NORM_SAMPLE, normalise
+
+    cfg = tiny_config()
+    rng = np.random.default_rng(3)
+    rows, cols = np.mgrid[0:256, 0:256]
+    light = 200 * np.exp(-np.hypot(rows - 128, cols - 110) / 20)
+    image = np.clip(light[None] * np.array([1.0, 0.8, 0.6])[:, None, None] + rng.normal(15, 4, (3, 256, 256)),
+                    0, 255)
+    t = torch.from_numpy(image).float()[None]
+    assert t[0].numel() > 10 * NORM_SAMPLE  # the sample is a small part of the image
+    lo, hi = torch.quantile(t.flatten(1), torch.tensor(NORM_PERCENTILES) / 100.0, dim=1)
+    whole = ((t - lo) / (hi - lo)).clamp(0.0, 1.0)
+    assert float((normalise(t.clone(), cfg) - whole).abs().max()) < 1 / 255
+
+
 def test_non_square_images_are_padded_not_stretched_and_masks_come_back_in_their_frame():
     """A round galaxy in a wide frame stays round on the network grid; the padding is its sky's colour; a map
     drawn on the network grid comes back on the image's own pixels, at the same place."""
