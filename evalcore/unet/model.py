@@ -144,7 +144,7 @@ def demo_config(**changes) -> UNetConfig:
     """The demo model (small, fast): the default resnet18 encoder and slim decoder at 128 px instead of the
     default 192 px (2.2x fewer pixels), with a short schedule, trained by epochs (the demo gates the result and
     continues training while it fails the quality gate, ``evalsite.demo``)."""
-    return UNetConfig(**{"image_size": 128, "epochs": 30, "patience": 30, "batch_size": 16, **changes})
+    return UNetConfig(**{"image_size": 128, "epochs": 60, "patience": 10, "batch_size": 16, **changes})
 
 
 class FractionUNet(nn.Module):
