@@ -15,7 +15,9 @@ A model (``--model`` file or ``--model-version``): the image as the project stor
 (``--threshold``; a stored version uses its own marking threshold, see segmentation/services/sources/model.py)
 against SpArcFiRe's arm mask, next to the arc finder's mask, all in that north-up frame; and its
 confident pixels (spiral or bar fraction at or above the threshold) on foreground stars, found in the
-image itself (``evalcore.pixels.objects.find_stars``: compact, PSF-like peaks away from the galaxy).
+image itself (``evalcore.pixels.objects.find_stars``: compact, PSF-like peaks away from the galaxy's centre),
+counted apart for sources inside the galaxy's own detected light (``objects.galaxy_region``), where in one
+band a star superposed on the disk and a star-forming knot of an arm look alike.
 Targets: the model overlaps SpArcFiRe at least as much as the arc finder; no confident pixel on a star.
 """
 from __future__ import annotations
@@ -117,12 +119,12 @@ def load_predictor(args):
 
 def model_section(fixtures: Path, rows: list, args, progress: bool) -> dict:
     from evalcore.formats.imagefiles import read_image
-    from evalcore.pixels.objects import find_stars
+    from evalcore.pixels.objects import find_stars, galaxy_region
 
     predictor, thresholds, label = load_predictor(args)
     print(f"\nmodel {label}: spiral at >= {thresholds['spiral']:g}, bar at >= {thresholds['bar']:g}")
     print(f"{'galaxy':<20} {'IoU model':>9} {'IoU arcs':>8} {'model covers':>12} {'stars':>5} {'star px':>7} "
-          f"{'confident on stars':>18} {'max on stars':>12}")
+          f"{'confident on stars':>18} {'of them on the galaxy':>21} {'max on stars':>12}")
     out = []
     totals = {"model": [0, 0], "arcs": [0, 0]}
     for r in tqdm(rows, desc="model", unit="galaxy", disable=not progress):
@@ -140,16 +142,23 @@ def model_section(fixtures: Path, rows: list, args, progress: bool) -> dict:
         confident = spiral | (fractions[1] >= thresholds["bar"])
         stars = find_stars(frame(raw))
         on_stars = int((confident & stars.mask).sum())
+        region, (yy, xx) = galaxy_region(frame(raw)), np.mgrid[0:raw.shape[0], 0:raw.shape[1]]
+        on_disk = np.zeros(raw.shape, bool)
+        for star in stars.stars:
+            if region[int(round(star.row)), int(round(star.col))]:
+                on_disk |= (yy - star.row) ** 2 + (xx - star.col) ** 2 <= star.radius_px ** 2
+        on_galaxy = int((confident & stars.mask & on_disk).sum())
         max_on = float(fractions[:, stars.mask].max()) if stars.mask.any() else float("nan")
         row = {"galaxy": r.name, "iou_model": iou(spiral, theirs), "iou_arcfinder": iou(ours, theirs),
                "model_covers": float((spiral & theirs).sum() / max(theirs.sum(), 1)), "stars": len(stars.stars),
-               "star_pixels": int(stars.mask.sum()), "confident_on_stars": on_stars, "max_on_stars": max_on}
+               "star_pixels": int(stars.mask.sum()), "confident_on_stars": on_stars,
+               "confident_on_stars_inside_galaxy": on_galaxy, "max_on_stars": max_on}
         for key, mask in (("model", spiral), ("arcs", ours)):
             totals[key][0] += int((mask & theirs).sum())
             totals[key][1] += int((mask | theirs).sum())
         out.append(row)
         print(f"{r.name:<20} {row['iou_model']:>9.2f} {row['iou_arcfinder']:>8.2f} {row['model_covers']:>12.2f} "
-              f"{row['stars']:>5} {row['star_pixels']:>7} {on_stars:>18} {max_on:>12.3f}")
+              f"{row['stars']:>5} {row['star_pixels']:>7} {on_stars:>18} {on_galaxy:>21} {max_on:>12.3f}")
     med_model = float(np.nanmedian([o["iou_model"] for o in out]))
     med_arcs = float(np.nanmedian([o["iou_arcfinder"] for o in out]))
     pooled = {k: v[0] / v[1] if v[1] else float("nan") for k, v in totals.items()}
@@ -159,8 +168,12 @@ def model_section(fixtures: Path, rows: list, args, progress: bool) -> dict:
           f"{'met' if med_model >= med_arcs else 'NOT met'}")
     print(f"confident pixels on foreground stars: {on_stars} in {sum(o['stars'] for o in out)} stars: target (none) "
           f"{'met' if on_stars == 0 else 'NOT met'}")
+    inside = sum(o["confident_on_stars_inside_galaxy"] for o in out)
+    print(f"  of them {on_stars - inside} on sources outside the galaxy's detected light and {inside} on compact "
+          "sources inside it (a star on the disk or a knot of an arm: one band cannot tell)")
     return {"model": label, "thresholds": thresholds, "galaxies": out, "median_iou_model": med_model,
-            "median_iou_arcfinder": med_arcs, "pooled_iou": pooled, "confident_pixels_on_stars": on_stars}
+            "median_iou_arcfinder": med_arcs, "pooled_iou": pooled, "confident_pixels_on_stars": on_stars,
+            "confident_pixels_on_stars_inside_galaxy": inside}
 
 
 def _arcfinder_mask(raw: np.ndarray) -> np.ndarray:
