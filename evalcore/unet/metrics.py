@@ -198,9 +198,6 @@ def _bar_detection(val: Sequence[EvalItem], test: Sequence[EvalItem], n_boot: in
                               if precisions else None)
     result["n"] = len(tl)
     result["label"] = "truth where known, else volunteers (max fraction >= 0.5)"
-    # J <= 0 on validation: no threshold beats calling every galaxy barred (or none); the figures above are chance
-    result["validation_youden"] = youden(detection(vs, vl, best)) if vl else None
-    result["at_chance"] = bool(vl) and result["validation_youden"] <= 0
     return result
 
 

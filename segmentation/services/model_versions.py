@@ -251,9 +251,6 @@ def summary_rows(report: dict) -> list[tuple[str, str, str]]:
                                                 f"{bar['threshold']}"))
         rows.append(("bar", "detection precision", pct(bar["precision"], bar.get("precision_ci"))))
         rows.append(("bar", "detection counts", f"tp {bar['tp']} fp {bar['fp']} fn {bar['fn']} tn {bar['tn']}"))
-        if bar.get("at_chance"):
-            rows.append(("bar", "detection", "at chance: on validation no threshold separates barred from unbarred "
-                                             "galaxies (Youden's J <= 0), so recall and precision say nothing"))
     elif bar.get("note"):
         rows.append(("bar", "detection", bar["note"]))
     return rows

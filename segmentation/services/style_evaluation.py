@@ -229,10 +229,6 @@ def _mean(report: dict, group: str, structure: str, source: str) -> str:
     return f"{s['mean']:.3f} [{s['low']:.3f}, {s['high']:.3f}] n={s['n']}"
 
 
-AT_CHANCE = ("AT CHANCE: on validation no threshold separates barred from unbarred galaxies (Youden's J <= 0), "
-             "so these figures say nothing about bars")
-
-
 def summary_lines(report: dict) -> list[str]:
     """The side-by-side table of a style report: IoU vs truth per source on the version's own test split and
     on the held-out style, then bar detection."""
@@ -257,8 +253,7 @@ def summary_lines(report: dict) -> list[str]:
             precision = "—" if bar["precision"] is None else f"{bar['precision']:.3f}"
             lines.append(f"bar detection, {'own styles' if group == 'own' else 'held-out style'}: recall "
                          f"{bar['recall']:.3f}, precision {precision} "
-                         f"(tp {bar['tp']} fp {bar['fp']} fn {bar['fn']} tn {bar['tn']}, score >= {bar['threshold']})"
-                         + (f"; {AT_CHANCE}" if bar.get("at_chance") else ""))
+                         f"(tp {bar['tp']} fp {bar['fp']} fn {bar['fn']} tn {bar['tn']}, score >= {bar['threshold']})")
         elif bar.get("note"):
             lines.append(f"bar detection, {'own styles' if group == 'own' else 'held-out style'}: {bar['note']}")
     own_m = report["groups"]["own"]["structures"]["spiral"]["sources"].get(MODEL, {}).get("mean")
